@@ -1,0 +1,82 @@
+# A thin wrapper over CMake: every target installs what is missing (see
+# scripts/bootstrap.sh), configures and builds, then does its job.
+#
+#   make            build (build/)
+#   make demo       start a local broker and workers, walk through the lesson
+#   make test       the whole test suite (unit, integration, compose)
+#   make sanitize   unit and integration tests under ASan + UBSan (build-asan/)
+#   make tsan       the multi-threaded client test under ThreadSanitizer (build-tsan/)
+#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (build-fuzz/)
+#   make valgrind   unit tests under valgrind's memcheck
+#   make bench      the benchmark (QUICK=1 for the one-minute version)
+#   make format     apply .clang-format;  make format-check  verify it
+#   make clean
+
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 30
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?= --output-on-failure
+export CTEST_OUTPUT_ON_FAILURE = 1
+
+.PHONY: all build demo test sanitize tsan fuzz valgrind bench format format-check clean
+
+all: build
+
+# configure(dir, extra flags)
+define configure
+	cmake -S . -B $(1) -DTQ_WERROR=ON $(2) $(CMAKE_FLAGS) >/dev/null
+endef
+
+build:
+	@scripts/bootstrap.sh build
+	$(call configure,$(BUILD),)
+	cmake --build $(BUILD) -j$(JOBS)
+
+demo: build
+	$(BUILD)/cli/tq demo --local
+
+test:
+	@scripts/bootstrap.sh test
+	$(call configure,$(BUILD),)
+	cmake --build $(BUILD) -j$(JOBS)
+	@scripts/compose-check.sh
+	cd $(BUILD) && ctest $(CTEST_FLAGS) $(shell scripts/compose-check.sh --ctest-args)
+
+sanitize:
+	@scripts/bootstrap.sh test
+	$(call configure,build-asan,-DTQ_SANITIZER=address,undefined -DTQ_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug)
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest $(CTEST_FLAGS) -L 'unit|integration' -LE slow
+
+tsan:
+	@scripts/bootstrap.sh test
+	$(call configure,build-tsan,-DTQ_SANITIZER=thread -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Debug)
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest $(CTEST_FLAGS) -L tsan
+
+fuzz:
+	@scripts/bootstrap.sh test
+	CC=clang $(call configure,build-fuzz,-DTQ_BUILD_FUZZ=ON -DTQ_BUILD_TESTS=OFF -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF)
+	cmake --build build-fuzz -j$(JOBS)
+	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+valgrind: build
+	@command -v valgrind >/dev/null || scripts/bootstrap.sh test
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -L unit -T memcheck
+
+bench:
+	@scripts/bootstrap.sh bench
+	$(call configure,$(BUILD),)
+	cmake --build $(BUILD) -j$(JOBS)
+	$(BUILD)/bench/tq-bench $(if $(QUICK),--quick,) --json bench/results.json
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	scripts/format-check.sh
+
+clean:
+	rm -rf build build-asan build-tsan build-fuzz

@@ -1,0 +1,44 @@
+/*
+ * log.h - one line per event on stderr:
+ *   2026-11-28T14:03:07.123Z broker warn  malformed message from client 3f2a..: bad magic
+ * The level comes from TQ_LOG (error, warn, info, debug; default info).
+ * Lines from a remote peer's misbehaviour go through a rate limiter so that
+ * a hostile peer cannot flood the log.
+ */
+#ifndef TQI_LOG_H
+#define TQI_LOG_H
+
+#include <stdint.h>
+
+typedef enum { TQI_LOG_ERROR, TQI_LOG_WARN, TQI_LOG_INFO, TQI_LOG_DEBUG } tqi_log_level;
+
+/* Sets the component name printed on each line ("broker", "worker", ...). */
+void tqi_log_set_component(const char *name);
+
+/* True when lines of this level are printed. */
+int tqi_log_enabled(tqi_log_level level);
+
+void tqi_log(tqi_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A token bucket: at most `burst` lines, refilled at `per_sec` a second. */
+typedef struct {
+	double tokens;
+	uint64_t last_ms;
+	uint64_t suppressed; /* lines dropped since the last one printed */
+} tqi_ratelimit;
+
+/* Logs like tqi_log when the bucket has a token; otherwise counts the line
+ * as suppressed.  The next line printed says how many were suppressed. */
+void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define tqi_error(...) tqi_log(TQI_LOG_ERROR, __VA_ARGS__)
+#define tqi_warn(...) tqi_log(TQI_LOG_WARN, __VA_ARGS__)
+#define tqi_info(...) tqi_log(TQI_LOG_INFO, __VA_ARGS__)
+#define tqi_debug(...)                                       \
+	do {                                                 \
+		if (tqi_log_enabled(TQI_LOG_DEBUG))          \
+			tqi_log(TQI_LOG_DEBUG, __VA_ARGS__); \
+	} while (0)
+
+#endif

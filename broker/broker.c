@@ -1,0 +1,354 @@
+/*
+ * broker.c - the broker's lifecycle and its one loop.
+ *
+ * The loop never blocks on a peer: every send is ZMQ_DONTWAIT, a peer at
+ * its high-water mark gets an outbox, and a peer that is gone is found by
+ * ROUTER_MANDATORY's EHOSTUNREACH.  zmq_poll sleeps until the earliest of
+ * the next heartbeat tick, the next deadline and (while an outbox waits)
+ * a short retry.
+ */
+#include "broker/broker.h"
+
+#include "base/clock.h"
+#include "base/hex.h"
+#include "base/rand.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 100000 };
+
+static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
+{
+	(void)len;
+	return memcmp(tqi_container_of(n, btask, hnode)->ref, key, TQI_REF_LEN) == 0;
+}
+
+static int func_eq(const tqi_hnode *n, const void *key, size_t len)
+{
+	const bfunc *f = tqi_container_of(n, bfunc, hnode);
+	return f->name_len == len && memcmp(f->name, key, len) == 0;
+}
+
+static int peer_eq(const tqi_hnode *n, const void *key, size_t len)
+{
+	const bpeer *p = tqi_container_of(n, bpeer, hnode);
+	return p->idlen == len && memcmp(p->id, key, len) == 0;
+}
+
+void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
+{
+	p->role = role;
+	size_t n = zmq_msg_size((zmq_msg_t *)id);
+	if (n > TQI_MAX_ROUTING_ID)
+		n = TQI_MAX_ROUTING_ID;
+	memcpy(p->id, zmq_msg_data((zmq_msg_t *)id), n);
+	p->idlen = (uint8_t)n;
+	tqi_hex(p->id, n < 6 ? n : 6, p->idhex);
+	p->name[0] = '\0';
+	tqi_list_init(&p->outbox);
+	tqi_node_init(&p->blocked);
+	tqi_node_init(&p->gone_node);
+	p->gone = false;
+	p->gone_why = NULL;
+	p->last_seen_ms = 0;
+}
+
+static void *make_router(tqi_broker *b, const char *endpoint, char *bound, size_t boundlen)
+{
+	void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
+	if (s == NULL)
+		return NULL;
+	int one = 1, zero = 0, hwm = SNDHWM;
+	int ivl = (int)b->opts.heartbeat_ms;
+	int timeout = (int)(b->opts.heartbeat_ms * b->opts.liveness);
+	int64_t maxmsg = (int64_t)b->opts.max_payload + 65536;
+	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
+	zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
+	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
+	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+	/* ZMTP heartbeats close the connection of a peer that stopped
+	 * answering (a frozen or vanished host); ROUTER_MANDATORY then turns
+	 * the next send to it into EHOSTUNREACH, which names the peer. */
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
+	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+	if (zmq_bind(s, endpoint) != 0) {
+		int err = errno;
+		tqi_error("cannot bind %s: %s", endpoint, zmq_strerror(err));
+		zmq_close(s);
+		errno = err;
+		return NULL;
+	}
+	size_t len = boundlen;
+	if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
+		snprintf(bound, boundlen, "%s", endpoint);
+	return s;
+}
+
+tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
+{
+	tqi_broker *b = calloc(1, sizeof *b);
+	if (b == NULL)
+		return TQ_ENOMEM;
+	b->opts = *opts;
+	if (b->opts.client_endpoint == NULL)
+		b->opts.client_endpoint = "tcp://*:5555";
+	if (b->opts.worker_endpoint == NULL)
+		b->opts.worker_endpoint = "tcp://*:5556";
+	if (b->opts.heartbeat_ms == 0)
+		b->opts.heartbeat_ms = 250;
+	if (b->opts.liveness == 0)
+		b->opts.liveness = 3;
+	if (b->opts.max_tasks == 0)
+		b->opts.max_tasks = 2000000;
+	if (b->opts.max_payload == 0)
+		b->opts.max_payload = TQI_DEFAULT_MAX_PAYLOAD;
+	if (b->opts.session_idle_ms == 0)
+		b->opts.session_idle_ms = 60000;
+
+	tqi_hmap_init(&b->tasks, ref_eq);
+	tqi_hmap_init(&b->functions, func_eq);
+	tqi_hmap_init(&b->clients, peer_eq);
+	tqi_hmap_init(&b->workers, peer_eq);
+	tqi_list_init(&b->client_list);
+	tqi_list_init(&b->live);
+	tqi_list_init(&b->gone);
+	tqi_list_init(&b->blocked);
+	tqi_heap_init(&b->deadlines);
+	tqi_wbuf_init(&b->scratch);
+	tqi_rand_os(b->instance, sizeof b->instance);
+	tqi_hex(b->instance, sizeof b->instance, b->instance_hex);
+
+	b->ctx = zmq_ctx_new();
+	if (b->ctx == NULL)
+		goto fail;
+	b->clients_sock =
+	    make_router(b, b->opts.client_endpoint, b->client_endpoint, sizeof b->client_endpoint);
+	if (b->clients_sock == NULL)
+		goto fail;
+	b->worker_endpoint[0] = '\0';
+	b->workers_sock =
+	    make_router(b, b->opts.worker_endpoint, b->worker_endpoint, sizeof b->worker_endpoint);
+	if (b->workers_sock == NULL)
+		goto fail;
+	b->started_ms = b->now_ms = tqi_now_ms();
+	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
+	*out = b;
+	return TQ_OK;
+fail:
+	tqi_broker_destroy(&b);
+	return TQ_ETRANSPORT;
+}
+
+static void free_task_cb(tqi_hnode *n, void *arg)
+{
+	tqi_task_free(arg, tqi_container_of(n, btask, hnode));
+}
+
+static void free_func_cb(tqi_hnode *n, void *arg)
+{
+	tqi_broker *b = arg;
+	bfunc *f = tqi_container_of(n, bfunc, hnode);
+	tqi_hmap_remove(&b->functions, n);
+	free(f);
+}
+
+void tqi_broker_destroy(tqi_broker **bp)
+{
+	if (bp == NULL || *bp == NULL)
+		return;
+	tqi_broker *b = *bp;
+	tqi_hmap_foreach(&b->tasks, free_task_cb, b);
+	tqi_workers_free_all(b);
+	tqi_clients_free_all(b);
+	tqi_hmap_foreach(&b->functions, free_func_cb, b);
+	tqi_hmap_destroy(&b->tasks);
+	tqi_hmap_destroy(&b->functions);
+	tqi_hmap_destroy(&b->clients);
+	tqi_hmap_destroy(&b->workers);
+	tqi_heap_destroy(&b->deadlines);
+	tqi_wbuf_free(&b->scratch);
+	if (b->clients_sock)
+		zmq_close(b->clients_sock);
+	if (b->workers_sock)
+		zmq_close(b->workers_sock);
+	if (b->ctx)
+		zmq_ctx_term(b->ctx);
+	free(b);
+	*bp = NULL;
+}
+
+void tqi_peer_gone(tqi_broker *b, bpeer *p, const char *why)
+{
+	if (p->gone)
+		return;
+	p->gone = true;
+	p->gone_why = why;
+	tqi_outbox_clear(b, p);
+	tqi_list_push_back(&b->gone, &p->gone_node);
+}
+
+void tqi_peers_reap(tqi_broker *b)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&b->gone)) != NULL) {
+		bpeer *p = tqi_container_of(n, bpeer, gone_node);
+		if (p->role == TQI_ROLE_WORKER)
+			tqi_worker_free(b, tqi_container_of(p, bworker, peer));
+		else
+			tqi_client_free(b, tqi_container_of(p, bclient, peer));
+	}
+}
+
+void tqi_broker_stop(tqi_broker *b)
+{
+	b->stop = 1;
+}
+
+void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f, tq_err code,
+                     const char *why)
+{
+	char idhex[2 * 8 + 1];
+	size_t idlen = zmq_msg_size(&f->id);
+	tqi_hex(zmq_msg_data(&f->id), idlen < 8 ? idlen : 8, idhex);
+	const char *addr = zmq_msg_gets(&f->env, "Peer-Address");
+	b->n.malformed++;
+	tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
+	                "dropped malformed message from %s %s (%s): %s: %s", role, idhex,
+	                addr ? addr : "address unknown", tq_errname(code), why);
+	/* Answer with an ERROR in our version so that the peer can tell what
+	 * went wrong, at a bounded rate so that a flood cannot amplify. */
+	if (b->bad_reply.last_ms == 0)
+		b->bad_reply.tokens = 20;
+	b->bad_reply.tokens += (double)(b->now_ms - b->bad_reply.last_ms) * 20.0 / 1000.0;
+	if (b->bad_reply.tokens > 100)
+		b->bad_reply.tokens = 100;
+	b->bad_reply.last_ms = b->now_ms;
+	if (b->bad_reply.tokens < 1)
+		return;
+	b->bad_reply.tokens -= 1;
+	char text[TQI_MAX_TEXT];
+	snprintf(text, sizeof text, "%s: %s (this broker speaks tq/%d)", tq_strerror(code), why,
+	         TQI_VERSION);
+	tqi_env e = { .cmd = TQI_ERROR, .code = code, .text = { text, (uint32_t)strlen(text) } };
+	if (tqi_env_encode(&e, &b->scratch) == TQ_OK)
+		tqi_send(sock, zmq_msg_data(&f->id), idlen, b->scratch.data, b->scratch.len, NULL,
+		         ZMQ_DONTWAIT);
+}
+
+static void drain_socket(tqi_broker *b, void *sock, bool workers)
+{
+	for (int i = 0; i < BATCH; i++) {
+		tqi_frames f;
+		int rc = tqi_frames_recv(sock, true, &f, ZMQ_DONTWAIT);
+		if (rc <= 0)
+			return;
+		if (workers)
+			tqi_worker_message(b, &f);
+		else
+			tqi_client_message(b, &f);
+		tqi_frames_close(&f);
+	}
+}
+
+static void tick(tqi_broker *b)
+{
+	tqi_workers_tick(b);
+	tqi_clients_tick(b);
+	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
+}
+
+static long poll_timeout(tqi_broker *b)
+{
+	uint64_t until = b->next_tick_ms;
+	tqi_heap_node *top = tqi_heap_top(&b->deadlines);
+	if (top != NULL && top->key < until)
+		until = top->key;
+	if (!tqi_list_empty(&b->blocked) && b->now_ms + OUTBOX_RETRY_MS < until)
+		until = b->now_ms + OUTBOX_RETRY_MS;
+	if (b->stop_at_ms && b->stop_at_ms < until)
+		until = b->stop_at_ms;
+	return until > b->now_ms ? (long)(until - b->now_ms) : 0;
+}
+
+/* Stopping: nothing new is dispatched; once the running tasks are done (or
+ * the grace period ends) every owner still waiting is told and every
+ * worker is let go. */
+static bool stopping(tqi_broker *b)
+{
+	if (b->stop_at_ms == 0) {
+		b->stop_at_ms = b->now_ms + (b->opts.grace_ms ? b->opts.grace_ms : 1);
+		tqi_info("stopping: %llu tasks in flight, up to %llu ms for running ones to finish",
+		         (unsigned long long)b->ntasks, (unsigned long long)b->opts.grace_ms);
+	}
+	bool running = false;
+	tqi_node *it, *nx;
+	tqi_list_each(&b->live, it, nx)
+	{
+		if (tqi_container_of(it, bworker, live)->load > 0)
+			running = true;
+	}
+	return !running || b->now_ms >= b->stop_at_ms;
+}
+
+static void say_goodbye(tqi_broker *b)
+{
+	static const char why[] = "broker shutting down";
+	tqi_node *it, *nx;
+	tqi_list_each(&b->client_list, it, nx)
+	{
+		bclient *c = tqi_container_of(it, bclient, all);
+		tqi_node *t, *tn;
+		tqi_list_each(&c->tasks, t, tn)
+		{
+			tqi_task_fail(b, tqi_container_of(t, btask, cnode), TQ_EBROKERLOST, why);
+		}
+	}
+	tqi_env e = { .cmd = TQI_DISCONNECT, .text = { why, sizeof why - 1 } };
+	tqi_list_each(&b->live, it, nx)
+	{
+		bworker *w = tqi_container_of(it, bworker, live);
+		tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL);
+	}
+	if (b->ntasks > 0)
+		tqi_warn("stopped with %llu tasks unfinished", (unsigned long long)b->ntasks);
+}
+
+tq_err tqi_broker_run(tqi_broker *b)
+{
+	tqi_info("listening clients=%s workers=%s instance=%s heartbeat=%ums liveness=%u",
+	         b->client_endpoint, b->worker_endpoint, b->instance_hex, b->opts.heartbeat_ms,
+	         b->opts.liveness);
+	zmq_pollitem_t items[2] = { { b->workers_sock, 0, ZMQ_POLLIN, 0 },
+		                    { b->clients_sock, 0, ZMQ_POLLIN, 0 } };
+	for (;;) {
+		b->now_ms = tqi_now_ms();
+		int rc = zmq_poll(items, 2, poll_timeout(b));
+		if (rc < 0 && errno != EINTR) {
+			tqi_error("poll failed: %s", zmq_strerror(errno));
+			return TQ_ETRANSPORT;
+		}
+		b->now_ms = tqi_now_ms();
+		if (rc > 0) {
+			/* Workers first: their results free capacity for clients. */
+			if (items[0].revents & ZMQ_POLLIN)
+				drain_socket(b, b->workers_sock, true);
+			if (items[1].revents & ZMQ_POLLIN)
+				drain_socket(b, b->clients_sock, false);
+		}
+		if (b->now_ms >= b->next_tick_ms)
+			tick(b);
+		tqi_tasks_expire(b);
+		tqi_peers_reap(b);
+		tqi_outbox_flush(b);
+		if (b->stop && stopping(b)) {
+			say_goodbye(b);
+			tqi_outbox_flush(b);
+			tqi_info("stopped");
+			return TQ_OK;
+		}
+	}
+}

@@ -1,0 +1,306 @@
+/*
+ * client_side.c - the broker's side of the client protocol: sessions,
+ * submissions, cancellation, deadlines, and what happens when an owner dies.
+ *
+ * A client opens a session with HELLO and a nonce of its choosing; every
+ * SUBMIT names that nonce, and a SUBMIT whose nonce the broker does not
+ * hold (the broker restarted, or dropped the session) is refused with
+ * TQ_ESESSION - so the client always knows which of its tasks the broker
+ * still has.  An owner is dead when a heartbeat to it meets EHOSTUNREACH
+ * (its connection closed, or ZMTP heartbeats found it frozen): its queued
+ * and running async tasks are cancelled, as a linked Elixir task dies with
+ * its caller; detached (start) tasks run on.
+ */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bclient *find_client(tqi_broker *b, const zmq_msg_t *id)
+{
+	tqi_hnode *n = tqi_hmap_find(&b->clients, zmq_msg_data((zmq_msg_t *)id),
+	                             zmq_msg_size((zmq_msg_t *)id));
+	return n ? tqi_container_of(n, bclient, peer.hnode) : NULL;
+}
+
+/* Answers a message from a peer that may have no session. */
+static void reply(tqi_broker *b, bclient *c, const zmq_msg_t *id, const tqi_env *e)
+{
+	if (c != NULL && !c->peer.gone) {
+		tqi_send_to(b, b->clients_sock, &c->peer, e, NULL);
+		return;
+	}
+	if (tqi_env_encode(e, &b->scratch) != TQ_OK)
+		return;
+	if (tqi_send(b->clients_sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
+	             b->scratch.data, b->scratch.len, NULL, ZMQ_DONTWAIT) != 0)
+		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
+		                "could not answer a client without a session");
+}
+
+static void refuse(tqi_broker *b, bclient *c, const zmq_msg_t *id, const uint8_t *ref, tq_err code,
+                   const char *msg)
+{
+	b->n.rejected++;
+	tqi_env e = { .cmd = TQI_FAILED, .code = code, .text = { msg, (uint32_t)strlen(msg) } };
+	memcpy(e.ref, ref, TQI_REF_LEN);
+	reply(b, c, id, &e);
+}
+
+void tqi_client_free(tqi_broker *b, bclient *c)
+{
+	uint32_t cancelled = 0;
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&c->tasks)) != NULL) {
+		btask *t = tqi_container_of(n, btask, cnode);
+		t->owner = NULL;
+		cancelled++;
+		b->n.cancelled++;
+		if (t->state == TASK_QUEUED) {
+			tqi_task_free(b, t);
+		} else {
+			/* Stays until its worker confirms the stop. */
+			t->flags |= TASKF_ANSWERED;
+			if (!(t->flags & TASKF_CANCELLING))
+				tqi_cancel_on_worker(b, t, 0);
+		}
+	}
+	if (c->peer.gone && c->peer.gone_why != NULL) {
+		b->n.owners_lost++;
+		tqi_info("client %s (%s) lost: %s; %u tasks cancelled", c->peer.name, c->peer.idhex,
+		         c->peer.gone_why, cancelled);
+	}
+	tqi_hmap_remove(&b->clients, &c->peer.hnode);
+	tqi_list_remove(&b->client_list, &c->all);
+	tqi_outbox_clear(b, &c->peer);
+	free(c);
+}
+
+static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
+{
+	bool resumed = false;
+	if (c != NULL && (c->peer.gone || c->session != e->session)) {
+		/* A new session replaces the old: the client has given up on
+		 * what the old one held. */
+		if (!c->peer.gone)
+			tqi_peer_gone(b, &c->peer, "started a new session");
+		tqi_peers_reap(b);
+		c = NULL;
+	}
+	if (c != NULL) {
+		resumed = true;
+	} else {
+		c = calloc(1, sizeof *c);
+		if (c == NULL) {
+			tqi_error("out of memory opening a session");
+			return;
+		}
+		tqi_peer_init(&c->peer, TQI_ROLE_CLIENT, &f->id);
+		memcpy(c->peer.name, e->name.p, e->name.n);
+		c->peer.name[e->name.n] = '\0';
+		c->session = e->session;
+		tqi_list_init(&c->tasks);
+		tqi_hmap_insert(&b->clients, &c->peer.hnode, c->peer.id, c->peer.idlen);
+		tqi_list_push_back(&b->client_list, &c->all);
+		tqi_debug("client %s (%s) opened a session", c->peer.name, c->peer.idhex);
+	}
+	c->peer.last_seen_ms = b->now_ms;
+	tqi_env w = { .cmd = TQI_WELCOME,
+		      .resumed = resumed,
+		      .heartbeat_ms = b->opts.heartbeat_ms,
+		      .mark = e->mark };
+	memcpy(w.instance, b->instance, TQI_REF_LEN);
+	tqi_send_to(b, b->clients_sock, &c->peer, &w, NULL);
+}
+
+static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
+{
+	char msg[TQI_MAX_NAME + 64];
+	if (c == NULL || c->peer.gone || c->session != e->session) {
+		refuse(b, c, &f->id, e->ref, TQ_ESESSION, "no such session: send HELLO first");
+		return;
+	}
+	if (b->stop) {
+		refuse(b, c, &f->id, e->ref, TQ_ESHUTDOWN, "broker shutting down");
+		return;
+	}
+	if (tqi_task_find(b, e->ref) != NULL) {
+		refuse(b, c, &f->id, e->ref, TQ_EEXIST, "task reference already in use");
+		return;
+	}
+	if (b->ntasks >= b->opts.max_tasks) {
+		snprintf(msg, sizeof msg, "broker holds its maximum of %llu tasks",
+		         (unsigned long long)b->opts.max_tasks);
+		refuse(b, c, &f->id, e->ref, TQ_EBUSY, msg);
+		return;
+	}
+	if (zmq_msg_size(&f->payload) > b->opts.max_payload) {
+		snprintf(msg, sizeof msg, "arguments of %zu bytes exceed the limit of %llu",
+		         zmq_msg_size(&f->payload), (unsigned long long)b->opts.max_payload);
+		refuse(b, c, &f->id, e->ref, TQ_ETOOBIG, msg);
+		return;
+	}
+	bfunc *fn = tqi_func_get(b, e->function.p, e->function.n, true);
+	btask *t = fn ? tqi_task_new(b, e->ref, fn) : NULL;
+	if (t == NULL) {
+		if (fn != NULL)
+			tqi_func_release(b, fn);
+		refuse(b, c, &f->id, e->ref, TQ_ENOMEM, "broker out of memory");
+		return;
+	}
+	b->n.submitted++;
+	zmq_msg_move(&t->payload, &f->payload);
+	t->retries_left = (uint8_t)e->retries;
+	if (e->timeout_ms > 0)
+		tqi_task_set_deadline(b, t, b->now_ms + e->timeout_ms);
+	if (e->flags & TQI_SUBMIT_DETACHED) {
+		t->flags |= TASKF_DETACHED;
+		tqi_env a = { .cmd = TQI_ACCEPTED };
+		memcpy(a.ref, t->ref, TQI_REF_LEN);
+		tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL);
+	} else {
+		t->owner = c;
+		tqi_list_push_back(&c->tasks, &t->cnode);
+	}
+	if (tqi_list_empty(&fn->offers)) {
+		t->flags |= TASKF_NOWORKER;
+		if (t->owner != NULL) {
+			tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_ENOWORKER };
+			memcpy(n.ref, t->ref, TQI_REF_LEN);
+			tqi_send_to(b, b->clients_sock, &c->peer, &n, NULL);
+		}
+	}
+	tqi_enqueue(b, t, false);
+}
+
+static btask *owned(tqi_broker *b, bclient *c, const uint8_t *ref)
+{
+	btask *t = tqi_task_find(b, ref);
+	return t != NULL && c != NULL && t->owner == c ? t : NULL;
+}
+
+static void on_cancel(tqi_broker *b, bclient *c, const tqi_env *e)
+{
+	btask *t = owned(b, c, e->ref);
+	if (t == NULL)
+		return; /* finished already, or not this client's */
+	if (t->state == TASK_QUEUED) {
+		b->n.cancelled++;
+		tqi_task_fail(b, t, TQ_ECANCELLED, "cancelled while queued");
+		tqi_task_free(b, t);
+	} else if (!(t->flags & TASKF_CANCELLING)) {
+		tqi_cancel_on_worker(b, t, e->grace_ms);
+	}
+}
+
+static void on_detach(tqi_broker *b, bclient *c, const tqi_env *e)
+{
+	btask *t = owned(b, c, e->ref);
+	if (t == NULL)
+		return;
+	tqi_list_remove(&c->tasks, &t->cnode);
+	t->owner = NULL;
+	t->flags |= TASKF_DETACHED;
+}
+
+static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)
+{
+	size_t cur = 0;
+	const uint8_t *ref;
+	while (tqi_raw_next_ref(&e->refs, &cur, &ref)) {
+		btask *t = owned(b, c, ref);
+		if (t != NULL)
+			tqi_task_set_deadline(b, t, b->now_ms + e->timeout_ms);
+	}
+}
+
+static void on_stats(tqi_broker *b, bclient *c, tqi_frames *f)
+{
+	tqi_wbuf map;
+	tqi_wbuf_init(&map);
+	if (tqi_stats_encode(b, &map) == TQ_OK) {
+		tqi_env e = { .cmd = TQI_STATS_REPLY, .stats = { map.data, map.len, 1 } };
+		reply(b, c, &f->id, &e);
+	}
+	tqi_wbuf_free(&map);
+}
+
+void tqi_client_message(tqi_broker *b, tqi_frames *f)
+{
+	tqi_env e;
+	char why[256];
+	tq_err err =
+	    tqi_env_decode(zmq_msg_data(&f->env), zmq_msg_size(&f->env), &e, why, sizeof why);
+	if (err == TQ_OK && !tqi_cmd_allowed(e.cmd, TQI_ROLE_CLIENT, TQI_ROLE_BROKER)) {
+		err = TQ_ECOMMAND;
+		snprintf(why, sizeof why, "%s is not a client's command", tqi_cmd_name(e.cmd));
+	}
+	if (err == TQ_OK && tqi_frames_check(f, e.cmd) != TQ_OK) {
+		err = TQ_EFRAMES;
+		snprintf(why, sizeof why, "%s with %u frames", tqi_cmd_name(e.cmd), f->nframes);
+	}
+	if (err != TQ_OK) {
+		tqi_bad_message(b, b->clients_sock, "client", f, err, why);
+		return;
+	}
+	bclient *c = find_client(b, &f->id);
+	if (c != NULL && !c->peer.gone)
+		c->peer.last_seen_ms = b->now_ms;
+	switch (e.cmd) {
+	case TQI_HELLO:
+		on_hello(b, f, c, &e);
+		break;
+	case TQI_SUBMIT:
+		on_submit(b, f, c, &e);
+		break;
+	case TQI_CANCEL:
+		on_cancel(b, c, &e);
+		break;
+	case TQI_DETACH:
+		on_detach(b, c, &e);
+		break;
+	case TQI_DEADLINE:
+		on_deadline(b, c, &e);
+		break;
+	case TQI_STATS:
+		on_stats(b, c, f);
+		break;
+	default:
+		break;
+	}
+}
+
+void tqi_clients_tick(tqi_broker *b)
+{
+	tqi_node *it, *nx;
+	tqi_list_each(&b->client_list, it, nx)
+	{
+		bclient *c = tqi_container_of(it, bclient, all);
+		if (c->peer.gone)
+			continue;
+		if (tqi_list_empty(&c->tasks)) {
+			/* Nothing to cancel if it dies: an idle session is only
+			 * kept for a while, to spare a HELLO. */
+			if (b->now_ms - c->peer.last_seen_ms > b->opts.session_idle_ms)
+				tqi_client_free(b, c);
+			continue;
+		}
+		if (!tqi_list_empty(&c->peer.outbox))
+			continue; /* not reading; it is alive as far as we know */
+		/* The probe: EHOSTUNREACH here means the owner is gone. */
+		tqi_env e = { .cmd = TQI_HEARTBEAT };
+		memcpy(e.instance, b->instance, TQI_REF_LEN);
+		tqi_send_to(b, b->clients_sock, &c->peer, &e, NULL);
+	}
+}
+
+void tqi_clients_free_all(tqi_broker *b)
+{
+	tqi_node *n;
+	while ((n = tqi_list_front(&b->client_list)) != NULL) {
+		bclient *c = tqi_container_of(n, bclient, all);
+		c->peer.gone_why = NULL;
+		tqi_client_free(b, c);
+	}
+}

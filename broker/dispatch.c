@@ -1,0 +1,175 @@
+/*
+ * dispatch.c - functions, their FIFO queues, and who gets which task.
+ *
+ * A task goes to the least-loaded worker that offers its function and has
+ * room (load < capacity, not draining); otherwise it waits in its
+ * function's queue, oldest first.  When a worker gets room it takes the
+ * oldest task among the queues of the functions it offers.  Retries go to
+ * the front of their queue: they have waited longest.
+ */
+#include "broker/broker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+bfunc *tqi_func_get(tqi_broker *b, const char *name, uint32_t len, bool create)
+{
+	tqi_hnode *n = tqi_hmap_find(&b->functions, name, len);
+	if (n != NULL)
+		return tqi_container_of(n, bfunc, hnode);
+	if (!create || len > TQI_MAX_NAME)
+		return NULL;
+	bfunc *f = malloc(sizeof *f);
+	if (f == NULL)
+		return NULL;
+	memcpy(f->name, name, len);
+	f->name[len] = '\0';
+	f->name_len = len;
+	tqi_list_init(&f->queue);
+	tqi_list_init(&f->offers);
+	f->running = 0;
+	tqi_hmap_insert(&b->functions, &f->hnode, f->name, len);
+	return f;
+}
+
+void tqi_func_release(tqi_broker *b, bfunc *f)
+{
+	/* A function lives while a task or a worker refers to it, so that a
+	 * stream of made-up names cannot grow the table. */
+	if (!tqi_list_empty(&f->queue) || !tqi_list_empty(&f->offers) || f->running > 0)
+		return;
+	tqi_hmap_remove(&b->functions, &f->hnode);
+	free(f);
+}
+
+static bool has_room(const bworker *w)
+{
+	return !w->peer.gone && !w->draining && w->load < w->capacity;
+}
+
+static bworker *least_loaded(bfunc *f)
+{
+	bworker *best = NULL;
+	tqi_node *it, *nx;
+	tqi_list_each(&f->offers, it, nx)
+	{
+		bworker *w = tqi_container_of(it, boffer, fnode)->worker;
+		if (!has_room(w))
+			continue;
+		/* Compare load as a fraction of concurrency, so a big worker
+		 * is not starved by small idle ones. */
+		if (best == NULL ||
+		    (uint64_t)w->load * best->concurrency < (uint64_t)best->load * w->concurrency)
+			best = w;
+	}
+	if (best != NULL && f->offers.len > 1) {
+		/* Rotate so that equal loads take turns. */
+		for (uint32_t i = 0; i < best->noffers; i++)
+			if (best->offers[i].fn == f) {
+				tqi_list_move_back(&f->offers, &best->offers[i].fnode);
+				break;
+			}
+	}
+	return best;
+}
+
+static void assign(tqi_broker *b, btask *t, bworker *w)
+{
+	tqi_list_remove(&t->fn->queue, &t->qnode);
+	t->state = TASK_ASSIGNED;
+	t->worker = w;
+	t->attempt++;
+	tqi_list_push_back(&w->tasks, &t->qnode);
+	w->load++;
+	t->fn->running++;
+	if (t->flags & TASKF_NOWORKER) {
+		/* The owner was told no worker offered the function; now one
+		 * does. */
+		t->flags &= (uint8_t)~TASKF_NOWORKER;
+		if (t->owner != NULL) {
+			tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_OK };
+			memcpy(n.ref, t->ref, TQI_REF_LEN);
+			tqi_send_to(b, b->clients_sock, &t->owner->peer, &n, NULL);
+		}
+	}
+	const char *owner = t->owner ? t->owner->peer.name : "";
+	tqi_env e = { .cmd = TQI_TASK,
+		      .function = { t->fn->name, t->fn->name_len },
+		      .attempt = t->attempt,
+		      .timeout_ms = tqi_task_timeout_left(b, t),
+		      .name = { owner, (uint32_t)strlen(owner) } };
+	memcpy(e.ref, t->ref, TQI_REF_LEN);
+	/* The arguments stay with the task for a retry: send a shared copy
+	 * (a reference count, not a copy of the bytes). */
+	zmq_msg_t args;
+	zmq_msg_init(&args);
+	zmq_msg_copy(&args, &t->payload);
+	if (tqi_send_to(b, b->workers_sock, &w->peer, &e, &args) != 0) {
+		/* The worker is gone; its clean-up retries or fails t. */
+	}
+	zmq_msg_close(&args);
+}
+
+void tqi_unassign(tqi_broker *b, btask *t)
+{
+	(void)b;
+	bworker *w = t->worker;
+	if (w == NULL)
+		return;
+	tqi_list_remove(&w->tasks, &t->qnode);
+	w->load--;
+	t->fn->running--;
+	t->worker = NULL;
+	t->state = TASK_QUEUED; /* in no queue until someone queues it */
+}
+
+void tqi_enqueue(tqi_broker *b, btask *t, bool front)
+{
+	t->state = TASK_QUEUED;
+	if (front)
+		tqi_list_push_front(&t->fn->queue, &t->qnode);
+	else
+		tqi_list_push_back(&t->fn->queue, &t->qnode);
+	if (b->stop)
+		return; /* stopping: nothing new starts */
+	bworker *w = least_loaded(t->fn);
+	if (w != NULL)
+		assign(b, t, w);
+}
+
+/* The oldest queued task among the functions w offers. */
+static btask *oldest_for(bworker *w)
+{
+	btask *best = NULL;
+	for (uint32_t i = 0; i < w->noffers; i++) {
+		tqi_node *n = tqi_list_front(&w->offers[i].fn->queue);
+		if (n == NULL)
+			continue;
+		btask *t = tqi_container_of(n, btask, qnode);
+		if (best == NULL || t->seq < best->seq)
+			best = t;
+	}
+	return best;
+}
+
+void tqi_worker_pull(tqi_broker *b, bworker *w)
+{
+	if (b->stop)
+		return;
+	while (has_room(w)) {
+		btask *t = oldest_for(w);
+		if (t == NULL)
+			return;
+		assign(b, t, w);
+	}
+}
+
+void tqi_cancel_on_worker(tqi_broker *b, btask *t, uint32_t grace_ms)
+{
+	if (t->worker == NULL)
+		return;
+	t->flags |= TASKF_CANCELLING;
+	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = grace_ms };
+	memcpy(e.ref, t->ref, TQI_REF_LEN);
+	tqi_send_to(b, b->workers_sock, &t->worker->peer, &e, NULL);
+}

@@ -1,0 +1,101 @@
+/*
+ * outbox.c - sending to a peer without blocking and without silent drops.
+ *
+ * A ROUTER with ROUTER_MANDATORY answers a send to a peer at its
+ * high-water mark with EAGAIN and one to a departed peer with EHOSTUNREACH.
+ * The first becomes a queued message (the peer's outbox, retried each loop
+ * turn, in order); the second marks the peer gone, and its owner module
+ * cleans up.  Invariant: while a peer's outbox is not empty, new messages
+ * to it go to the back of the outbox, so order is kept.
+ */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void outmsg_free(boutmsg *m)
+{
+	zmq_msg_close(&m->env);
+	zmq_msg_close(&m->payload);
+	free(m);
+}
+
+void tqi_outbox_clear(tqi_broker *b, bpeer *p)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&p->outbox)) != NULL)
+		outmsg_free(tqi_container_of(n, boutmsg, node));
+	tqi_list_remove(&b->blocked, &p->blocked);
+}
+
+/* Queues env and *payload for p; returns 0 or -1 when out of memory. */
+static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_msg_t *payload)
+{
+	boutmsg *m = malloc(sizeof *m);
+	if (m == NULL)
+		return -1;
+	if (zmq_msg_init_size(&m->env, envlen) != 0) {
+		free(m);
+		return -1;
+	}
+	memcpy(zmq_msg_data(&m->env), env, envlen);
+	zmq_msg_init(&m->payload);
+	m->has_payload = payload != NULL;
+	if (payload != NULL)
+		zmq_msg_move(&m->payload, payload);
+	tqi_list_push_back(&p->outbox, &m->node);
+	if (!tqi_node_linked(&p->blocked))
+		tqi_list_push_back(&b->blocked, &p->blocked);
+	return 0;
+}
+
+int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload)
+{
+	if (p->gone)
+		return -1;
+	if (tqi_env_encode(e, &b->scratch) != TQ_OK) {
+		tqi_error("cannot encode %s for %s", tqi_cmd_name(e->cmd), p->idhex);
+		return -1;
+	}
+	if (!tqi_list_empty(&p->outbox))
+		return enqueue(b, p, b->scratch.data, b->scratch.len, payload);
+	if (tqi_send(sock, p->id, p->idlen, b->scratch.data, b->scratch.len, payload,
+	             ZMQ_DONTWAIT) == 0)
+		return 0;
+	if (errno == EAGAIN)
+		return enqueue(b, p, b->scratch.data, b->scratch.len, payload);
+	tqi_peer_gone(b, p, "disconnected"); /* EHOSTUNREACH: its connection is gone */
+	return -1;
+}
+
+static void *sock_of(tqi_broker *b, bpeer *p)
+{
+	return p->role == TQI_ROLE_WORKER ? b->workers_sock : b->clients_sock;
+}
+
+void tqi_outbox_flush(tqi_broker *b)
+{
+	tqi_node *it, *nx;
+	tqi_list_each(&b->blocked, it, nx)
+	{
+		bpeer *p = tqi_container_of(it, bpeer, blocked);
+		void *sock = sock_of(b, p);
+		tqi_node *n;
+		while ((n = tqi_list_front(&p->outbox)) != NULL) {
+			boutmsg *m = tqi_container_of(n, boutmsg, node);
+			int rc = tqi_send(sock, p->id, p->idlen, zmq_msg_data(&m->env),
+			                  zmq_msg_size(&m->env),
+			                  m->has_payload ? &m->payload : NULL, ZMQ_DONTWAIT);
+			if (rc != 0) {
+				if (errno != EAGAIN)
+					tqi_peer_gone(b, p, "disconnected");
+				break;
+			}
+			tqi_list_remove(&p->outbox, n);
+			outmsg_free(m);
+		}
+		if (tqi_list_empty(&p->outbox))
+			tqi_list_remove(&b->blocked, &p->blocked);
+	}
+}

@@ -1,0 +1,135 @@
+/*
+ * tasks.c - the task table, deadlines, and telling owners about failures.
+ *
+ * Invariant: a task leaves the table only through tqi_task_free, which
+ * unlinks it from every list and the heap first.  An owner hears about a
+ * task at most once: TASKF_ANSWERED is set by whoever tells it.
+ */
+#include "broker/broker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+btask *tqi_task_find(tqi_broker *b, const uint8_t ref[TQI_REF_LEN])
+{
+	tqi_hnode *n = tqi_hmap_find(&b->tasks, ref, TQI_REF_LEN);
+	return n ? tqi_container_of(n, btask, hnode) : NULL;
+}
+
+btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn)
+{
+	btask *t = malloc(sizeof *t);
+	if (t == NULL)
+		return NULL;
+	memcpy(t->ref, ref, TQI_REF_LEN);
+	tqi_node_init(&t->qnode);
+	tqi_node_init(&t->cnode);
+	tqi_heap_node_init(&t->deadline);
+	t->fn = fn;
+	t->owner = NULL;
+	t->worker = NULL;
+	zmq_msg_init(&t->payload);
+	t->seq = ++b->seq;
+	t->attempt = 0;
+	t->retries_left = 0;
+	t->state = TASK_QUEUED;
+	t->flags = 0;
+	tqi_hmap_insert(&b->tasks, &t->hnode, t->ref, TQI_REF_LEN);
+	b->ntasks++;
+	return t;
+}
+
+void tqi_task_free(tqi_broker *b, btask *t)
+{
+	if (t->state == TASK_QUEUED)
+		tqi_list_remove(&t->fn->queue, &t->qnode);
+	else
+		tqi_unassign(b, t);
+	if (t->owner != NULL)
+		tqi_list_remove(&t->owner->tasks, &t->cnode);
+	tqi_heap_remove(&b->deadlines, &t->deadline);
+	tqi_hmap_remove(&b->tasks, &t->hnode);
+	zmq_msg_close(&t->payload);
+	bfunc *fn = t->fn;
+	free(t);
+	b->ntasks--;
+	tqi_func_release(b, fn);
+}
+
+void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms)
+{
+	if (tqi_heap_node_queued(&t->deadline)) {
+		if (t->deadline.key <= deadline_ms)
+			return; /* deadlines only get earlier */
+		tqi_heap_remove(&b->deadlines, &t->deadline);
+	}
+	t->deadline.key = deadline_ms;
+	if (tqi_heap_push(&b->deadlines, &t->deadline) != 0)
+		tqi_warn("out of memory: a deadline is not enforced by the broker");
+}
+
+uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t)
+{
+	if (!tqi_heap_node_queued(&t->deadline))
+		return 0;
+	return t->deadline.key > b->now_ms ? t->deadline.key - b->now_ms : 1;
+}
+
+void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg)
+{
+	if (t->owner == NULL || (t->flags & TASKF_ANSWERED))
+		return;
+	t->flags |= TASKF_ANSWERED;
+	const char *wname = t->worker ? t->worker->peer.name : "";
+	tqi_env e = { .cmd = TQI_FAILED,
+		      .code = code,
+		      .text = { msg, (uint32_t)strnlen(msg, TQI_MAX_TEXT) },
+		      .name = { wname, (uint32_t)strlen(wname) },
+		      .attempt = t->attempt };
+	memcpy(e.ref, t->ref, TQI_REF_LEN);
+	tqi_send_to(b, b->clients_sock, &t->owner->peer, &e, NULL);
+}
+
+static void expire(tqi_broker *b, btask *t)
+{
+	char msg[TQI_MAX_NAME + 96];
+	if (t->flags & TASKF_CANCELLING)
+		return; /* already being stopped; its worker will confirm */
+	b->n.expired++;
+	if (t->state == TASK_QUEUED) {
+		/* A task queued for a function no worker has offered since it
+		 * arrived names that cause; otherwise it simply ran out of time. */
+		bool none = (t->flags & TASKF_NOWORKER) && tqi_list_empty(&t->fn->offers);
+		if (none) {
+			b->n.no_worker++;
+			snprintf(msg, sizeof msg, "no worker offers '%s'", t->fn->name);
+		} else {
+			snprintf(msg, sizeof msg, "deadline passed while queued for '%s'",
+			         t->fn->name);
+		}
+		tqi_task_fail(b, t, none ? TQ_ENOWORKER : TQ_ETIMEDOUT, msg);
+		tqi_task_free(b, t);
+		return;
+	}
+	/* Running: the owner hears now; the worker is told to stop, and the
+	 * task stays (answered) until the worker confirms, so that the
+	 * worker's load stays right. */
+	snprintf(msg, sizeof msg, "deadline passed while running on %s", t->worker->peer.name);
+	tqi_task_fail(b, t, TQ_ETIMEDOUT, msg);
+	if (t->owner != NULL) {
+		tqi_list_remove(&t->owner->tasks, &t->cnode);
+		t->owner = NULL;
+	}
+	tqi_cancel_on_worker(b, t, 0);
+}
+
+void tqi_tasks_expire(tqi_broker *b)
+{
+	tqi_heap_node *top;
+	while ((top = tqi_heap_top(&b->deadlines)) != NULL && top->key <= b->now_ms) {
+		btask *t = tqi_container_of(top, btask, deadline);
+		tqi_heap_remove(&b->deadlines, top);
+		expire(b, t);
+	}
+}

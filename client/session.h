@@ -1,0 +1,135 @@
+/*
+ * session.h - the client's state, shared by client.c (connection, session,
+ * the message pump), task.c and many.c.
+ *
+ * Session rule.  The client opens a session with HELLO and a nonce; every
+ * SUBMIT carries the nonce and a local sequence number.  The broker refuses
+ * (TQ_ESESSION) any SUBMIT whose session it does not hold.  HELLOs are
+ * answered in order, each WELCOME saying whether the session was already
+ * held (resumed) or had to be opened anew; a fresh one means every task
+ * submitted before that HELLO and still pending was lost with the old
+ * session (broker restart, or the broker took this client for dead).  So
+ * the client always knows which pending tasks the broker still holds, and
+ * resubmits or fails exactly the lost ones.
+ */
+#ifndef TQI_CLIENT_SESSION_H
+#define TQI_CLIENT_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <zmq.h>
+
+#include "base/hmap.h"
+#include "base/list.h"
+#include "base/rand.h"
+#include "proto/frames.h"
+#include "proto/wire.h"
+#include "tq/client.h"
+
+/* Where a task is in its life, from the client's point of view. */
+typedef enum {
+	CT_SUBMITTED, /* sent; the broker has it or will answer for it */
+	CT_WAITING,   /* lost with a broker; resubmitted when one is back */
+	CT_DONE,      /* outcome known, not yet returned to the caller */
+	CT_CONSUMED   /* outcome returned (or given up); answers are strays */
+} ct_state;
+
+/* An interned name (function or worker): tasks point at these. */
+typedef struct {
+	tqi_hnode hnode;
+	uint32_t len;
+	char s[];
+} cname;
+
+/* A group of tasks waited on together (await_many / yield_many). */
+typedef struct {
+	size_t ended;     /* tasks of the group that have an outcome */
+	size_t first_bad; /* index of the first failure, or SIZE_MAX */
+} cgroup;
+
+struct tq_task {
+	tqi_hnode hnode; /* in client.pending while SUBMITTED or WAITING */
+	tqi_node all;    /* in client.tasks while the handle exists */
+	tqi_node wnode;  /* in client.waiting while WAITING */
+	tq_client *client;
+	uint8_t ref[TQI_REF_LEN];
+	char refhex[2 * TQI_REF_LEN + 1];
+	const cname *fn;
+	const cname *worker;
+	zmq_msg_t args;       /* kept for resubmission until the task ends */
+	zmq_msg_t result;     /* after TQ_OK */
+	char *error;          /* explanation of a failure (malloc'd) */
+	uint64_t session;     /* nonce it was last submitted under */
+	uint64_t seq;         /* order of that submission */
+	uint64_t deadline_ms; /* absolute, monotonic; 0 = none */
+	unsigned retries_left;
+	unsigned attempt;
+	ct_state state;
+	tq_err outcome;
+	bool detached; /* start */
+	bool keep_on_timeout;
+	bool noworker; /* the broker said no worker offers fn */
+	bool deadline_sent;
+	cgroup *group;
+	size_t group_index;
+};
+
+struct tq_client {
+	void *ctx, *sock;
+	char broker[256];
+	char name[TQI_MAX_NAME + 1];
+	int broker_timeout_ms;
+	tqi_rand rng;
+	tqi_wbuf scratch;
+
+	/* session */
+	uint64_t session;
+	uint64_t seq;
+	uint64_t last_hello_ms;
+	uint64_t last_hello_seq; /* seq when the newest HELLO was sent (its mark) */
+	uint64_t probe_gap_ms;   /* between HELLO probes while the broker is silent */
+	uint8_t instance[TQI_REF_LEN];
+	bool have_instance;
+	uint32_t broker_hb_ms;
+	uint64_t last_heard_ms;
+	uint64_t waiting_since_ms; /* when pending went from none to some */
+	bool declared_lost;        /* pending tasks were failed for silence */
+
+	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
+	tqi_list tasks;   /* every live handle */
+	tqi_list waiting; /* CT_WAITING */
+	tqi_hmap names;
+
+	/* answers to requests that are not tasks */
+	uint8_t *stats;
+	size_t stats_len;
+	bool stats_ready;
+
+	uint64_t strays, resubmitted;
+};
+
+/* ---- client.c ---- */
+const cname *tqi_intern(tq_client *c, const char *s, size_t len);
+/* Sends SUBMIT for t under the current session with a new seq. */
+tq_err tqi_submit(tq_client *c, tq_task *t);
+/* Sends a CANCEL / DETACH / DEADLINE. */
+void tqi_send_cancel(tq_client *c, const tq_task *t, uint32_t grace_ms);
+void tqi_send_detach(tq_client *c, const tq_task *t);
+void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout_ms);
+void tqi_send_stats(tq_client *c);
+/* An await tells the broker its deadline only once it has waited a
+ * heartbeat interval: fast tasks never pay a message for it, and the
+ * broker's copy of the deadline always falls after the client's own, so the
+ * client's timer - which cancels the task - is the one that speaks.  Returns
+ * the time to wait before sending it. */
+uint64_t tqi_deadline_lag(const tq_client *c, uint64_t until);
+/* Processes messages and watches the broker until done(arg) or until
+ * `until` (absolute ms; UINT64_MAX: no limit).  TQ_OK when done,
+ * TQ_ETIMEDOUT otherwise. */
+tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg);
+/* Ends t with an outcome (and an explanation, formatted by the caller). */
+void tqi_task_end(tq_task *t, tq_err outcome, const char *why);
+/* Takes t out of pending/waiting. */
+void tqi_task_unlink(tq_task *t);
+
+#endif

@@ -1,0 +1,480 @@
+/*
+ * envelope.c - the schema of every tq/1 command and the codec driven by it.
+ *
+ * Invariant: the encoder and the decoder read the same table, so nothing
+ * is ever encoded that the decoder would reject, and the table is the one
+ * place a field's type and limits are stated (PROTOCOL.md mirrors it).
+ * Decoding works on the caller's buffer through the bounded tq_reader.
+ */
+#include "proto/wire.h"
+
+#include "tq/value.h"
+
+#include <msgpack.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef enum { K_U64, K_U32, K_BOOL, K_BIN16, K_STR, K_STRS, K_REFS, K_MAP } kind;
+
+typedef enum {
+	F_SESSION,
+	F_REF,
+	F_INSTANCE,
+	F_NAME,
+	F_FUNCTION,
+	F_TEXT,
+	F_TIMEOUT,
+	F_RETRIES,
+	F_FLAGS,
+	F_ATTEMPT,
+	F_CODE,
+	F_GRACE,
+	F_CONCURRENCY,
+	F_CAPACITY,
+	F_HEARTBEAT,
+	F_RESUMED,
+	F_FUNCTIONS,
+	F_REFS,
+	F_STATS,
+	F_MARK,
+	F_COUNT
+} field_id;
+
+typedef struct {
+	const char *name;
+	kind k;
+	size_t off;
+	uint64_t min, max; /* value range, or length range for STR, or count range for lists */
+} field;
+
+#define OFF(m) offsetof(tqi_env, m)
+
+static const field fields[F_COUNT] = {
+	[F_SESSION] = { "session", K_U64, OFF(session), 1, UINT64_MAX },
+	[F_REF] = { "ref", K_BIN16, OFF(ref), 0, 0 },
+	[F_INSTANCE] = { "instance", K_BIN16, OFF(instance), 0, 0 },
+	[F_NAME] = { "name", K_STR, OFF(name), 0, TQI_MAX_NAME },
+	[F_FUNCTION] = { "function", K_STR, OFF(function), 1, TQI_MAX_NAME },
+	[F_TEXT] = { "message", K_STR, OFF(text), 0, TQI_MAX_TEXT },
+	[F_TIMEOUT] = { "timeout_ms", K_U64, OFF(timeout_ms), 0, UINT64_MAX },
+	[F_RETRIES] = { "retries", K_U32, OFF(retries), 0, TQI_MAX_RETRIES },
+	[F_FLAGS] = { "flags", K_U32, OFF(flags), 0, TQI_SUBMIT_FLAGS_ALL },
+	[F_ATTEMPT] = { "attempt", K_U32, OFF(attempt), 0, UINT32_MAX },
+	[F_CODE] = { "code", K_U32, OFF(code), 0, UINT32_MAX },
+	[F_GRACE] = { "grace_ms", K_U32, OFF(grace_ms), 0, TQI_MAX_GRACE_MS },
+	[F_CONCURRENCY] = { "concurrency", K_U32, OFF(concurrency), 1, TQI_MAX_CONCURRENCY },
+	[F_CAPACITY] = { "capacity", K_U32, OFF(capacity), 1, 4 * TQI_MAX_CONCURRENCY },
+	[F_HEARTBEAT] = { "heartbeat_ms", K_U32, OFF(heartbeat_ms), TQI_MIN_HEARTBEAT_MS,
+	                  TQI_MAX_HEARTBEAT_MS },
+	[F_RESUMED] = { "resumed", K_BOOL, OFF(resumed), 0, 1 },
+	[F_FUNCTIONS] = { "functions", K_STRS, OFF(functions), 1, TQI_MAX_FUNCTIONS },
+	[F_REFS] = { "refs", K_REFS, OFF(refs), 1, TQI_MAX_DEADLINE_REFS },
+	[F_STATS] = { "stats", K_MAP, OFF(stats), 0, 0 },
+	[F_MARK] = { "mark", K_U64, OFF(mark), 0, UINT64_MAX },
+};
+
+enum { C = TQI_ROLE_CLIENT, W = TQI_ROLE_WORKER, B = TQI_ROLE_BROKER };
+#define ROUTE(from, to) ((from) << 4 | (to))
+
+typedef struct {
+	const char *name;
+	uint8_t payload;
+	uint8_t nroutes;
+	uint8_t routes[3]; /* ROUTE(from, to) */
+	uint8_t nfields;
+	uint8_t f[6];
+} schema;
+
+static const schema schemas[128] = {
+	[TQI_HELLO] = { "HELLO", 0, 1, { ROUTE(C, B) }, 3, { F_SESSION, F_NAME, F_MARK } },
+	[TQI_WELCOME] = { "WELCOME",
+	                  0,
+	                  2,
+	                  { ROUTE(B, C), ROUTE(B, W) },
+	                  4,
+	                  { F_INSTANCE, F_RESUMED, F_HEARTBEAT, F_MARK } },
+	[TQI_SUBMIT] = { "SUBMIT",
+	                 1,
+	                 1,
+	                 { ROUTE(C, B) },
+	                 6,
+	                 { F_SESSION, F_REF, F_FUNCTION, F_TIMEOUT, F_RETRIES, F_FLAGS } },
+	[TQI_ACCEPTED] = { "ACCEPTED", 0, 1, { ROUTE(B, C) }, 1, { F_REF } },
+	[TQI_RESULT] = { "RESULT", 1, 1, { ROUTE(B, C) }, 3, { F_REF, F_NAME, F_ATTEMPT } },
+	[TQI_FAILED] = { "FAILED",
+	                 0,
+	                 1,
+	                 { ROUTE(B, C) },
+	                 5,
+	                 { F_REF, F_CODE, F_TEXT, F_NAME, F_ATTEMPT } },
+	[TQI_NOTICE] = { "NOTICE", 0, 1, { ROUTE(B, C) }, 2, { F_REF, F_CODE } },
+	[TQI_CANCEL] = { "CANCEL", 0, 2, { ROUTE(C, B), ROUTE(B, W) }, 2, { F_REF, F_GRACE } },
+	[TQI_DETACH] = { "DETACH", 0, 1, { ROUTE(C, B) }, 1, { F_REF } },
+	[TQI_DEADLINE] = { "DEADLINE", 0, 1, { ROUTE(C, B) }, 2, { F_TIMEOUT, F_REFS } },
+	[TQI_STATS] = { "STATS", 0, 1, { ROUTE(C, B) }, 0, { 0 } },
+	[TQI_STATS_REPLY] = { "STATS_REPLY", 0, 1, { ROUTE(B, C) }, 1, { F_STATS } },
+	[TQI_HEARTBEAT] = { "HEARTBEAT", 0, 2, { ROUTE(B, C), ROUTE(B, W) }, 1, { F_INSTANCE } },
+	[TQI_READY] = { "READY",
+	                0,
+	                1,
+	                { ROUTE(W, B) },
+	                5,
+	                { F_NAME, F_CONCURRENCY, F_CAPACITY, F_HEARTBEAT, F_FUNCTIONS } },
+	[TQI_TASK] = { "TASK",
+	               1,
+	               1,
+	               { ROUTE(B, W) },
+	               5,
+	               { F_REF, F_FUNCTION, F_ATTEMPT, F_TIMEOUT, F_NAME } },
+	[TQI_DONE] = { "DONE", 1, 1, { ROUTE(W, B) }, 4, { F_REF, F_ATTEMPT, F_CODE, F_TEXT } },
+	[TQI_PING] = { "PING", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
+	[TQI_DRAIN] = { "DRAIN", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
+	[TQI_BYE] = { "BYE", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
+	[TQI_DISCONNECT] = { "DISCONNECT", 0, 1, { ROUTE(B, W) }, 1, { F_TEXT } },
+	[TQI_ERROR] = { "ERROR", 0, 2, { ROUTE(B, C), ROUTE(B, W) }, 2, { F_CODE, F_TEXT } },
+};
+
+static const schema *lookup(uint8_t cmd)
+{
+	if (cmd >= 128 || schemas[cmd].name == NULL)
+		return NULL;
+	return &schemas[cmd];
+}
+
+const char *tqi_cmd_name(uint8_t cmd)
+{
+	const schema *s = lookup(cmd);
+	return s ? s->name : NULL;
+}
+
+bool tqi_cmd_has_payload(uint8_t cmd)
+{
+	const schema *s = lookup(cmd);
+	return s != NULL && s->payload;
+}
+
+bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to)
+{
+	const schema *s = lookup(cmd);
+	if (s == NULL)
+		return false;
+	for (int i = 0; i < s->nroutes; i++)
+		if (s->routes[i] == ROUTE(from, to))
+			return true;
+	return false;
+}
+
+/* ---- decoding --------------------------------------------------------- */
+
+static const char *type_name(tq_reader *r)
+{
+	static const char *const names[] = { "nil", "bool", "negative int", "uint", "float",
+		                             "str", "bin",  "array",        "map",  "ext" };
+	tq_type t;
+	if (tq_reader_peek(r, &t) != TQ_OK)
+		return "nothing";
+	return names[t];
+}
+
+/* Records "<cmd> field <name>: <detail>" (or just the detail when cmd is
+ * empty) as the reason for e. */
+static tq_err fail(tq_err e, char *why, size_t n, const char *cmd, const char *name,
+                   const char *detail)
+{
+	if (why != NULL && n > 0) {
+		if (cmd[0] == '\0')
+			snprintf(why, n, "%s", detail);
+		else
+			snprintf(why, n, "%s field %s: %s", cmd, name, detail);
+	}
+	return e;
+}
+
+static tq_err fail_type(tq_err e, char *why, size_t n, const char *cmd, const char *name,
+                        const char *want, const char *got)
+{
+	char d[64];
+	if (e == TQ_ETYPE)
+		snprintf(d, sizeof d, "expected %s, got %s", want, got);
+	else
+		snprintf(d, sizeof d, "%s", tq_strerror(e));
+	return fail(e, why, n, cmd, name, d);
+}
+
+static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char *cmd, char *why,
+                           size_t whylen)
+{
+	char *dst = (char *)e + f->off;
+	tq_err err;
+	const char *got = type_name(r);
+	switch (f->k) {
+	case K_U64:
+	case K_U32: {
+		uint64_t v;
+		err = tq_read_uint(r, &v);
+		if (err == TQ_ERANGE)
+			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "negative");
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "uint", got);
+		if (v < f->min || v > f->max)
+			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "value out of range");
+		if (f->k == K_U64)
+			memcpy(dst, &v, sizeof v);
+		else {
+			uint32_t v32 = (uint32_t)v;
+			memcpy(dst, &v32, sizeof v32);
+		}
+		return TQ_OK;
+	}
+	case K_BOOL: {
+		bool b;
+		err = tq_read_bool(r, &b);
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "bool", got);
+		memcpy(dst, &b, sizeof b);
+		return TQ_OK;
+	}
+	case K_BIN16: {
+		const uint8_t *d;
+		size_t n;
+		err = tq_read_bin(r, &d, &n);
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "bin", got);
+		if (n != TQI_REF_LEN)
+			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "must be 16 bytes");
+		memcpy(dst, d, TQI_REF_LEN);
+		return TQ_OK;
+	}
+	case K_STR: {
+		tqi_str s;
+		size_t n;
+		err = tq_read_str(r, &s.p, &n);
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "str", got);
+		if (n < f->min || n > f->max)
+			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "length out of range");
+		s.n = (uint32_t)n;
+		memcpy(dst, &s, sizeof s);
+		return TQ_OK;
+	}
+	case K_STRS:
+	case K_REFS: {
+		tqi_raw l;
+		err = tq_read_array(r, &l.count);
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "array", got);
+		if (l.count < f->min || l.count > f->max)
+			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "count out of range");
+		l.p = r->p_;
+		for (uint32_t i = 0; i < l.count; i++) {
+			field elem = { f->name, f->k == K_STRS ? K_STR : K_BIN16, 0, 1,
+				       TQI_MAX_NAME };
+			tqi_env scratch;
+			elem.off = f->k == K_STRS ? OFF(name) : OFF(ref);
+			err = decode_field(r, &elem, &scratch, cmd, why, whylen);
+			if (err != TQ_OK)
+				return err;
+		}
+		l.len = (size_t)(r->p_ - l.p);
+		memcpy(dst, &l, sizeof l);
+		return TQ_OK;
+	}
+	case K_MAP: {
+		tqi_raw m;
+		tq_type t;
+		err = tq_reader_peek(r, &t);
+		if (err == TQ_OK && t != TQ_TYPE_MAP)
+			err = TQ_ETYPE;
+		if (err != TQ_OK)
+			return fail_type(err, why, whylen, cmd, f->name, "map", got);
+		m.p = r->p_;
+		/* The stats map is opaque here but must be well-formed and shallow. */
+		tq_reader sub = *r;
+		tq_err depth_err = TQ_OK;
+		err = tq_read_skip(&sub);
+		if (err == TQ_OK) {
+			depth_err = tq_value_check(m.p, (size_t)(sub.p_ - m.p), TQI_STATS_DEPTH);
+			err = depth_err;
+		}
+		if (err != TQ_OK)
+			return fail(err, why, whylen, cmd, f->name, tq_strerror(err));
+		m.len = (size_t)(sub.p_ - m.p);
+		m.count = 1;
+		*r = sub;
+		memcpy(dst, &m, sizeof m);
+		return TQ_OK;
+	}
+	}
+	return TQ_ETYPE;
+}
+
+tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen)
+{
+	if (why != NULL && whylen > 0)
+		why[0] = '\0';
+	memset(e, 0, sizeof *e);
+	if (len < TQI_HDR_LEN) {
+		if (len >= 1 && buf[0] != TQI_MAGIC0)
+			return fail(TQ_EMAGIC, why, whylen, "", "", "bad magic (not a tq message)");
+		return fail(TQ_ETRUNCATED, why, whylen, "", "", "envelope shorter than its header");
+	}
+	if (buf[0] != TQI_MAGIC0 || buf[1] != TQI_MAGIC1)
+		return fail(TQ_EMAGIC, why, whylen, "", "", "bad magic (not a tq message)");
+	if (buf[2] != TQI_VERSION) {
+		char v[48];
+		snprintf(v, sizeof v, "protocol version %u, expected %u", buf[2], TQI_VERSION);
+		return fail(TQ_EVERSION, why, whylen, "", "", v);
+	}
+	const schema *s = lookup(buf[3]);
+	if (s == NULL) {
+		char c[32];
+		snprintf(c, sizeof c, "unknown command 0x%02x", buf[3]);
+		return fail(TQ_ECOMMAND, why, whylen, "", "", c);
+	}
+	e->cmd = buf[3];
+	tq_reader r;
+	tq_reader_init(&r, buf + TQI_HDR_LEN, len - TQI_HDR_LEN);
+	uint32_t n;
+	tq_err err = tq_read_array(&r, &n);
+	if (err != TQ_OK)
+		return fail_type(err, why, whylen, s->name, "list", "array", type_name(&r));
+	if (n != s->nfields) {
+		char d[48];
+		snprintf(d, sizeof d, "%u fields, expected %u", n, s->nfields);
+		return fail(TQ_ETYPE, why, whylen, s->name, "list", d);
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		err = decode_field(&r, &fields[s->f[i]], e, s->name, why, whylen);
+		if (err != TQ_OK)
+			return err;
+	}
+	if (tq_reader_end(&r) != TQ_OK)
+		return fail(TQ_ETRAILING, why, whylen, s->name, "list",
+		            "trailing bytes after the fields");
+	return TQ_OK;
+}
+
+/* ---- encoding --------------------------------------------------------- */
+
+static int encode_field(tqi_wbuf *w, msgpack_packer *pk, const field *f, const tqi_env *e)
+{
+	const char *src = (const char *)e + f->off;
+	switch (f->k) {
+	case K_U64: {
+		uint64_t v;
+		memcpy(&v, src, sizeof v);
+		if (v < f->min || v > f->max)
+			return 1;
+		return msgpack_pack_uint64(pk, v) ? -1 : 0;
+	}
+	case K_U32: {
+		uint32_t v;
+		memcpy(&v, src, sizeof v);
+		if (v < f->min || v > f->max)
+			return 1;
+		return msgpack_pack_uint32(pk, v) ? -1 : 0;
+	}
+	case K_BOOL: {
+		bool b;
+		memcpy(&b, src, sizeof b);
+		return (b ? msgpack_pack_true(pk) : msgpack_pack_false(pk)) ? -1 : 0;
+	}
+	case K_BIN16:
+		return msgpack_pack_bin_with_body(pk, src, TQI_REF_LEN) ? -1 : 0;
+	case K_STR: {
+		tqi_str s;
+		memcpy(&s, src, sizeof s);
+		if (s.n < f->min || s.n > f->max || (s.n > 0 && s.p == NULL))
+			return 1;
+		return msgpack_pack_str_with_body(pk, s.p, s.n) ? -1 : 0;
+	}
+	case K_STRS:
+	case K_REFS: {
+		tqi_raw l;
+		memcpy(&l, src, sizeof l);
+		if (l.count < f->min || l.count > f->max)
+			return 1;
+		if (msgpack_pack_array(pk, l.count))
+			return -1;
+		return tqi_wbuf_append(w, l.p, l.len);
+	}
+	case K_MAP: {
+		tqi_raw m;
+		memcpy(&m, src, sizeof m);
+		if (m.len == 0)
+			return msgpack_pack_map(pk, 0) ? -1 : 0;
+		return tqi_wbuf_append(w, m.p, m.len);
+	}
+	}
+	return 1;
+}
+
+tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out)
+{
+	const schema *s = lookup(e->cmd);
+	if (s == NULL)
+		return TQ_EINVAL;
+	tqi_wbuf_reset(out);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, out, tqi_wbuf_sink);
+	const uint8_t hdr[TQI_HDR_LEN] = { TQI_MAGIC0, TQI_MAGIC1, TQI_VERSION, e->cmd };
+	if (tqi_wbuf_append(out, hdr, sizeof hdr) != 0 || msgpack_pack_array(&pk, s->nfields))
+		return TQ_ENOMEM;
+	for (int i = 0; i < s->nfields; i++) {
+		int rc = encode_field(out, &pk, &fields[s->f[i]], e);
+		if (rc > 0)
+			return TQ_EINVAL;
+		if (rc < 0)
+			return TQ_ENOMEM;
+	}
+	return out->oom ? TQ_ENOMEM : TQ_OK;
+}
+
+int tqi_raw_add_str(tqi_wbuf *w, const char *s, size_t n)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, w, tqi_wbuf_sink);
+	return msgpack_pack_str_with_body(&pk, s, n) || w->oom ? -1 : 0;
+}
+
+int tqi_raw_add_ref(tqi_wbuf *w, const uint8_t ref[TQI_REF_LEN])
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, w, tqi_wbuf_sink);
+	return msgpack_pack_bin_with_body(&pk, ref, TQI_REF_LEN) || w->oom ? -1 : 0;
+}
+
+tqi_raw tqi_raw_of(const tqi_wbuf *w, uint32_t count)
+{
+	tqi_raw l = { w->data, w->len, count };
+	return l;
+}
+
+int tqi_raw_next_str(const tqi_raw *l, size_t *cursor, tqi_str *out)
+{
+	if (*cursor >= l->len)
+		return 0;
+	tq_reader r;
+	tq_reader_init(&r, l->p + *cursor, l->len - *cursor);
+	size_t n;
+	if (tq_read_str(&r, &out->p, &n) != TQ_OK)
+		return 0;
+	out->n = (uint32_t)n;
+	*cursor = (size_t)(r.p_ - l->p);
+	return 1;
+}
+
+int tqi_raw_next_ref(const tqi_raw *l, size_t *cursor, const uint8_t **ref)
+{
+	if (*cursor >= l->len)
+		return 0;
+	tq_reader r;
+	tq_reader_init(&r, l->p + *cursor, l->len - *cursor);
+	size_t n;
+	if (tq_read_bin(&r, ref, &n) != TQ_OK || n != TQI_REF_LEN)
+		return 0;
+	*cursor = (size_t)(r.p_ - l->p);
+	return 1;
+}

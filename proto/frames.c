@@ -1,0 +1,82 @@
+/* frames.c - whole-message receive and zero-copy send over ZeroMQ. */
+#include "proto/frames.h"
+
+#include "proto/wire.h"
+
+#include <errno.h>
+
+static bool more(void *sock)
+{
+	int m = 0;
+	size_t sz = sizeof m;
+	zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz);
+	return m != 0;
+}
+
+int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
+{
+	zmq_msg_init(&f->id);
+	zmq_msg_init(&f->env);
+	zmq_msg_init(&f->payload);
+	f->nframes = 0;
+	f->router = router;
+	zmq_msg_t *first = router ? &f->id : &f->env;
+	if (zmq_msg_recv(first, sock, flags) < 0) {
+		int err = errno;
+		tqi_frames_close(f);
+		errno = err;
+		return err == EAGAIN ? 0 : -1;
+	}
+	if (!router)
+		f->nframes = 1;
+	/* The rest of a message is already here: ZeroMQ delivers messages
+	 * whole, so these receives never block. */
+	while (more(sock)) {
+		zmq_msg_t *dst;
+		zmq_msg_t extra;
+		if (f->nframes == 0)
+			dst = &f->env;
+		else if (f->nframes == 1)
+			dst = &f->payload;
+		else {
+			zmq_msg_init(&extra);
+			dst = &extra;
+		}
+		if (zmq_msg_recv(dst, sock, 0) < 0)
+			break;
+		if (dst == &extra)
+			zmq_msg_close(&extra);
+		f->nframes++;
+	}
+	return 1;
+}
+
+void tqi_frames_close(tqi_frames *f)
+{
+	zmq_msg_close(&f->id);
+	zmq_msg_close(&f->env);
+	zmq_msg_close(&f->payload);
+}
+
+tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd)
+{
+	unsigned want = tqi_cmd_has_payload(cmd) ? 2 : 1;
+	return f->nframes == want ? TQ_OK : TQ_EFRAMES;
+}
+
+int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t envlen,
+             zmq_msg_t *payload, int flags)
+{
+	bool with_payload = envlen >= 4 && tqi_cmd_has_payload(((const unsigned char *)env)[3]);
+	if (id != NULL && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
+		return -1;
+	/* Once the routing id is accepted the rest of the message is too:
+	 * ZeroMQ checks the high-water mark per message, at its first frame. */
+	if (zmq_send(sock, env, envlen, flags | (with_payload ? ZMQ_SNDMORE : 0)) < 0)
+		return -1;
+	if (!with_payload)
+		return 0;
+	if (payload != NULL)
+		return zmq_msg_send(payload, sock, flags) < 0 ? -1 : 0;
+	return zmq_send(sock, "", 0, flags) < 0 ? -1 : 0;
+}

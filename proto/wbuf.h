@@ -1,0 +1,37 @@
+/*
+ * wbuf.h - the growable byte buffer every msgpack writer in tq writes into.
+ *
+ * Small writes stay in the inline array (no allocation: envelopes are built
+ * on the stack on the hot path); bigger ones move to the heap.  An
+ * allocation failure is sticky: the buffer stops growing and reports it.
+ */
+#ifndef TQI_WBUF_H
+#define TQI_WBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TQI_WBUF_INLINE 256
+
+typedef struct {
+	uint8_t *data; /* inline_ or heap */
+	size_t len, cap;
+	int oom;
+	uint8_t inline_[TQI_WBUF_INLINE];
+} tqi_wbuf;
+
+/* Initialises b in place (it must not move afterwards: data may point
+ * into it). */
+void tqi_wbuf_init(tqi_wbuf *b);
+void tqi_wbuf_free(tqi_wbuf *b);
+void tqi_wbuf_reset(tqi_wbuf *b);
+int tqi_wbuf_append(tqi_wbuf *b, const void *data, size_t len);
+
+/* The msgpack_packer_write callback (data is the tqi_wbuf). */
+int tqi_wbuf_sink(void *data, const char *buf, size_t len);
+
+/* Hands the heap buffer to the caller (who frees it with free()), or a
+ * malloc'd copy when the bytes are inline.  NULL on allocation failure. */
+uint8_t *tqi_wbuf_release(tqi_wbuf *b, size_t *len);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * wire.h - the tq/1 wire protocol: commands, the envelope codec and frame I/O.
+ *
+ * A message is one or two ZeroMQ frames (after the routing id a ROUTER
+ * adds): an envelope - four header bytes "TQ", version, command, then one
+ * msgpack array of the command's fields - and, for the commands that carry
+ * one, an opaque payload frame (task arguments or result) that the broker
+ * moves without reading.  proto/PROTOCOL.md is the normative description;
+ * the schema table in envelope.c is its executable form.
+ */
+#ifndef TQI_WIRE_H
+#define TQI_WIRE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/wbuf.h"
+#include "tq/err.h"
+
+#define TQI_MAGIC0 0x54 /* 'T' */
+#define TQI_MAGIC1 0x51 /* 'Q' */
+#define TQI_VERSION 1
+#define TQI_HDR_LEN 4
+#define TQI_REF_LEN 16
+
+/* Limits (PROTOCOL.md, "Limits"). */
+#define TQI_MAX_NAME 255      /* peer and function names, bytes */
+#define TQI_MAX_TEXT 4096     /* error messages and reasons, bytes */
+#define TQI_MAX_FUNCTIONS 256 /* functions one worker offers */
+#define TQI_MAX_DEADLINE_REFS 4096
+#define TQI_MAX_CONCURRENCY 65535
+#define TQI_MAX_RETRIES 255
+#define TQI_MAX_GRACE_MS 86400000u
+#define TQI_MIN_HEARTBEAT_MS 10
+#define TQI_MAX_HEARTBEAT_MS 60000
+#define TQI_STATS_DEPTH 8
+#define TQI_DEFAULT_MAX_PAYLOAD (16u << 20)
+
+/* SUBMIT flags */
+#define TQI_SUBMIT_DETACHED 0x1u /* start: no owner; broker answers ACCEPTED */
+#define TQI_SUBMIT_FLAGS_ALL 0x1u
+
+typedef enum {
+	TQI_HELLO = 0x01,
+	TQI_WELCOME = 0x02,
+	TQI_SUBMIT = 0x03,
+	TQI_ACCEPTED = 0x04,
+	TQI_RESULT = 0x05,
+	TQI_FAILED = 0x06,
+	TQI_NOTICE = 0x07,
+	TQI_CANCEL = 0x08,
+	TQI_DETACH = 0x09,
+	TQI_DEADLINE = 0x0a,
+	TQI_STATS = 0x0b,
+	TQI_STATS_REPLY = 0x0c,
+	TQI_HEARTBEAT = 0x0d,
+	TQI_READY = 0x20,
+	TQI_TASK = 0x21,
+	TQI_DONE = 0x22,
+	TQI_PING = 0x23,
+	TQI_DRAIN = 0x24,
+	TQI_BYE = 0x25,
+	TQI_DISCONNECT = 0x26,
+	TQI_ERROR = 0x7f
+} tqi_cmd;
+
+/* The three kinds of peer, for checking who may send what to whom. */
+typedef enum { TQI_ROLE_CLIENT = 1, TQI_ROLE_WORKER = 2, TQI_ROLE_BROKER = 4 } tqi_role;
+
+typedef struct {
+	const char *p; /* into the envelope; not NUL-terminated */
+	uint32_t n;
+} tqi_str;
+
+/* A list field (READY functions, DEADLINE refs) or the STATS map, as the
+ * validated msgpack bytes of its elements. */
+typedef struct {
+	const uint8_t *p;
+	size_t len;
+	uint32_t count;
+} tqi_raw;
+
+/* One decoded envelope.  Which fields are meaningful depends on cmd. */
+typedef struct {
+	uint8_t cmd;
+	uint64_t session;
+	uint64_t mark; /* HELLO: the sender's mark, echoed by WELCOME */
+	uint8_t ref[TQI_REF_LEN];
+	uint8_t instance[TQI_REF_LEN];
+	tqi_str name;        /* HELLO/READY: the sender; RESULT/FAILED: worker; TASK: owner */
+	tqi_str function;    /* SUBMIT, TASK */
+	tqi_str text;        /* FAILED/DONE message, DISCONNECT reason, ERROR message */
+	uint64_t timeout_ms; /* relative: ms left when sent; 0 = none */
+	uint32_t retries, flags, attempt, code, grace_ms;
+	uint32_t concurrency, capacity, heartbeat_ms;
+	bool resumed;
+	tqi_raw functions; /* READY: str elements */
+	tqi_raw refs;      /* DEADLINE: bin(16) elements */
+	tqi_raw stats;     /* STATS_REPLY: one map, whole */
+} tqi_env;
+
+/* The command's name ("SUBMIT"), or NULL for an unknown command. */
+const char *tqi_cmd_name(uint8_t cmd);
+
+/* True when cmd carries a payload frame after the envelope. */
+bool tqi_cmd_has_payload(uint8_t cmd);
+
+/* True when a peer of role `from` may send cmd to a peer of role `to`. */
+bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
+
+/* Decodes an envelope frame into *e.  Fields point into buf, which must
+ * outlive their use.  On error returns the distinct code for the fault
+ * (EMAGIC, EVERSION, ECOMMAND, ETRUNCATED, ETRAILING, ETYPE, ERANGE,
+ * ELENGTH, EDEPTH) and, when why is not NULL, a one-line explanation naming
+ * the field.  Never allocates, never asserts. */
+tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen);
+
+/* Encodes e (e->cmd's fields) into out, which is reset first.  Returns
+ * TQ_OK, TQ_ENOMEM, or TQ_EINVAL when a field breaks a limit (a bug in the
+ * caller: the encoder refuses to emit what a decoder would reject). */
+tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out);
+
+/* Helpers for list fields: append one element to a list being built in a
+ * wbuf, then make the tqi_raw that tqi_env_encode takes. */
+int tqi_raw_add_str(tqi_wbuf *w, const char *s, size_t n);
+int tqi_raw_add_ref(tqi_wbuf *w, const uint8_t ref[TQI_REF_LEN]);
+tqi_raw tqi_raw_of(const tqi_wbuf *w, uint32_t count);
+
+/* Iterates a validated list field: returns 1 and the next element, or 0 at
+ * the end.  *cursor starts at 0. */
+int tqi_raw_next_str(const tqi_raw *l, size_t *cursor, tqi_str *out);
+int tqi_raw_next_ref(const tqi_raw *l, size_t *cursor, const uint8_t **ref);
+
+#endif

@@ -1,0 +1,222 @@
+/*
+ * executor.c - runs inside an executor process: reads one task frame at a
+ * time, calls the handler, writes one result frame.  It is single-threaded
+ * and blocking on purpose: the worker's loop does all the waiting and
+ * watching, and stops an executor by signalling it.
+ */
+#include "worker/executor.h"
+
+#include "base/clock.h"
+#include "base/hex.h"
+#include "tq/value.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct tq_ctx {
+	const tqi_handler_entry *entry;
+	const char *worker;
+	unsigned attempt;
+	uint64_t deadline_ms; /* monotonic; 0 = none */
+	char ref[33];
+	char error[TQI_MAX_TEXT + 1];
+	bool failed;
+};
+
+tq_err tq_ctx_fail(tq_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
+	va_end(ap);
+	ctx->failed = true;
+	return TQ_EFAILED;
+}
+
+const char *tq_ctx_function(const tq_ctx *ctx)
+{
+	return ctx->entry->name;
+}
+
+void *tq_ctx_arg(const tq_ctx *ctx)
+{
+	return ctx->entry->arg;
+}
+
+unsigned tq_ctx_attempt(const tq_ctx *ctx)
+{
+	return ctx->attempt;
+}
+
+const char *tq_ctx_ref(const tq_ctx *ctx)
+{
+	return ctx->ref;
+}
+
+int64_t tq_ctx_time_left_ms(const tq_ctx *ctx)
+{
+	if (ctx->deadline_ms == 0)
+		return -1;
+	uint64_t now = tqi_now_ms();
+	return now >= ctx->deadline_ms ? 0 : (int64_t)(ctx->deadline_ms - now);
+}
+
+const char *tq_ctx_worker(const tq_ctx *ctx)
+{
+	return ctx->worker;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
+                          int64_t ms_left, const uint8_t ref[16], size_t args_len)
+{
+	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
+	hdr[4] = TQI_EXEC_TASK;
+	put32(hdr + 5, fn_index);
+	put32(hdr + 9, attempt);
+	uint64_t m = (uint64_t)ms_left;
+	put32(hdr + 13, (uint32_t)m);
+	put32(hdr + 17, (uint32_t)(m >> 32));
+	memcpy(hdr + 21, ref, 16);
+}
+
+static int read_full(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+	while (n > 0) {
+		ssize_t r = read(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int write_full(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n > 0) {
+		ssize_t r = write(fd, p, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static void send_result(int fd, uint32_t code, const char *text, const uint8_t *data, size_t len)
+{
+	size_t tlen = text ? strlen(text) : 0;
+	if (tlen > TQI_MAX_TEXT)
+		tlen = TQI_MAX_TEXT;
+	uint8_t hdr[TQI_EXEC_RESULT_HDR];
+	put32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
+	hdr[4] = TQI_EXEC_RESULT;
+	put32(hdr + 5, code);
+	put32(hdr + 9, (uint32_t)tlen);
+	if (write_full(fd, hdr, sizeof hdr) != 0 || write_full(fd, text, tlen) != 0 ||
+	    write_full(fd, data, len) != 0)
+		_exit(0); /* the loop is gone */
+}
+
+static void run_one(int fd, const tqi_registry *reg, const char *worker, const uint8_t *frame,
+                    size_t len, tq_buf *reply)
+{
+	static const uint8_t nil = 0xc0;
+	uint32_t idx = get32(frame + 1);
+	tq_ctx ctx = { .worker = worker, .attempt = get32(frame + 5) };
+	int64_t ms_left = (int64_t)((uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32);
+	ctx.deadline_ms = ms_left >= 0 ? tqi_now_ms() + (uint64_t)ms_left : 0;
+	tqi_hex(frame + 17, 16, ctx.ref);
+	if (idx >= reg->n) {
+		send_result(fd, TQ_EPROTO, "no such function index", NULL, 0);
+		return;
+	}
+	ctx.entry = &reg->v[idx];
+	const uint8_t *args = frame + TQI_EXEC_TASK_HDR - 4;
+	size_t args_len = len - (TQI_EXEC_TASK_HDR - 4);
+	tq_err e = tq_value_check(args, args_len, 0);
+	if (e != TQ_OK) {
+		send_result(fd, TQ_EFAILED, "arguments are not one well-formed msgpack value", NULL,
+		            0);
+		return;
+	}
+	tq_reader r;
+	tq_reader_init(&r, args, args_len);
+	tq_buf_reset(reply);
+	e = ctx.entry->fn(&r, reply, &ctx);
+	if (e != TQ_OK || ctx.failed) {
+		if (!ctx.failed)
+			snprintf(ctx.error, sizeof ctx.error, "handler returned %s", tq_errname(e));
+		send_result(fd, TQ_EFAILED, ctx.error, NULL, 0);
+		return;
+	}
+	if (tq_buf_error(reply) != TQ_OK) {
+		send_result(fd, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
+		return;
+	}
+	if (tq_buf_size(reply) == 0) {
+		send_result(fd, TQ_OK, NULL, &nil, 1);
+		return;
+	}
+	if (tq_value_check(tq_buf_data(reply), tq_buf_size(reply), 0) != TQ_OK) {
+		send_result(fd, TQ_EFAILED, "handler packed more or less than one value", NULL, 0);
+		return;
+	}
+	send_result(fd, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
+}
+
+void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
+{
+	/* Ctrl-C at a terminal reaches the whole process group; the worker's
+	 * loop decides what happens to running tasks, not the keyboard. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGPIPE, SIG_IGN);
+	tq_buf *reply;
+	if (tq_buf_new(&reply) != TQ_OK)
+		_exit(1);
+	uint8_t *frame = NULL;
+	size_t cap = 0;
+	for (;;) {
+		uint8_t lenb[4];
+		if (read_full(fd, lenb, 4) != 0)
+			_exit(0);
+		size_t len = get32(lenb);
+		if (len < TQI_EXEC_TASK_HDR - 4)
+			_exit(1);
+		if (len > cap) {
+			uint8_t *f = realloc(frame, len);
+			if (f == NULL)
+				_exit(1);
+			frame = f;
+			cap = len;
+		}
+		if (read_full(fd, frame, len) != 0)
+			_exit(0);
+		if (frame[0] != TQI_EXEC_TASK)
+			_exit(1);
+		run_one(fd, reg, worker_name, frame, len, reply);
+	}
+}

@@ -1,0 +1,34 @@
+/*
+ * executor.h - the process that runs handlers, and the frames it exchanges
+ * with the worker's loop over a local stream socket.
+ *
+ *   task   : u32 len | u8 1 | u32 function index | u32 attempt
+ *            | i64 ms left (-1: no deadline) | ref[16] | arguments...
+ *   result : u32 len | u8 2 | u32 code | u32 text length | text | result...
+ *
+ * Integers are little-endian; len counts the bytes after itself.  Both ends
+ * are processes of the same worker build, but the loop still checks every
+ * result frame, since a handler can scribble over its executor's memory.
+ */
+#ifndef TQI_EXECUTOR_H
+#define TQI_EXECUTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "worker/registry.h"
+
+#define TQI_EXEC_TASK 1
+#define TQI_EXEC_RESULT 2
+#define TQI_EXEC_TASK_HDR (4 + 1 + 4 + 4 + 8 + 16)
+#define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4)
+
+/* Serves tasks read from fd until it closes, then exits the process. */
+void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
+    __attribute__((noreturn));
+
+/* Writes the header of a task frame whose arguments are args_len bytes. */
+void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
+                          int64_t ms_left, const uint8_t ref[16], size_t args_len);
+
+#endif

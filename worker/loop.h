@@ -1,0 +1,118 @@
+/*
+ * loop.h - the worker's loop state, shared by worker.c (the broker side:
+ * registration, heartbeats, tasks held) and pool.c (the executor side).
+ *
+ * Invariant: every task the worker holds is in `held` by reference, and is
+ * either in the local queue or on exactly one executor; every held task
+ * gets exactly one DONE, except when the broker connection is reset (the
+ * broker has then given up on them).
+ */
+#ifndef TQI_WORKER_LOOP_H
+#define TQI_WORKER_LOOP_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <zmq.h>
+
+#include "base/hmap.h"
+#include "base/list.h"
+#include "base/rand.h"
+#include "proto/frames.h"
+#include "proto/wire.h"
+#include "worker/executor.h"
+#include "worker/registry.h"
+#include "worker/zygote.h"
+
+typedef struct tqi_exec tqi_exec;
+
+typedef struct wtask {
+	tqi_hnode hnode; /* in held, by ref */
+	tqi_node qnode;  /* in the local queue while waiting for an executor */
+	uint8_t ref[TQI_REF_LEN];
+	uint32_t fn_index;
+	uint32_t attempt;
+	uint64_t deadline_ms; /* monotonic; 0 = none */
+	zmq_msg_t args;
+	tqi_exec *exec; /* while running */
+} wtask;
+
+/* SPAWNING: asked of the zygote; IDLE: may take a task; BUSY: running one;
+ * DOOMED: signalled by us, its result still counts, it takes no task;
+ * DEAD: exited, to be respawned at respawn_at. */
+typedef enum { EX_SPAWNING, EX_IDLE, EX_BUSY, EX_DOOMED, EX_DEAD } ex_state;
+
+struct tqi_exec {
+	uint32_t slot;
+	pid_t pid;
+	int fd;
+	ex_state state;
+	wtask *task;
+	tq_err stop_code;    /* why we signalled it; TQ_OK if we did not */
+	uint64_t kill_at;    /* SIGKILL due (after a grace period); 0 = none */
+	uint64_t respawn_at; /* a failed spawn is retried then */
+	/* the task frame being written */
+	uint8_t hdr[TQI_EXEC_TASK_HDR];
+	size_t woff; /* bytes of header + arguments written */
+	bool writing;
+	/* the result frame being read */
+	uint8_t lenb[4];
+	size_t lenoff;
+	uint8_t *buf;
+	size_t need, got;
+};
+
+struct tq_worker {
+	tq_worker_opts opts;
+	char broker[256];
+	char name[TQI_MAX_NAME + 1];
+	tqi_registry reg;
+	bool running;
+
+	void *ctx, *sock;
+	tqi_rand rng;
+	enum { CONN_CONNECTING, CONN_READY } conn;
+	uint8_t instance[TQI_REF_LEN];
+	uint32_t broker_hb_ms;
+	uint64_t conn_since, last_heard, last_sent;
+	uint64_t backoff_ms;
+
+	tqi_zygote zygote;
+	tqi_exec *execs;
+	uint32_t nexecs;
+	tqi_hmap held;
+	tqi_list queue;
+	uint32_t nheld;
+
+	volatile sig_atomic_t stop_requests;
+	bool draining;
+	bool stopping_now; /* held tasks were told to stop */
+	uint64_t drain_until;
+	uint64_t now;
+	tqi_wbuf scratch;
+};
+
+/* ---- pool.c ---- */
+int tqi_pool_start(tq_worker *w);
+void tqi_pool_stop(tq_worker *w);
+/* Handles zygote events (spawns, exits); -1 when the zygote is gone. */
+int tqi_pool_zygote_events(tq_worker *w);
+/* Reads results from (and writes tasks to) executor ex. */
+void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents);
+/* Starts queued tasks on idle executors. */
+void tqi_pool_schedule(tq_worker *w);
+/* Stops the executor running t: SIGTERM now and SIGKILL after grace_ms
+ * (at once when 0); t ends with `code` unless its result comes first. */
+void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, uint32_t grace_ms);
+/* Kills overdue executors; returns ms until the next timer (or UINT64_MAX). */
+uint64_t tqi_pool_timers(tq_worker *w);
+/* Fills zmq_poll items for the executors; returns how many. */
+int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners);
+
+/* ---- worker.c ---- */
+/* Reports a held task's outcome to the broker and forgets it.  payload may
+ * be NULL; it is moved when given. */
+void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload);
+
+#endif

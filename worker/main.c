@@ -1,0 +1,196 @@
+/*
+ * main.c - tq-worker: serves the built-in functions and those of any
+ * plugins to a broker, until SIGTERM or SIGINT (the first drains, the
+ * second stops at once).
+ *
+ * A plugin is a shared object exporting
+ *     tq_err tq_plugin_init(tq_worker *w);
+ * which registers its functions with tq_worker_register.
+ */
+#include "base/log.h"
+#include "tq/worker.h"
+#include "worker/builtins.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tq_worker *the_worker;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	if (the_worker != NULL)
+		tq_worker_stop(the_worker);
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "usage: tq-worker [options]\n"
+	        "\n"
+	        "Serves functions to a tq broker: sleep MS, echo ARGS..., double N, fail REASON,\n"
+	        "crash, noop, burn N, and those of --plugin shared objects.\n"
+	        "\n"
+	        "  --broker EP        broker's worker endpoint [$TQ_BROKER, tcp://127.0.0.1:5556]\n"
+	        "  --concurrency N    tasks run at once, one executor process each [cores]\n"
+	        "  --prefetch N       tasks held beyond concurrency [0]\n"
+	        "  --name NAME        name in logs, stats and results [host:pid]\n"
+	        "  --heartbeat MS     heartbeat interval [250]\n"
+	        "  --liveness N       silent intervals before the broker is lost [3]\n"
+	        "  --drain MS         on SIGTERM, time for held tasks to finish [no limit]\n"
+	        "  --plugin PATH      load functions from a shared object (repeatable)\n"
+	        "  --no-builtins      serve only plugin functions\n"
+	        "  -h, --help         this text\n"
+	        "\n"
+	        "SIGTERM or SIGINT drains (finishes held tasks, takes no new ones); a second one\n"
+	        "stops at once.  Log level: TQ_LOG=error|warn|info|debug.\n");
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned *out)
+{
+	char *end;
+	if (s == NULL || *s == '\0' || *s == '-')
+		return -1;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int bad(const char *opt, const char *val, const char *want)
+{
+	fprintf(stderr, "tq-worker: %s %s: expected %s\n", opt, val ? val : "(missing)", want);
+	usage(stderr);
+	return 2;
+}
+
+static int load_plugin(tq_worker *w, const char *path)
+{
+	void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (h == NULL) {
+		fprintf(stderr, "tq-worker: --plugin %s: %s\n", path, dlerror());
+		return -1;
+	}
+	tq_err (*init)(tq_worker *);
+	*(void **)&init = dlsym(h, "tq_plugin_init");
+	if (init == NULL) {
+		fprintf(stderr, "tq-worker: --plugin %s: no tq_plugin_init function\n", path);
+		return -1;
+	}
+	tq_err e = init(w);
+	if (e != TQ_OK) {
+		fprintf(stderr, "tq-worker: --plugin %s: tq_plugin_init failed: %s\n", path,
+		        tq_strerror(e));
+		return -1;
+	}
+	return 0; /* the library stays loaded: its handlers run in executors */
+}
+
+int main(int argc, char **argv)
+{
+	tq_worker_opts o = { 0 };
+	const char *plugins[64];
+	int nplugins = 0, builtins = 1;
+	static const struct option longs[] = { { "broker", required_argument, 0, 'b' },
+		                               { "concurrency", required_argument, 0, 'c' },
+		                               { "prefetch", required_argument, 0, 'p' },
+		                               { "name", required_argument, 0, 'n' },
+		                               { "heartbeat", required_argument, 0, 'H' },
+		                               { "liveness", required_argument, 0, 'l' },
+		                               { "drain", required_argument, 0, 'd' },
+		                               { "plugin", required_argument, 0, 'P' },
+		                               { "no-builtins", no_argument, 0, 'N' },
+		                               { "help", no_argument, 0, 'h' },
+		                               { 0, 0, 0, 0 } };
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			o.broker = optarg;
+			break;
+		case 'c':
+			if (parse_uint(optarg, 65535, &o.concurrency) != 0 || o.concurrency == 0)
+				return bad("--concurrency", optarg, "a count, 1..65535");
+			break;
+		case 'p':
+			if (parse_uint(optarg, 65535, &o.prefetch) != 0)
+				return bad("--prefetch", optarg, "a count, 0..65535");
+			break;
+		case 'n':
+			if (strlen(optarg) == 0 || strlen(optarg) > 255)
+				return bad("--name", optarg, "1 to 255 bytes");
+			o.name = optarg;
+			break;
+		case 'H':
+			if (parse_uint(optarg, 60000, &o.heartbeat_ms) != 0 || o.heartbeat_ms < 10)
+				return bad("--heartbeat", optarg, "milliseconds, 10..60000");
+			break;
+		case 'l':
+			if (parse_uint(optarg, 100, &o.liveness) != 0 || o.liveness == 0)
+				return bad("--liveness", optarg, "a count, 1..100");
+			break;
+		case 'd':
+			if (parse_uint(optarg, 86400000, &o.drain_ms) != 0)
+				return bad("--drain", optarg, "milliseconds, 0..86400000");
+			break;
+		case 'P':
+			if (nplugins == (int)(sizeof plugins / sizeof plugins[0]))
+				return bad("--plugin", optarg, "at most 64 plugins");
+			plugins[nplugins++] = optarg;
+			break;
+		case 'N':
+			builtins = 0;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "tq-worker: unknown or incomplete option '%s'\n",
+			        argv[optind - 1]);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tq-worker: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	tqi_log_set_component("worker");
+	tq_worker *w;
+	tq_err e = tq_worker_new(&w, &o);
+	if (e != TQ_OK) {
+		fprintf(stderr, "tq-worker: %s\n", tq_strerror(e));
+		return 2;
+	}
+	if (builtins && tqi_builtins_register(w) != TQ_OK) {
+		fprintf(stderr, "tq-worker: cannot register the built-in functions\n");
+		return 1;
+	}
+	for (int i = 0; i < nplugins; i++)
+		if (load_plugin(w, plugins[i]) != 0)
+			return 2;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	the_worker = w;
+	e = tq_worker_run(w);
+	the_worker = NULL;
+	tq_worker_destroy(&w);
+	if (e == TQ_EINVAL) {
+		fprintf(stderr, "tq-worker: no functions to serve\n");
+		return 2;
+	}
+	return e == TQ_OK ? 0 : 1;
+}

@@ -1,0 +1,501 @@
+/*
+ * worker.c - the worker's loop: its connection to the broker (READY,
+ * heartbeats both ways, reconnection with backoff), the tasks it holds,
+ * cancellation, deadlines and draining.
+ *
+ * The loop thread never runs a handler, so a worker whose executors are all
+ * busy for hours still answers heartbeats: a long task is not a dead
+ * worker.  When the broker is lost (silent for `liveness` of its heartbeat
+ * intervals, a DISCONNECT, or a new instance id), the worker kills what it
+ * runs - the broker has already retried or failed those tasks - and
+ * registers again on a fresh socket.
+ */
+#include "worker/loop.h"
+
+#include "base/clock.h"
+#include "base/hex.h"
+#include "base/log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
+
+static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
+{
+	(void)len;
+	return memcmp(tqi_container_of(n, wtask, hnode)->ref, key, TQI_REF_LEN) == 0;
+}
+
+tq_err tq_worker_new(tq_worker **out, const tq_worker_opts *opts)
+{
+	tq_worker_opts o = { 0 };
+	if (opts != NULL)
+		o = *opts;
+	if (o.heartbeat_ms == 0)
+		o.heartbeat_ms = 250;
+	if (o.liveness == 0)
+		o.liveness = 3;
+	if (o.concurrency == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		o.concurrency = n > 0 ? (unsigned)n : 1;
+	}
+	if (o.heartbeat_ms < TQI_MIN_HEARTBEAT_MS || o.heartbeat_ms > TQI_MAX_HEARTBEAT_MS ||
+	    o.concurrency > TQI_MAX_CONCURRENCY || o.prefetch > 3 * TQI_MAX_CONCURRENCY)
+		return TQ_EINVAL;
+	const char *ep = o.broker ? o.broker : getenv("TQ_BROKER");
+	if (ep == NULL || *ep == '\0')
+		ep = "tcp://127.0.0.1:5556";
+	if (strlen(ep) >= 256 || (o.name != NULL && strlen(o.name) > TQI_MAX_NAME))
+		return TQ_EINVAL;
+	tq_worker *w = calloc(1, sizeof *w);
+	if (w == NULL)
+		return TQ_ENOMEM;
+	w->opts = o;
+	snprintf(w->broker, sizeof w->broker, "%s", ep);
+	if (o.name != NULL) {
+		snprintf(w->name, sizeof w->name, "%s", o.name);
+	} else {
+		char host[200] = "localhost";
+		gethostname(host, sizeof host - 1);
+		host[sizeof host - 1] = '\0';
+		snprintf(w->name, sizeof w->name, "%s:%d", host, (int)getpid());
+	}
+	w->opts.broker = w->broker;
+	w->opts.name = w->name;
+	*out = w;
+	return TQ_OK;
+}
+
+void tq_worker_destroy(tq_worker **wp)
+{
+	if (wp == NULL || *wp == NULL)
+		return;
+	tqi_registry_free(&(*wp)->reg);
+	free(*wp);
+	*wp = NULL;
+}
+
+tq_err tq_worker_register(tq_worker *w, const char *name, tq_handler fn, void *arg)
+{
+	if (w->running)
+		return TQ_ESTATE;
+	return tqi_registry_add(&w->reg, name, fn, arg);
+}
+
+void tq_worker_stop(tq_worker *w)
+{
+	w->stop_requests++;
+}
+
+/* ---- talking to the broker ---- */
+
+static int send_env(tq_worker *w, const tqi_env *e, zmq_msg_t *payload)
+{
+	if (w->sock == NULL || tqi_env_encode(e, &w->scratch) != TQ_OK)
+		return -1;
+	/* The worker's DEALER has no high-water mark (what it sends is
+	 * bounded by what it holds), so this does not block. */
+	if (tqi_send(w->sock, NULL, 0, w->scratch.data, w->scratch.len, payload, 0) != 0)
+		return -1;
+	w->last_sent = w->now;
+	return 0;
+}
+
+static void send_simple(tq_worker *w, uint8_t cmd)
+{
+	tqi_env e = { .cmd = cmd };
+	send_env(w, &e, NULL);
+}
+
+static tq_err send_ready(tq_worker *w)
+{
+	tqi_wbuf fns;
+	tqi_wbuf_init(&fns);
+	for (uint32_t i = 0; i < w->reg.n; i++)
+		tqi_raw_add_str(&fns, w->reg.v[i].name, w->reg.v[i].name_len);
+	tqi_env e = { .cmd = TQI_READY,
+		      .name = { w->name, (uint32_t)strlen(w->name) },
+		      .concurrency = w->opts.concurrency,
+		      .capacity = w->opts.concurrency + w->opts.prefetch,
+		      .heartbeat_ms = w->opts.heartbeat_ms,
+		      .functions = tqi_raw_of(&fns, w->reg.n) };
+	int rc = send_env(w, &e, NULL);
+	tqi_wbuf_free(&fns);
+	return rc == 0 ? TQ_OK : TQ_ETRANSPORT;
+}
+
+static tq_err open_socket(tq_worker *w)
+{
+	w->sock = zmq_socket(w->ctx, ZMQ_DEALER);
+	if (w->sock == NULL)
+		return TQ_ETRANSPORT;
+	/* A fresh identity per connection: the broker sees a new worker and
+	 * lets the old registration expire, so nothing from before can be
+	 * confused with what comes now. */
+	uint8_t id[TQI_REF_LEN];
+	tqi_rand_bytes(&w->rng, id, sizeof id);
+	id[0] |= 0x80; /* a routing id may not start with 0 */
+	int zero = 0, linger = 0, rmin = BACKOFF_MIN_MS, rmax = BACKOFF_MAX_MS;
+	zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, id, sizeof id);
+	zmq_setsockopt(w->sock, ZMQ_SNDHWM, &zero, sizeof zero);
+	zmq_setsockopt(w->sock, ZMQ_RCVHWM, &zero, sizeof zero);
+	zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &rmin, sizeof rmin);
+	zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax);
+	if (zmq_connect(w->sock, w->broker) != 0) {
+		tqi_error("cannot connect to %s: %s", w->broker, zmq_strerror(errno));
+		zmq_close(w->sock);
+		w->sock = NULL;
+		return TQ_EINVAL;
+	}
+	w->conn = CONN_CONNECTING;
+	w->conn_since = w->now;
+	return send_ready(w);
+}
+
+/* Drops every held task without a word: the broker gave up on them. */
+static void drop_held(tq_worker *w)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&w->queue)) != NULL) {
+		wtask *t = tqi_container_of(n, wtask, qnode);
+		tqi_hmap_remove(&w->held, &t->hnode);
+		zmq_msg_close(&t->args);
+		free(t);
+		w->nheld--;
+	}
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		wtask *t = w->execs[i].task;
+		if (t == NULL)
+			continue;
+		tqi_pool_stop_task(w, t, TQ_ESHUTDOWN, 0);
+		w->execs[i].task = NULL;
+		tqi_hmap_remove(&w->held, &t->hnode);
+		zmq_msg_close(&t->args);
+		free(t);
+		w->nheld--;
+	}
+}
+
+static void reset_connection(tq_worker *w, const char *why)
+{
+	tqi_warn("broker lost (%s): stopping %u held tasks, reconnecting", why, w->nheld);
+	drop_held(w);
+	if (w->sock != NULL)
+		zmq_close(w->sock);
+	w->sock = NULL;
+	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_MIN_MS;
+	if (w->backoff_ms > BACKOFF_MAX_MS)
+		w->backoff_ms = BACKOFF_MAX_MS;
+	w->conn_since = w->now;
+}
+
+void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload)
+{
+	tqi_env e = { .cmd = TQI_DONE, .attempt = t->attempt, .code = (uint32_t)code };
+	memcpy(e.ref, t->ref, TQI_REF_LEN);
+	if (text != NULL)
+		e.text = (tqi_str){ text, (uint32_t)strnlen(text, TQI_MAX_TEXT) };
+	send_env(w, &e, code == TQ_OK ? payload : NULL);
+	tqi_hmap_remove(&w->held, &t->hnode);
+	zmq_msg_close(&t->args);
+	free(t);
+	w->nheld--;
+}
+
+static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
+{
+	if (tqi_hmap_find(&w->held, e->ref, TQI_REF_LEN) != NULL) {
+		tqi_warn("broker sent a task this worker already holds; ignored");
+		return;
+	}
+	wtask *t = calloc(1, sizeof *t);
+	if (t == NULL) {
+		tqi_env d = { .cmd = TQI_DONE, .attempt = e->attempt, .code = TQ_ENOMEM };
+		memcpy(d.ref, e->ref, TQI_REF_LEN);
+		send_env(w, &d, NULL);
+		return;
+	}
+	memcpy(t->ref, e->ref, TQI_REF_LEN);
+	t->attempt = e->attempt;
+	t->deadline_ms = e->timeout_ms ? w->now + e->timeout_ms : 0;
+	zmq_msg_init(&t->args);
+	zmq_msg_move(&t->args, &f->payload);
+	tqi_node_init(&t->qnode);
+	tqi_hmap_insert(&w->held, &t->hnode, t->ref, TQI_REF_LEN);
+	w->nheld++;
+	int idx = tqi_registry_find(&w->reg, e->function.p, e->function.n);
+	if (idx < 0) {
+		tqi_task_done(w, t, TQ_ENOWORKER, "function not served by this worker", NULL);
+		return;
+	}
+	t->fn_index = (uint32_t)idx;
+	tqi_list_push_back(&w->queue, &t->qnode);
+}
+
+static void on_cancel(tq_worker *w, const tqi_env *e)
+{
+	tqi_hnode *n = tqi_hmap_find(&w->held, e->ref, TQI_REF_LEN);
+	if (n == NULL)
+		return; /* finished already: its DONE is on the way */
+	wtask *t = tqi_container_of(n, wtask, hnode);
+	if (t->exec == NULL) {
+		tqi_list_remove(&w->queue, &t->qnode);
+		tqi_task_done(w, t, TQ_ECANCELLED, "cancelled before it started", NULL);
+		return;
+	}
+	tqi_pool_stop_task(w, t, TQ_ECANCELLED, e->grace_ms);
+}
+
+static void on_message(tq_worker *w, tqi_frames *f)
+{
+	tqi_env e;
+	char why[256];
+	tq_err err =
+	    tqi_env_decode(zmq_msg_data(&f->env), zmq_msg_size(&f->env), &e, why, sizeof why);
+	if (err == TQ_OK && !tqi_cmd_allowed(e.cmd, TQI_ROLE_BROKER, TQI_ROLE_WORKER))
+		err = TQ_ECOMMAND,
+		snprintf(why, sizeof why, "%s is not for workers", tqi_cmd_name(e.cmd));
+	if (err == TQ_OK && tqi_frames_check(f, e.cmd) != TQ_OK)
+		err = TQ_EFRAMES, snprintf(why, sizeof why, "wrong frame count");
+	if (err != TQ_OK) {
+		tqi_warn("malformed message from the broker ignored: %s: %s", tq_errname(err), why);
+		return;
+	}
+	w->last_heard = w->now;
+	switch (e.cmd) {
+	case TQI_WELCOME:
+		if (w->conn == CONN_CONNECTING) {
+			char hex[2 * TQI_REF_LEN + 1];
+			tqi_hex(e.instance, TQI_REF_LEN, hex);
+			memcpy(w->instance, e.instance, TQI_REF_LEN);
+			w->broker_hb_ms = e.heartbeat_ms;
+			w->conn = CONN_READY;
+			w->backoff_ms = 0;
+			tqi_info(
+			    "registered with broker %s at %s as %s: %u functions, concurrency %u",
+			    hex, w->broker, w->name, w->reg.n, w->opts.concurrency);
+			if (w->draining)
+				send_simple(w, TQI_DRAIN);
+		}
+		break;
+	case TQI_HEARTBEAT:
+		if (w->conn == CONN_READY && memcmp(e.instance, w->instance, TQI_REF_LEN) != 0)
+			reset_connection(w, "the broker restarted");
+		break;
+	case TQI_TASK:
+		if (w->conn == CONN_READY)
+			on_task(w, f, &e);
+		break;
+	case TQI_CANCEL:
+		on_cancel(w, &e);
+		break;
+	case TQI_DISCONNECT: {
+		char text[TQI_MAX_TEXT + 1];
+		snprintf(text, sizeof text, "told to reconnect: %.*s", (int)e.text.n, e.text.p);
+		reset_connection(w, text);
+		w->backoff_ms = BACKOFF_MIN_MS;
+		break;
+	}
+	case TQI_ERROR:
+		tqi_error("broker refused us: %.*s", (int)e.text.n, e.text.p);
+		reset_connection(w, "protocol error");
+		w->backoff_ms = BACKOFF_MAX_MS;
+		break;
+	default:
+		break;
+	}
+}
+
+static void check_broker(tq_worker *w)
+{
+	if (w->sock == NULL) {
+		if (w->now - w->conn_since >= w->backoff_ms && !w->draining)
+			open_socket(w);
+		return;
+	}
+	uint64_t hb = w->broker_hb_ms ? w->broker_hb_ms : w->opts.heartbeat_ms;
+	if (w->conn == CONN_CONNECTING) {
+		uint64_t limit = hb * w->opts.liveness * 4;
+		if (limit < CONNECT_TIMEOUT_MIN_MS)
+			limit = CONNECT_TIMEOUT_MIN_MS;
+		if (w->now - w->conn_since > limit)
+			reset_connection(w, "no answer to READY");
+		return;
+	}
+	if (w->now - w->last_heard > hb * w->opts.liveness) {
+		reset_connection(w, "missed heartbeats");
+		return;
+	}
+	if (w->now - w->last_sent >= w->opts.heartbeat_ms)
+		send_simple(w, TQI_PING);
+}
+
+/* ---- stopping ---- */
+
+static void begin_drain(tq_worker *w)
+{
+	w->draining = true;
+	w->drain_until = w->opts.drain_ms ? w->now + w->opts.drain_ms : 0;
+	tqi_info("draining: %u tasks held", w->nheld);
+	if (w->conn == CONN_READY)
+		send_simple(w, TQI_DRAIN);
+}
+
+static void stop_now(tq_worker *w)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&w->queue)) != NULL)
+		tqi_task_done(w, tqi_container_of(n, wtask, qnode), TQ_ECANCELLED,
+		              "cancelled: the worker is shutting down", NULL);
+	for (uint32_t i = 0; i < w->nexecs; i++)
+		if (w->execs[i].task != NULL)
+			tqi_pool_stop_task(w, w->execs[i].task, TQ_ESHUTDOWN, 0);
+}
+
+/* True when the loop should end. */
+static bool check_stop(tq_worker *w)
+{
+	if (w->stop_requests == 0)
+		return false;
+	if (!w->draining)
+		begin_drain(w);
+	bool now = w->stop_requests > 1 || (w->drain_until && w->now >= w->drain_until) ||
+	           w->conn != CONN_READY;
+	if (now && w->nheld > 0 && !w->stopping_now) {
+		w->stopping_now = true;
+		stop_now(w); /* the killed executors' exits report their tasks */
+	}
+	return w->nheld == 0 || w->conn != CONN_READY;
+}
+
+/* ---- the loop ---- */
+
+static uint64_t next_wakeup(tq_worker *w)
+{
+	uint64_t t = w->opts.heartbeat_ms;
+	uint64_t pool = tqi_pool_timers(w);
+	if (pool < t)
+		t = pool;
+	if (w->sock == NULL) {
+		uint64_t due = w->conn_since + w->backoff_ms;
+		t = due > w->now ? (due - w->now < t ? due - w->now : t) : 0;
+	}
+	return t;
+}
+
+static tq_err serve(tq_worker *w)
+{
+	size_t cap = 2 + w->nexecs;
+	zmq_pollitem_t *items = calloc(cap, sizeof *items);
+	tqi_exec **owners = calloc(cap, sizeof *owners);
+	if (items == NULL || owners == NULL) {
+		free(items);
+		free(owners);
+		return TQ_ENOMEM;
+	}
+	tq_err result = TQ_OK;
+	for (;;) {
+		w->now = tqi_now_ms();
+		check_broker(w);
+		if (check_stop(w))
+			break;
+		tqi_pool_schedule(w);
+		int n = 0;
+		items[n++] = (zmq_pollitem_t){ NULL, w->zygote.fd, ZMQ_POLLIN, 0 };
+		int sock_at = -1;
+		if (w->sock != NULL) {
+			sock_at = n;
+			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
+		}
+		int first_exec = n;
+		n += tqi_pool_poll_items(w, items + n, owners + n);
+		int rc = zmq_poll(items, n, (long)next_wakeup(w));
+		w->now = tqi_now_ms();
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			tqi_error("poll failed: %s", zmq_strerror(errno));
+			result = TQ_ETRANSPORT;
+			break;
+		}
+		for (int i = first_exec; i < n; i++)
+			if (items[i].revents)
+				tqi_pool_io(w, owners[i], items[i].revents);
+		if (items[0].revents && tqi_pool_zygote_events(w) < 0) {
+			tqi_error("the executor zygote died; the worker cannot run tasks");
+			result = TQ_ESYS;
+			break;
+		}
+		if (sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) {
+			for (int k = 0; k < 256 && w->sock != NULL; k++) {
+				tqi_frames f;
+				if (tqi_frames_recv(w->sock, false, &f, ZMQ_DONTWAIT) <= 0)
+					break;
+				on_message(w, &f);
+				tqi_frames_close(&f);
+			}
+		}
+	}
+	free(items);
+	free(owners);
+	return result;
+}
+
+tq_err tq_worker_run(tq_worker *w)
+{
+	if (w->running)
+		return TQ_ESTATE;
+	if (w->reg.n == 0)
+		return TQ_EINVAL;
+	w->running = true;
+	w->stop_requests = 0;
+	w->draining = false;
+	w->stopping_now = false;
+	w->now = tqi_now_ms();
+	tqi_rand_seed(&w->rng);
+	tqi_hmap_init(&w->held, ref_eq);
+	tqi_list_init(&w->queue);
+	tqi_wbuf_init(&w->scratch);
+	/* Executors first: the zygote must be forked before ZeroMQ starts
+	 * its threads. */
+	tq_err result = TQ_OK;
+	if (tqi_pool_start(w) != 0) {
+		tqi_error("cannot start executors: %s", strerror(errno));
+		result = TQ_ESYS;
+		goto out;
+	}
+	w->ctx = zmq_ctx_new();
+	if (w->ctx == NULL) {
+		result = TQ_ETRANSPORT;
+		goto out_pool;
+	}
+	result = open_socket(w);
+	if (result == TQ_EINVAL)
+		goto out_ctx;
+	result = serve(w);
+	if (w->sock != NULL) {
+		if (w->conn == CONN_READY)
+			send_simple(w, TQI_BYE);
+		int linger = 1000; /* let the last DONEs and BYE out */
+		zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+		zmq_close(w->sock);
+		w->sock = NULL;
+	}
+	drop_held(w);
+out_ctx:
+	zmq_ctx_term(w->ctx);
+	w->ctx = NULL;
+out_pool:
+	tqi_pool_stop(w);
+out:
+	tqi_hmap_destroy(&w->held);
+	tqi_wbuf_free(&w->scratch);
+	w->running = false;
+	tqi_info("stopped");
+	return result;
+}
