@@ -278,6 +278,15 @@ uint64_t tqi_deadline_lag(const tq_client *c, uint64_t until)
 	return lag < until ? lag : until;
 }
 
+void tqi_send_await_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t until)
+{
+	uint64_t now = tqi_now_ms();
+	if (until == UINT64_MAX || until <= now)
+		return;
+	uint64_t slack = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
+	tqi_send_deadline(c, tasks, n, until - now + slack);
+}
+
 void tqi_send_stats(tq_client *c)
 {
 	tqi_env e = { .cmd = TQI_STATS };

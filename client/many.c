@@ -72,8 +72,7 @@ tq_err tq_await_many(tq_task **tasks, size_t n, int64_t timeout_ms, size_t *fail
 	uint64_t until = timeout_ms < 0 ? UINT64_MAX : tqi_now_ms() + (uint64_t)timeout_ms;
 	e = tqi_pump(c, tqi_deadline_lag(c, until), set_over, &ws);
 	if (e == TQ_ETIMEDOUT && tqi_now_ms() < until) {
-		if (timeout_ms >= 0)
-			tqi_send_deadline(c, tasks, n, until - tqi_now_ms());
+		tqi_send_await_deadline(c, tasks, n, until);
 		e = tqi_pump(c, until, set_over, &ws);
 	}
 	leave(tasks, n);

@@ -118,11 +118,14 @@ void tqi_send_detach(tq_client *c, const tq_task *t);
 void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout_ms);
 void tqi_send_stats(tq_client *c);
 /* An await tells the broker its deadline only once it has waited a
- * heartbeat interval: fast tasks never pay a message for it, and the
- * broker's copy of the deadline always falls after the client's own, so the
- * client's timer - which cancels the task - is the one that speaks.  Returns
+ * heartbeat interval, so fast tasks never pay a message for it.  Returns
  * the time to wait before sending it. */
 uint64_t tqi_deadline_lag(const tq_client *c, uint64_t until);
+/* Sends the deadline `until` of an await for tasks[0..n).  The broker gets
+ * it one heartbeat interval late on purpose: the client's own timer, which
+ * cancels the tasks and names the timeout, always speaks first; the
+ * broker's copy is the backstop for an owner that never cancels. */
+void tqi_send_await_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t until);
 /* Processes messages and watches the broker until done(arg) or until
  * `until` (absolute ms; UINT64_MAX: no limit).  TQ_OK when done,
  * TQ_ETIMEDOUT otherwise. */

@@ -205,8 +205,8 @@ tq_err tq_task_await(tq_task *t, int64_t timeout_ms)
 	if (e == TQ_ETIMEDOUT && tqi_now_ms() < until) {
 		/* Still running: hand the await's deadline to the broker and
 		 * the worker too (see tqi_deadline_lag), then wait on. */
-		if (timeout_ms >= 0 && !t->keep_on_timeout)
-			tqi_send_deadline(c, &t, 1, until - tqi_now_ms());
+		if (!t->keep_on_timeout)
+			tqi_send_await_deadline(c, &t, 1, until);
 		e = tqi_pump(c, until, ended, t);
 	}
 	if (e == TQ_OK)

@@ -95,6 +95,20 @@ void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uin
 	memcpy(hdr + 21, ref, 16);
 }
 
+int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out)
+{
+	if (len < TQI_EXEC_RESULT_HDR - 4 || frame[0] != TQI_EXEC_RESULT)
+		return -1;
+	size_t tlen = get32(frame + 5);
+	if (tlen > len - (TQI_EXEC_RESULT_HDR - 4) || tlen > TQI_MAX_TEXT)
+		return -1;
+	out->code = get32(frame + 1);
+	out->text = (const char *)frame + 9;
+	out->text_len = tlen;
+	out->payload_off = 9 + tlen;
+	return 0;
+}
+
 static int read_full(int fd, void *buf, size_t n)
 {
 	uint8_t *p = buf;

@@ -27,6 +27,19 @@
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
     __attribute__((noreturn));
 
+/* A result frame, as parsed by tqi_exec_result_parse: pointers into the
+ * frame's bytes. */
+typedef struct {
+	uint32_t code;
+	const char *text;
+	size_t text_len;
+	size_t payload_off; /* the result's bytes start here in the frame */
+} tqi_exec_result;
+
+/* Parses the body of a result frame (the len bytes after its length).
+ * Returns 0, or -1 when it is not a well-formed result frame. */
+int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out);
+
 /* Writes the header of a task frame whose arguments are args_len bytes. */
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
                           int64_t ms_left, const uint8_t ref[16], size_t args_len);

@@ -29,7 +29,6 @@ static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-
 static void spawn(tq_worker *w, tqi_exec *ex)
 {
 	ex->state = EX_SPAWNING;
@@ -117,8 +116,8 @@ static void on_result(tq_worker *w, tqi_exec *ex)
 {
 	uint8_t *b = ex->buf;
 	size_t n = ex->need;
-	if (n < TQI_EXEC_RESULT_HDR - 4 || b[0] != TQI_EXEC_RESULT ||
-	    get32(b + 5) > n - (TQI_EXEC_RESULT_HDR - 4)) {
+	tqi_exec_result res;
+	if (tqi_exec_result_parse(b, n, &res) != 0) {
 		/* A handler wrote over its executor's memory: trust nothing
 		 * it says and replace it. */
 		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
@@ -128,13 +127,11 @@ static void on_result(tq_worker *w, tqi_exec *ex)
 		kill(ex->pid, SIGKILL);
 		return;
 	}
-	uint32_t code = get32(b + 1);
-	uint32_t tlen = get32(b + 5);
+	uint32_t code = res.code;
 	char text[TQI_MAX_TEXT + 1];
-	size_t tl = tlen < TQI_MAX_TEXT ? tlen : TQI_MAX_TEXT;
-	memcpy(text, b + 9, tl);
-	text[tl] = '\0';
-	size_t off = 9 + tlen;
+	memcpy(text, res.text, res.text_len);
+	text[res.text_len] = '\0';
+	size_t off = res.payload_off;
 	zmq_msg_t payload;
 	ex->buf = NULL;
 	if (zmq_msg_init_data(&payload, b + off, n - off, free_hint, b) != 0) {

@@ -401,37 +401,35 @@ static tq_err serve(tq_worker *w)
 	tq_err result = TQ_OK;
 	for (;;) {
 		w->now = tqi_now_ms();
-		check_broker(w);
-		if (check_stop(w))
-			break;
 		tqi_pool_schedule(w);
 		int n = 0;
-		items[n++] = (zmq_pollitem_t){ NULL, w->zygote.fd, ZMQ_POLLIN, 0 };
+		items[n++] = (zmq_pollitem_t){NULL, w->zygote.fd, ZMQ_POLLIN, 0};
 		int sock_at = -1;
 		if (w->sock != NULL) {
 			sock_at = n;
-			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
+			items[n++] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
 		}
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
 		int rc = zmq_poll(items, n, (long)next_wakeup(w));
 		w->now = tqi_now_ms();
-		if (rc < 0) {
-			if (errno == EINTR)
-				continue;
+		if (rc < 0 && errno != EINTR) {
 			tqi_error("poll failed: %s", zmq_strerror(errno));
 			result = TQ_ETRANSPORT;
 			break;
 		}
-		for (int i = first_exec; i < n; i++)
+		/* What arrived comes first, liveness after: a worker thawed
+		 * from SIGSTOP reports the results it has (the broker fences
+		 * them) before it notices how long it was away. */
+		for (int i = first_exec; rc > 0 && i < n; i++)
 			if (items[i].revents)
 				tqi_pool_io(w, owners[i], items[i].revents);
-		if (items[0].revents && tqi_pool_zygote_events(w) < 0) {
+		if (rc > 0 && items[0].revents && tqi_pool_zygote_events(w) < 0) {
 			tqi_error("the executor zygote died; the worker cannot run tasks");
 			result = TQ_ESYS;
 			break;
 		}
-		if (sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) {
+		if (rc > 0 && sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) {
 			for (int k = 0; k < 256 && w->sock != NULL; k++) {
 				tqi_frames f;
 				if (tqi_frames_recv(w->sock, false, &f, ZMQ_DONTWAIT) <= 0)
@@ -440,6 +438,9 @@ static tq_err serve(tq_worker *w)
 				tqi_frames_close(&f);
 			}
 		}
+		check_broker(w);
+		if (check_stop(w))
+			break;
 	}
 	free(items);
 	free(owners);

@@ -107,6 +107,14 @@ TQ_EXPORT int64_t tq_ctx_time_left_ms(const tq_ctx *ctx);
 /* The name of the worker running the task. */
 TQ_EXPORT const char *tq_ctx_worker(const tq_ctx *ctx);
 
+/* A plugin - a shared object loaded with `tq-worker --plugin x.so` -
+ * defines this function to register its functions with w.  Return TQ_OK,
+ * or an error to make tq-worker refuse to start. */
+#if defined(__GNUC__)
+__attribute__((visibility("default")))
+#endif
+tq_err tq_plugin_init(tq_worker *w);
+
 #ifdef __cplusplus
 }
 #endif

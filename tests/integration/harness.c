@@ -1,0 +1,365 @@
+/* harness.c - spawning, watching and reaping tq processes for the tests. */
+#include "harness.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t th_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void pause_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
+{
+	uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		if (cond(arg))
+			return true;
+		if (th_now_ms() >= until)
+			return false;
+		pause_ms(5);
+	}
+}
+
+int th_setup(void **state)
+{
+	th_env *e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return -1;
+	const char *tmp = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+	snprintf(e->dir, sizeof e->dir, "%s/tq-test-XXXXXX", tmp);
+	if (mkdtemp(e->dir) == NULL) {
+		free(e);
+		return -1;
+	}
+	snprintf(e->plugin, sizeof e->plugin, "%s", TQ_TEST_PLUGIN);
+	signal(SIGPIPE, SIG_IGN);
+	*state = e;
+	return 0;
+}
+
+static void dump_log(const th_proc *p)
+{
+	FILE *f = fopen(p->log, "r");
+	if (f == NULL)
+		return;
+	fprintf(stderr, "----- %s (pid %d) log -----\n", p->what, (int)p->pid);
+	char line[1024];
+	int n = 0;
+	while (fgets(line, sizeof line, f) != NULL && n++ < 200)
+		fputs(line, stderr);
+	fclose(f);
+}
+
+int th_teardown(void **state)
+{
+	th_env *e = *state;
+	/* Keep logs of a failed test: cmocka runs teardown either way, so
+	 * print them when TQ_TEST_LOGS is set. */
+	bool show = getenv("TQ_TEST_LOGS") != NULL;
+	for (int i = 0; i < e->nprocs; i++) {
+		th_proc *p = &e->procs[i];
+		if (p->pid <= 0)
+			continue;
+		if (p->stopped)
+			kill(p->pid, SIGCONT);
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		p->pid = -1;
+	}
+	for (int i = 0; i < e->nprocs; i++) {
+		if (show)
+			dump_log(&e->procs[i]);
+		unlink(e->procs[i].log);
+	}
+	rmdir(e->dir);
+	free(e);
+	return 0;
+}
+
+th_proc *th_spawn(th_env *e, const char *what, const char *const *argv)
+{
+	if (e->nprocs == TH_MAX_PROCS)
+		return NULL;
+	th_proc *p = &e->procs[e->nprocs];
+	memset(p, 0, sizeof *p);
+	snprintf(p->what, sizeof p->what, "%s", what);
+	char dir[sizeof e->dir];
+	memcpy(dir, e->dir, sizeof dir);
+	snprintf(p->log, sizeof p->log, "%s/%02d-%s.log", dir, e->nprocs, what);
+	pid_t pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (pid == 0) {
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		setenv("TQ_LOG", "debug", 0);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	p->pid = pid;
+	e->nprocs++;
+	return p;
+}
+
+static char *read_log(const th_proc *p)
+{
+	FILE *f = fopen(p->log, "r");
+	if (f == NULL)
+		return NULL;
+	size_t cap = 1 << 16, len = 0;
+	char *buf = malloc(cap);
+	size_t n;
+	while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+		len += n;
+		if (len + 1 == cap) {
+			char *b = realloc(buf, cap * 2);
+			if (b == NULL)
+				break;
+			buf = b;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (buf)
+		buf[len] = '\0';
+	return buf;
+}
+
+typedef struct {
+	th_proc *p;
+	const char *text;
+} log_wait;
+
+static bool log_contains(void *arg)
+{
+	log_wait *lw = arg;
+	char *s = read_log(lw->p);
+	bool found = s && strstr(s, lw->text) != NULL;
+	free(s);
+	return found;
+}
+
+bool th_log_has(th_proc *p, const char *text, int timeout_ms)
+{
+	log_wait lw = {p, text};
+	return th_wait_for(log_contains, &lw, timeout_ms);
+}
+
+/* argv = {program, fixed..., extra..., NULL} */
+static const char **build_argv(const char *const *fixed, const char *const *extra)
+{
+	static const char *argv[64];
+	int n = 0;
+	for (; fixed && *fixed && n < 40; fixed++)
+		argv[n++] = *fixed;
+	for (; extra && *extra && n < 63; extra++)
+		argv[n++] = *extra;
+	argv[n] = NULL;
+	return argv;
+}
+
+static th_proc *start_broker(th_env *e, const char *cep, const char *wep, const char *const *args)
+{
+	const char *fixed[] = {TQ_BROKER_BIN, "--clients", cep, "--workers", wep, "--grace", "500", NULL};
+	th_proc *p = th_spawn(e, "broker", build_argv(fixed, args));
+	if (p == NULL || !th_log_has(p, "listening clients=", 5000))
+		return NULL;
+	char *log = read_log(p);
+	const char *c = log ? strstr(log, "listening clients=") : NULL;
+	if (c == NULL) {
+		free(log);
+		return NULL;
+	}
+	sscanf(c, "listening clients=%127s workers=%127s", e->client_ep, e->worker_ep);
+	free(log);
+	e->broker = p;
+	return p;
+}
+
+th_proc *th_broker(th_env *e, const char *const *args)
+{
+	return start_broker(e, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", args);
+}
+
+th_proc *th_broker_again(th_env *e, const char *const *args)
+{
+	char cep[128], wep[128];
+	snprintf(cep, sizeof cep, "%s", e->client_ep);
+	snprintf(wep, sizeof wep, "%s", e->worker_ep);
+	/* The old port may linger for a moment: retry the bind briefly. */
+	for (int i = 0; i < 100; i++) {
+		th_proc *p = start_broker(e, cep, wep, args);
+		if (p != NULL)
+			return p;
+		pause_ms(50);
+	}
+	return NULL;
+}
+
+th_proc *th_worker(th_env *e, const char *name, const char *const *args)
+{
+	const char *fixed[] = {TQ_WORKER_BIN, "--broker", e->worker_ep, "--name", name,
+			       "--plugin", e->plugin, NULL};
+	th_proc *p = th_spawn(e, name, build_argv(fixed, args));
+	if (p == NULL || !th_log_has(p, "registered with broker", 10000))
+		return NULL;
+	return p;
+}
+
+void th_signal(th_proc *p, int sig)
+{
+	if (p == NULL || p->pid <= 0)
+		return;
+	kill(p->pid, sig);
+	if (sig == SIGSTOP)
+		p->stopped = true;
+	if (sig == SIGCONT)
+		p->stopped = false;
+}
+
+int th_wait_exit(th_proc *p, int timeout_ms)
+{
+	uint64_t until = th_now_ms() + (uint64_t)timeout_ms;
+	for (;;) {
+		int status;
+		pid_t r = waitpid(p->pid, &status, WNOHANG);
+		if (r == p->pid) {
+			p->pid = -1;
+			return status;
+		}
+		if (r < 0 || th_now_ms() >= until)
+			return -1;
+		pause_ms(5);
+	}
+}
+
+tq_client *th_client(th_env *e, int broker_timeout_ms)
+{
+	tq_client_opts o = {.broker = e->client_ep, .broker_timeout_ms = broker_timeout_ms};
+	tq_client *c = NULL;
+	if (tq_client_new(&c, &o) != TQ_OK)
+		return NULL;
+	return c;
+}
+
+tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o)
+{
+	tq_task *t = NULL;
+	if (tq_client_async_json(c, fn, json_args, o, &t) != TQ_OK)
+		return NULL;
+	return t;
+}
+
+/* Finds key k in the map at r. */
+static int find_key(tq_reader *r, const char *k)
+{
+	uint32_t n;
+	if (tq_read_map(r, &n) != TQ_OK)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *s;
+		size_t len;
+		if (tq_read_str(r, &s, &len) != TQ_OK)
+			return -1;
+		if (len == strlen(k) && memcmp(s, k, len) == 0)
+			return 0;
+		if (tq_read_skip(r) != TQ_OK)
+			return -1;
+	}
+	return -1;
+}
+
+int th_stat(th_env *e, const char *what, uint64_t *out)
+{
+	tq_client *c = th_client(e, 0);
+	if (c == NULL)
+		return -1;
+	uint8_t *data;
+	size_t len;
+	int rc = -1;
+	if (tq_client_stats(c, 2000, &data, &len) == TQ_OK) {
+		tq_reader r;
+		tq_reader_init(&r, data, len);
+		if (strncmp(what, "counters.", 9) == 0) {
+			if (find_key(&r, "counters") == 0 && find_key(&r, what + 9) == 0 &&
+			    tq_read_uint(&r, out) == TQ_OK)
+				rc = 0;
+		} else if (strcmp(what, "load") == 0) {
+			/* the tasks held by all workers together */
+			uint32_t n;
+			*out = 0;
+			if (find_key(&r, "workers") == 0 && tq_read_array(&r, &n) == TQ_OK) {
+				rc = 0;
+				for (uint32_t i = 0; i < n && rc == 0; i++) {
+					tq_reader w = r;
+					uint64_t load;
+					if (find_key(&w, "load") == 0 && tq_read_uint(&w, &load) == TQ_OK)
+						*out += load;
+					else
+						rc = -1;
+					if (tq_read_skip(&r) != TQ_OK)
+						rc = -1;
+				}
+			}
+		} else if (strcmp(what, "workers") == 0) {
+			uint32_t n;
+			if (find_key(&r, "workers") == 0 && tq_read_array(&r, &n) == TQ_OK) {
+				*out = n;
+				rc = 0;
+			}
+		} else if (find_key(&r, what) == 0 && tq_read_uint(&r, out) == TQ_OK) {
+			rc = 0;
+		}
+		free(data);
+	}
+	tq_client_destroy(&c);
+	return rc;
+}
+
+typedef struct {
+	th_env *e;
+	const char *what;
+	uint64_t want, last;
+} stat_wait;
+
+static bool stat_ok(void *arg)
+{
+	stat_wait *sw = arg;
+	return th_stat(sw->e, sw->what, &sw->last) == 0 && sw->last >= sw->want;
+}
+
+bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms)
+{
+	stat_wait sw = {e, what, want, 0};
+	bool ok = th_wait_for(stat_ok, &sw, timeout_ms);
+	if (!ok)
+		fprintf(stderr, "stat %s stayed at %llu, wanted %llu\n", what,
+			(unsigned long long)sw.last, (unsigned long long)want);
+	return ok;
+}

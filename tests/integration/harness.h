@@ -1,0 +1,79 @@
+/*
+ * harness.h - real tq processes for integration tests.
+ *
+ * Each test gets its own broker on ephemeral loopback ports and its own
+ * workers, with their logs in a temporary directory; teardown kills and
+ * reaps every process it started (and prints the logs when the test
+ * failed).  Waits poll a condition with a bound, never sleep blindly.
+ */
+#ifndef TQ_TEST_HARNESS_H
+#define TQ_TEST_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tq/client.h"
+
+#define TH_MAX_PROCS 32
+
+typedef struct {
+	pid_t pid;
+	char log[512];
+	char what[64];
+	bool stopped; /* SIGSTOPped by the test */
+} th_proc;
+
+typedef struct {
+	char dir[256];
+	th_proc procs[TH_MAX_PROCS];
+	int nprocs;
+	char client_ep[128], worker_ep[128];
+	th_proc *broker;
+	char plugin[512]; /* the test plugin's path */
+} th_env;
+
+/* cmocka fixtures: *state becomes a th_env. */
+int th_setup(void **state);
+int th_teardown(void **state);
+
+/* Starts a broker with the given extra arguments (NULL-terminated list, or
+ * NULL); waits until it listens.  A restart passes the old endpoints. */
+th_proc *th_broker(th_env *e, const char *const *args);
+/* Starts a broker again on the same endpoints as before. */
+th_proc *th_broker_again(th_env *e, const char *const *args);
+
+/* Starts tq-worker named `name` (with the test plugin loaded) and waits
+ * until it has registered. */
+th_proc *th_worker(th_env *e, const char *name, const char *const *args);
+
+/* Starts any program; its output goes to a log file. */
+th_proc *th_spawn(th_env *e, const char *what, const char *const *argv);
+
+void th_signal(th_proc *p, int sig);
+/* Waits up to timeout_ms for p to exit; returns its wait status or -1. */
+int th_wait_exit(th_proc *p, int timeout_ms);
+
+/* A client of the test's broker; broker_timeout_ms 0 keeps the default. */
+tq_client *th_client(th_env *e, int broker_timeout_ms);
+
+/* Polls cond(arg) every few ms until it holds or timeout_ms passes. */
+bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* True once `text` appears in p's log (waits up to timeout_ms). */
+bool th_log_has(th_proc *p, const char *text, int timeout_ms);
+
+/* Reads a number from the broker's stats: "counters.NAME", "tasks",
+ * "workers" (how many), "load" (tasks held by all workers), "clients".
+ * Returns 0 or -1. */
+int th_stat(th_env *e, const char *what, uint64_t *out);
+/* Waits until stat `what` is >= want; true if it got there. */
+bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms);
+
+uint64_t th_now_ms(void);
+
+/* Builds a msgpack argument list from JSON text into a static buffer and
+ * submits fn with it. */
+tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o);
+
+#endif
