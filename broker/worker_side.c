@@ -82,14 +82,17 @@ void tqi_worker_free(tqi_broker *b, bworker *w)
 	} else {
 		tqi_info("worker %s (%s) left", w->peer.name, w->peer.idhex);
 	}
-	/* Take it out of the tables first so that retries go elsewhere. */
+	/* Out of the tables first; its offers stay linked (it is marked gone,
+	 * so nothing is dispatched to it) until its tasks are dealt with, so
+	 * that no function is freed under a task that still points to it. */
 	tqi_hmap_remove(&b->workers, &w->peer.hnode);
 	tqi_list_remove(&b->live, &w->live);
-	for (uint32_t i = 0; i < w->noffers; i++)
-		tqi_list_remove(&w->offers[i].fn->offers, &w->offers[i].fnode);
+	w->peer.gone = true;
 	orphan_tasks(b, w);
-	for (uint32_t i = 0; i < w->noffers; i++)
+	for (uint32_t i = 0; i < w->noffers; i++) {
+		tqi_list_remove(&w->offers[i].fn->offers, &w->offers[i].fnode);
 		tqi_func_release(b, w->offers[i].fn);
+	}
 	tqi_outbox_clear(b, &w->peer);
 	free(w->offers);
 	free(w);

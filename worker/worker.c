@@ -185,8 +185,13 @@ static void reset_connection(tq_worker *w, const char *why)
 {
 	tqi_warn("broker lost (%s): stopping %u held tasks, reconnecting", why, w->nheld);
 	drop_held(w);
-	if (w->sock != NULL)
+	if (w->sock != NULL) {
+		/* Results already written still go out (a broker that gave us
+		 * up fences them): let the old socket linger a while. */
+		int linger = 1000;
+		zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
 		zmq_close(w->sock);
+	}
 	w->sock = NULL;
 	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (w->backoff_ms > BACKOFF_MAX_MS)

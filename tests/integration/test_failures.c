@@ -1,0 +1,307 @@
+/*
+ * test_failures.c - failures are answers (issue 4): workers killed or
+ * frozen mid-task, deadlines with no worker left, owners killed, and the
+ * broker killed and restarted under load.  Every process here is real and
+ * every kill is a real signal.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *const one[] = {"--concurrency", "1", NULL};
+
+typedef struct {
+	char path[512];
+} file_wait;
+
+static bool file_exists(void *arg)
+{
+	struct stat st;
+	return stat(((file_wait *)arg)->path, &st) == 0;
+}
+
+/* Submits `mark PATH ms` and waits until it runs. */
+static tq_task *running_task(th_env *e, tq_client *c, const char *tag, int ms, unsigned retries)
+{
+	file_wait fw;
+	snprintf(fw.path, sizeof fw.path, "%s/%s", e->dir, tag);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", %d]", fw.path, ms);
+	tq_task_opts o = {.retries = retries};
+	tq_task *t = th_async(c, "mark", args, &o);
+	assert_non_null(t);
+	assert_true(th_wait_for(file_exists, &fw, 5000));
+	unlink(fw.path);
+	return t;
+}
+
+static void test_killed_worker_retryable_task_completes_elsewhere(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	tq_task *t = running_task(e, c, "r1", 1500, 1);
+	assert_non_null(th_worker(e, "w2", one));
+	th_signal(w1, SIGKILL);
+	assert_int_equal(tq_task_await(t, 10000), TQ_OK);
+	assert_string_equal(tq_task_worker(t), "w2");
+	assert_int_equal(tq_task_attempt(t), 2);
+	assert_true(th_stat_reaches(e, "counters.retried", 1, 1000));
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+static void test_killed_worker_fails_a_plain_task_within_the_bound(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	assert_non_null(th_worker(e, "w2", one)); /* idle: a retry would go here */
+	tq_client *c = th_client(e, 0);
+	tq_task *t = running_task(e, c, "p1", 20000, 0);
+	uint64_t t0 = th_now_ms();
+	th_signal(w1, SIGKILL);
+	assert_int_equal(tq_task_await(t, 30000), TQ_EWORKERLOST);
+	uint64_t took = th_now_ms() - t0;
+	printf("worker loss reported %llu ms after SIGKILL\n", (unsigned long long)took);
+	assert_true(took <= 1000); /* the detection bound, not the await's 30 s */
+	assert_non_null(strstr(tq_task_error(t), "worker w1 lost"));
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+static void test_frozen_worker_is_replaced_and_its_late_result_fenced(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	/* The task outlives the freeze, so that w1's executor finishes it
+	 * while w1 is stopped and w1 reports it when thawed. */
+	tq_task *t = running_task(e, c, "f1", 1500, 1);
+	assert_non_null(th_worker(e, "w2", one));
+	uint64_t t0 = th_now_ms();
+	th_signal(w1, SIGSTOP);
+	assert_int_equal(tq_task_await(t, 10000), TQ_OK);
+	assert_string_equal(tq_task_worker(t), "w2");
+	assert_int_equal(tq_task_attempt(t), 2);
+	printf("frozen worker replaced; result after %llu ms\n", (unsigned long long)(th_now_ms() - t0));
+	th_signal(w1, SIGCONT);
+	/* w1's late result for attempt 1 reaches the broker and is fenced. */
+	assert_true(th_stat_reaches(e, "counters.fenced", 1, 5000));
+	/* Exactly one result reached the client. */
+	assert_int_equal(tq_client_strays(c), 0);
+	/* w1 rejoins and serves again. */
+	assert_true(th_log_has(w1, "told to reconnect", 5000) || th_log_has(w1, "broker lost", 100));
+	assert_true(th_stat_reaches(e, "workers", 2, 5000));
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+static void test_queued_task_with_no_worker_left_times_out_at_its_deadline(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	tq_task *busy = running_task(e, c, "d1", 20000, 0);
+	tq_task_opts o = {.timeout_ms = 1500};
+	uint64_t t0 = th_now_ms();
+	tq_task *queued = th_async(c, "sleep", "[10]", &o);
+	th_signal(w1, SIGKILL);
+	assert_int_equal(tq_task_await(busy, 30000), TQ_EWORKERLOST);
+	assert_int_equal(tq_task_await(queued, 30000), TQ_ETIMEDOUT);
+	uint64_t took = th_now_ms() - t0;
+	assert_true(took >= 1500);
+	assert_true(took < 30000);
+	assert_non_null(strstr(tq_task_error(queued), "deadline passed while queued"));
+	tq_task_destroy(&busy);
+	tq_task_destroy(&queued);
+	tq_client_destroy(&c);
+}
+
+static void test_killed_client_tasks_are_cancelled_but_started_ones_run_on(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", one));
+	file_wait run, done;
+	snprintf(run.path, sizeof run.path, "%s/owned", e->dir);
+	snprintf(done.path, sizeof done.path, "%s/started", e->dir);
+	/* The owner is a `tq call` process: one running task, one queued. */
+	const char *call1[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
+			       "mark", run.path, "20000", NULL};
+	th_proc *owner = th_spawn(e, "owner", call1);
+	assert_true(th_wait_for(file_exists, &run, 5000));
+	const char *call2[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
+			       "sleep", "20000", NULL};
+	th_proc *owner2 = th_spawn(e, "owner2", call2);
+	assert_true(th_stat_reaches(e, "tasks", 2, 5000));
+	/* A fire-and-forget task from a third client that then exits. */
+	const char *start[] = {TQ_CLI_BIN, "start", "--broker", e->client_ep, "touch", done.path,
+			       "0", NULL};
+	th_proc *starter = th_spawn(e, "starter", start);
+	assert_int_equal(th_wait_exit(starter, 5000), 0);
+	th_signal(owner, SIGKILL);
+	th_signal(owner2, SIGKILL);
+	/* Both owned tasks are cancelled, the running one on the worker. */
+	assert_true(th_stat_reaches(e, "counters.cancelled", 2, 5000));
+	assert_true(th_stat_reaches(e, "counters.owners_lost", 2, 5000));
+	uint64_t load = 9;
+	assert_int_equal(th_stat(e, "load", &load), 0);
+	assert_int_equal(load, 0);
+	/* The started task ran on, owner or not. */
+	assert_true(th_wait_for(file_exists, &done, 5000));
+	uint64_t completed = 0;
+	assert_int_equal(th_stat(e, "counters.completed", &completed), 0);
+	assert_int_equal(completed, 1);
+}
+
+static void test_broker_killed_and_restarted_under_load(void **state)
+{
+	th_env *e = *state;
+	enum { N = 40 };
+	static const char *const opts[] = {"--concurrency", "2", NULL};
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", opts);
+	th_proc *w2 = th_worker(e, "w2", opts);
+	assert_non_null(w1);
+	assert_non_null(w2);
+	tq_client *c = th_client(e, 1500);
+	tq_task *ts[N];
+	for (int i = 0; i < N; i++) {
+		tq_task_opts o = {.retries = i % 2 ? 3 : 0};
+		ts[i] = th_async(c, "sleep", "[300]", &o);
+		assert_non_null(ts[i]);
+	}
+	/* Kill the broker once the first tasks have finished. */
+	assert_int_equal(tq_task_yield(ts[0], 1000), TQ_OK);
+	th_signal(e->broker, SIGKILL);
+	assert_true(th_wait_exit(e->broker, 2000) >= 0);
+	assert_non_null(th_broker_again(e, NULL));
+	/* Workers come back by themselves. */
+	assert_true(th_stat_reaches(e, "workers", 2, 10000));
+	uint64_t t0 = th_now_ms();
+	tq_err out[N];
+	assert_int_equal(tq_yield_many(ts + 1, N - 1, 20000, out + 1), TQ_OK);
+	uint64_t took = th_now_ms() - t0;
+	int ok = 0, lost = 0;
+	for (int i = 1; i < N; i++) {
+		if (i % 2) {
+			/* Retryable: completes, on the old broker or the new. */
+			assert_int_equal(out[i], TQ_OK);
+			ok++;
+		} else {
+			/* Not retryable: done before the kill, or lost with it. */
+			assert_true(out[i] == TQ_OK || out[i] == TQ_EBROKERLOST);
+			lost += out[i] == TQ_EBROKERLOST;
+		}
+	}
+	printf("after the restart: %d retryable ok, %d plain lost, %llu ms, %llu resubmitted\n", ok,
+	       lost, (unsigned long long)took, (unsigned long long)tq_client_resubmitted(c));
+	assert_true(lost > 0);
+	assert_true(tq_client_resubmitted(c) > 0);
+	for (int i = 0; i < N; i++)
+		tq_task_destroy(&ts[i]);
+	tq_client_destroy(&c);
+}
+
+static void test_broker_gone_for_good_fails_tasks_without_hanging(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", one));
+	tq_client *c = th_client(e, 1000);
+	tq_task *t = running_task(e, c, "g1", 20000, 0);
+	th_signal(e->broker, SIGKILL);
+	uint64_t t0 = th_now_ms();
+	assert_int_equal(tq_task_await(t, TQ_INFINITY), TQ_EBROKERLOST);
+	uint64_t took = th_now_ms() - t0;
+	assert_true(took < 10000);
+	assert_non_null(strstr(tq_task_error(t), "no word from the broker"));
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+static void test_broker_stops_gracefully(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	tq_task *t = running_task(e, c, "s1", 20000, 0);
+	th_signal(e->broker, SIGTERM);
+	/* The grace (500 ms in the harness) passes; the owner is told. */
+	assert_int_equal(tq_task_await(t, 10000), TQ_EBROKERLOST);
+	assert_non_null(strstr(tq_task_error(t), "broker shutting down"));
+	int status = th_wait_exit(e->broker, 5000);
+	assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* The worker stopped the task it was running for nobody. */
+	assert_true(th_log_has(w1, "told to reconnect: broker shutting down", 5000));
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+static void test_worker_drains_on_sigterm(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	tq_task *t = running_task(e, c, "dr", 700, 0);
+	th_signal(w1, SIGTERM);
+	assert_true(th_log_has(w1, "draining", 2000));
+	/* No new task goes to a draining worker. */
+	tq_task *later = th_async(c, "double", "[1]", NULL);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	int status = th_wait_exit(w1, 5000);
+	assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(tq_task_yield(later, 200), TQ_ERUNNING);
+	assert_non_null(th_worker(e, "w2", one));
+	assert_int_equal(tq_task_await(later, 5000), TQ_OK);
+	assert_string_equal(tq_task_worker(later), "w2");
+	tq_task_destroy(&t);
+	tq_task_destroy(&later);
+	tq_client_destroy(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_killed_worker_retryable_task_completes_elsewhere,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_killed_worker_fails_a_plain_task_within_the_bound,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_frozen_worker_is_replaced_and_its_late_result_fenced,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_queued_task_with_no_worker_left_times_out_at_its_deadline, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+			test_killed_client_tasks_are_cancelled_but_started_ones_run_on, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_killed_and_restarted_under_load, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_gone_for_good_fails_tasks_without_hanging,
+						th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_stops_gracefully, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_worker_drains_on_sigterm, th_setup, th_teardown),
+	};
+	return cmocka_run_group_tests_name("failures", tests, NULL, NULL);
+}
