@@ -54,7 +54,7 @@ tsan:
 	@scripts/bootstrap.sh test
 	$(call configure,build-tsan,-DTQ_SANITIZER=thread -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Debug)
 	cmake --build build-tsan -j$(JOBS)
-	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest $(CTEST_FLAGS) -L tsan
+	cd build-tsan && ctest $(CTEST_FLAGS) -L tsan
 
 fuzz:
 	@scripts/bootstrap.sh test
@@ -66,11 +66,17 @@ valgrind: build
 	@command -v valgrind >/dev/null || scripts/bootstrap.sh test
 	cd $(BUILD) && ctest $(CTEST_FLAGS) -L unit -T memcheck
 
+# The full run records its figures and plots in bench/ (see bench/README.md);
+# QUICK=1 keeps them in bench/out/ so that it never overwrites them.
+# BENCH_FLAGS passes options to tq-bench (e.g. --prefetch 0).
+BENCH_FLAGS ?=
 bench:
 	@scripts/bootstrap.sh bench
 	$(call configure,$(BUILD),)
 	cmake --build $(BUILD) -j$(JOBS)
-	$(BUILD)/bench/tq-bench $(if $(QUICK),--quick,) --json bench/results.json
+	$(BUILD)/bench/tq-bench $(if $(QUICK),--quick --json bench/out/results-quick.json,--json bench/results.json) $(BENCH_FLAGS)
+	@if command -v gnuplot >/dev/null; then \
+		gnuplot -e "data='bench/out'; dest='$(if $(QUICK),bench/out,bench)'" bench/plot.gp; fi
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

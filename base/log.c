@@ -4,6 +4,7 @@
 
 #include "base/clock.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 #include <unistd.h>
 
 static const char *component = "tq";
-static int level_read;
+static pthread_once_t level_once = PTHREAD_ONCE_INIT;
 static tqi_log_level max_level = TQI_LOG_INFO;
 
 static const char *const level_names[] = { "error", "warn ", "info ", "debug" };
@@ -23,18 +24,20 @@ void tqi_log_set_component(const char *name)
 	component = name;
 }
 
+static void read_level(void)
+{
+	const char *s = getenv("TQ_LOG");
+	if (s == NULL || *s == '\0')
+		return;
+	for (int i = 0; i <= TQI_LOG_DEBUG; i++)
+		if (strncmp(s, level_names[i], strlen(s)) == 0)
+			max_level = (tqi_log_level)i;
+}
+
 static tqi_log_level configured_level(void)
 {
-	/* Read once; a race between threads only reads the same value twice. */
-	if (!level_read) {
-		const char *s = getenv("TQ_LOG");
-		if (s != NULL) {
-			for (int i = 0; i <= TQI_LOG_DEBUG; i++)
-				if (strncmp(s, level_names[i], strlen(s)) == 0)
-					max_level = (tqi_log_level)i;
-		}
-		level_read = 1;
-	}
+	/* Clients on several threads log too: read TQ_LOG exactly once. */
+	pthread_once(&level_once, read_level);
 	return max_level;
 }
 

@@ -230,16 +230,7 @@ void tqi_client_message(tqi_broker *b, tqi_frames *f)
 {
 	tqi_env e;
 	char why[256];
-	tq_err err =
-	    tqi_env_decode(zmq_msg_data(&f->env), zmq_msg_size(&f->env), &e, why, sizeof why);
-	if (err == TQ_OK && !tqi_cmd_allowed(e.cmd, TQI_ROLE_CLIENT, TQI_ROLE_BROKER)) {
-		err = TQ_ECOMMAND;
-		snprintf(why, sizeof why, "%s is not a client's command", tqi_cmd_name(e.cmd));
-	}
-	if (err == TQ_OK && tqi_frames_check(f, e.cmd) != TQ_OK) {
-		err = TQ_EFRAMES;
-		snprintf(why, sizeof why, "%s with %u frames", tqi_cmd_name(e.cmd), f->nframes);
-	}
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &e, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_bad_message(b, b->clients_sock, "client", f, err, why);
 		return;

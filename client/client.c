@@ -117,7 +117,9 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	uint8_t id[TQI_REF_LEN];
 	tqi_rand_bytes(&c->rng, id, sizeof id);
 	id[0] |= 0x80; /* a routing id may not start with 0 */
-	int zero = 0, linger = 200, rmin = 100, rmax = 5000, hb = 1000, hbto = 3000;
+	/* On close, what is still queued (a cancellation, a detach) gets up to
+	 * the broker timeout to go out. */
+	int zero = 0, linger = c->broker_timeout_ms, rmin = 100, rmax = 5000, hb = 1000, hbto = 3000;
 	zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, sizeof id);
 	zmq_setsockopt(c->sock, ZMQ_SNDHWM, &zero, sizeof zero);
 	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof zero);
@@ -515,12 +517,7 @@ static void on_message(tq_client *c, tqi_frames *f)
 {
 	tqi_env e;
 	char why[256];
-	tq_err err =
-	    tqi_env_decode(zmq_msg_data(&f->env), zmq_msg_size(&f->env), &e, why, sizeof why);
-	if (err == TQ_OK && !tqi_cmd_allowed(e.cmd, TQI_ROLE_BROKER, TQI_ROLE_CLIENT))
-		err = TQ_ECOMMAND;
-	if (err == TQ_OK && tqi_frames_check(f, e.cmd) != TQ_OK)
-		err = TQ_EFRAMES;
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_CLIENT, &e, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_warn("ignored a malformed message from the broker: %s %s", tq_errname(err),
 		         why);

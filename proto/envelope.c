@@ -356,6 +356,19 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
 	return TQ_OK;
 }
 
+tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
+			   char *why, size_t whylen)
+{
+	if (len >= TQI_HDR_LEN && buf[0] == TQI_MAGIC0 && buf[1] == TQI_MAGIC1 &&
+	    buf[2] == TQI_VERSION && lookup(buf[3]) != NULL && !tqi_cmd_allowed(buf[3], from, to)) {
+		memset(e, 0, sizeof *e);
+		char d[64];
+		snprintf(d, sizeof d, "%s is not allowed on this route", lookup(buf[3])->name);
+		return fail(TQ_ECOMMAND, why, whylen, "", "", d);
+	}
+	return tqi_env_decode(buf, len, e, why, whylen);
+}
+
 /* ---- encoding --------------------------------------------------------- */
 
 static int encode_field(tqi_wbuf *w, msgpack_packer *pk, const field *f, const tqi_env *e)

@@ -4,6 +4,7 @@
 #include "proto/wire.h"
 
 #include <errno.h>
+#include <stdio.h>
 
 static bool more(void *sock)
 {
@@ -62,6 +63,19 @@ tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd)
 {
 	unsigned want = tqi_cmd_has_payload(cmd) ? 2 : 1;
 	return f->nframes == want ? TQ_OK : TQ_EFRAMES;
+}
+
+tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
+			 size_t whylen)
+{
+	zmq_msg_t *env = (zmq_msg_t *)&f->env;
+	tq_err err = tqi_env_decode_from(zmq_msg_data(env), zmq_msg_size(env), from, to, e, why, whylen);
+	if (err == TQ_OK && tqi_frames_check(f, e->cmd) != TQ_OK) {
+		if (why != NULL && whylen > 0)
+			snprintf(why, whylen, "%s with %u frames", tqi_cmd_name(e->cmd), f->nframes);
+		err = TQ_EFRAMES;
+	}
+	return err;
 }
 
 int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t envlen,

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <zmq.h>
 
+#include "proto/wire.h"
 #include "tq/err.h"
 
 #define TQI_MAX_ROUTING_ID 255
@@ -35,6 +36,13 @@ void tqi_frames_close(tqi_frames *f);
 /* TQ_OK when the frame count fits the command in the envelope: one frame,
  * or two for commands with a payload.  TQ_EFRAMES otherwise. */
 tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd);
+
+/* Decodes the envelope of a message that a peer of role `from` sent to one
+ * of role `to`, and checks its route and frame count: the one check every
+ * receiver makes.  Errors as tqi_env_decode_from, or TQ_EFRAMES; why (may be
+ * NULL) explains. */
+tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
+			 size_t whylen);
 
 /* Sends one message.  id may be NULL (DEALER).  The envelope bytes are
  * copied; *payload, when not NULL, is moved into the message on success and

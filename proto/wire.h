@@ -116,6 +116,12 @@ bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
  * the field.  Never allocates, never asserts. */
 tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen);
 
+/* Like tqi_env_decode, for a message that a peer of role `from` sent to one
+ * of role `to`: a command not allowed on that route is refused with
+ * TQ_ECOMMAND before its body is read. */
+tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
+			   char *why, size_t whylen);
+
 /* Encodes e (e->cmd's fields) into out, which is reset first.  Returns
  * TQ_OK, TQ_ENOMEM, or TQ_EINVAL when a field breaks a limit (a bug in the
  * caller: the encoder refuses to emit what a decoder would reject). */

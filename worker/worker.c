@@ -260,13 +260,7 @@ static void on_message(tq_worker *w, tqi_frames *f)
 {
 	tqi_env e;
 	char why[256];
-	tq_err err =
-	    tqi_env_decode(zmq_msg_data(&f->env), zmq_msg_size(&f->env), &e, why, sizeof why);
-	if (err == TQ_OK && !tqi_cmd_allowed(e.cmd, TQI_ROLE_BROKER, TQI_ROLE_WORKER))
-		err = TQ_ECOMMAND,
-		snprintf(why, sizeof why, "%s is not for workers", tqi_cmd_name(e.cmd));
-	if (err == TQ_OK && tqi_frames_check(f, e.cmd) != TQ_OK)
-		err = TQ_EFRAMES, snprintf(why, sizeof why, "wrong frame count");
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_WORKER, &e, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_warn("malformed message from the broker ignored: %s: %s", tq_errname(err), why);
 		return;

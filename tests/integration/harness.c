@@ -232,6 +232,49 @@ th_proc *th_worker(th_env *e, const char *name, const char *const *args)
 	return p;
 }
 
+static char *slurp(const char *path)
+{
+	th_proc tmp;
+	if (strlen(path) >= sizeof tmp.log)
+		return strdup("");
+	memcpy(tmp.log, path, strlen(path) + 1);
+	char *s = read_log(&tmp);
+	unlink(path);
+	return s ? s : strdup("");
+}
+
+int th_run(th_env *e, const char *const *argv, int timeout_ms, char **out, char **err)
+{
+	char dir[sizeof e->dir], opath[400], epath[400];
+	memcpy(dir, e->dir, sizeof dir);
+	snprintf(opath, sizeof opath, "%s/run.out", dir);
+	snprintf(epath, sizeof epath, "%s/run.err", dir);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int o = open(opath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int r = open(epath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (o < 0 || r < 0)
+			_exit(126);
+		dup2(o, 1);
+		dup2(r, 2);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	th_proc p = {.pid = pid};
+	int status = th_wait_exit(&p, timeout_ms);
+	if (status < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	*out = slurp(opath);
+	*err = slurp(epath);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	return 128 + WTERMSIG(status);
+}
+
 void th_signal(th_proc *p, int sig)
 {
 	if (p == NULL || p->pid <= 0)

@@ -50,6 +50,11 @@ th_proc *th_worker(th_env *e, const char *name, const char *const *args);
 /* Starts any program; its output goes to a log file. */
 th_proc *th_spawn(th_env *e, const char *what, const char *const *argv);
 
+/* Runs argv to completion (at most timeout_ms, then SIGKILL) and returns
+ * its exit code (128 + signal when killed, -1 if it could not run); *out
+ * and *err receive its stdout and stderr (free them). */
+int th_run(th_env *e, const char *const *argv, int timeout_ms, char **out, char **err);
+
 void th_signal(th_proc *p, int sig);
 /* Waits up to timeout_ms for p to exit; returns its wait status or -1. */
 int th_wait_exit(th_proc *p, int timeout_ms);

@@ -292,7 +292,11 @@ static void test_crashing_handler_costs_only_its_task(void **state)
 	tq_task_destroy(&t);
 	t = th_async(c, "segv", "[]", NULL);
 	assert_int_equal(tq_task_await(t, 5000), TQ_ETASKCRASHED);
+#ifndef __SANITIZE_ADDRESS__
+	/* (Under the sanitizers the executor reports the fault and exits
+	 * instead of dying by the signal: still TQ_ETASKCRASHED.) */
 	assert_non_null(strstr(tq_task_error(t), "SIGSEGV"));
+#endif
 	tq_task_destroy(&t);
 	/* The same worker serves on. */
 	t = th_async(c, "double", "[4]", NULL);
