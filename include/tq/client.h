@@ -66,7 +66,9 @@ TQ_EXPORT tq_err tq_client_new(tq_client **out, const tq_client_opts *opts);
 
 /* Closes the client.  Tasks still pending are given up (the broker cancels
  * them, as a caller's exit kills its linked tasks); handles not destroyed
- * yet stay valid but answer TQ_ESTATE.  Accepts NULL; sets *cp to NULL. */
+ * yet stay valid but answer TQ_ESTATE.  Messages still queued (a cancel, an
+ * ignore) get up to the broker timeout to go out, so this may block that
+ * long when the broker is unreachable.  Accepts NULL; sets *cp to NULL. */
 TQ_EXPORT void tq_client_destroy(tq_client **cp);
 
 typedef struct {
