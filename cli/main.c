@@ -108,7 +108,10 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = { { "call", tqc_call }, { "start", tqc_start }, { "stats", tqc_stats } };
+	} cmds[] = { { "call", tqc_call },
+		     { "start", tqc_start },
+		     { "stats", tqc_stats },
+		     { "map", tqc_map } };
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);

@@ -9,12 +9,16 @@
  *   noop         returns nil at once (for the benchmark)
  *   burn N       spins the CPU for N rounds of a hash, returns the hash
  *                (a CPU-bound task for the parallel speed-up benchmark)
+ *   ticks WORD N MS  N times: notes the wall-clock time, then sleeps MS;
+ *                returns [[unix_ms, WORD], ...] (the lesson's tick and
+ *                tock: what they "printed", and when)
  */
 #include "worker/builtins.h"
 
 #include "base/clock.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 static tq_err one_arg(tq_reader *args, tq_ctx *ctx, const char *usage)
 {
@@ -107,6 +111,29 @@ static tq_err fn_burn(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	return tq_pack_uint(reply, h);
 }
 
+static tq_err fn_ticks(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	uint32_t n;
+	const char *word;
+	size_t len;
+	int64_t count, ms;
+	if (tq_read_array(args, &n) != TQ_OK || n != 3 || tq_read_str(args, &word, &len) != TQ_OK ||
+	    tq_read_int(args, &count) != TQ_OK || tq_read_int(args, &ms) != TQ_OK || count < 0 ||
+	    count > 1000 || ms < 0 || ms > 60000)
+		return tq_ctx_fail(ctx, "usage: ticks WORD N MS (N up to 1000, MS up to 60000)");
+	tq_pack_array(reply, (uint32_t)count);
+	for (int64_t i = 0; i < count; i++) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		tq_pack_array(reply, 2);
+		tq_pack_uint(reply, (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+		tq_pack_strn(reply, word, len);
+		if (i + 1 < count)
+			tqi_sleep_ms((uint64_t)ms);
+	}
+	return tq_buf_error(reply);
+}
+
 tq_err tqi_builtins_register(tq_worker *w)
 {
 	static const struct {
@@ -114,7 +141,7 @@ tq_err tqi_builtins_register(tq_worker *w)
 		tq_handler fn;
 	} all[] = { { "sleep", fn_sleep }, { "echo", fn_echo },   { "double", fn_double },
 		    { "fail", fn_fail },   { "crash", fn_crash }, { "noop", fn_noop },
-		    { "burn", fn_burn } };
+		    { "burn", fn_burn },   { "ticks", fn_ticks } };
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
 		tq_err e = tq_worker_register(w, all[i].name, all[i].fn, NULL);
 		if (e != TQ_OK)

@@ -5,7 +5,7 @@
 
 #include "tq/worker.h"
 
-/* Registers sleep, echo, double, fail, crash, noop and burn on w. */
+/* Registers sleep, echo, double, fail, crash, noop, burn and ticks on w. */
 tq_err tqi_builtins_register(tq_worker *w);
 
 #endif

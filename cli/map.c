@@ -1,0 +1,300 @@
+/*
+ * map.c - `tq map`: runs a function over one argument list per input line
+ * with async_stream, and writes one JSON line per input line, in order (or
+ * as they finish, with --unordered).  Lines are read only as tasks can be
+ * submitted, so the input may be endless.  On a terminal, a progress line
+ * on stderr shows done/total, rate, ETA and failures.
+ */
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "tq/stream.h"
+
+#include "base/clock.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char map_usage[] =
+	"usage: tq map [--broker EP] [--concurrency N] [--unordered] [--timeout MS|infinity]\n"
+	"              [--on-timeout fail|kill] [--retries N] [--fail-fast] FUNCTION < inputs\n"
+	"  Runs FUNCTION over the argument list on each input line (words as in tq call;\n"
+	"  a JSON array, object or string may contain blanks) and prints one JSON line\n"
+	"  per input line: the result, or {\"error\":NAME,\"message\":TEXT}.\n"
+	"  --concurrency  tasks at once [the slots of the workers that offer FUNCTION]\n"
+	"  --unordered    print as tasks finish: {\"line\":N,\"result\":...}\n"
+	"  --timeout      per task, from its submission [5000]\n"
+	"  --on-timeout   fail: a timeout stops the run; kill: it is that line's error [kill]\n"
+	"  --fail-fast    stop at the first failed line\n";
+
+/* A line that could not be parsed: reported in its place, never run. */
+typedef struct {
+	size_t line;  /* 1-based */
+	size_t valid; /* valid lines before it */
+	const char *why;
+} bad_line;
+
+typedef struct {
+	FILE *in;
+	char *buf;
+	size_t cap;
+	size_t lines;    /* read so far */
+	size_t valid;    /* submitted so far */
+	bad_line *bad;
+	size_t nbad, capbad;
+	size_t bad_printed;
+	bool unordered;
+} reader;
+
+static int next_input(void *arg, tq_buf *args)
+{
+	reader *r = arg;
+	for (;;) {
+		ssize_t n = getline(&r->buf, &r->cap, r->in);
+		if (n < 0)
+			return 0;
+		r->lines++;
+		while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
+			n--;
+		const char *why = NULL;
+		if (tqc_pack_line(args, r->buf, (size_t)n, &why) == TQ_OK) {
+			r->valid++;
+			return 1;
+		}
+		tq_buf_reset(args);
+		if (r->nbad == r->capbad) {
+			size_t cap = r->capbad ? r->capbad * 2 : 16;
+			bad_line *b = realloc(r->bad, cap * sizeof *b);
+			if (b == NULL)
+				return -1;
+			r->bad = b;
+			r->capbad = cap;
+		}
+		r->bad[r->nbad++] = (bad_line){r->lines, r->valid, why ? why : "unreadable"};
+	}
+}
+
+/* The input line of the index-th valid line. */
+static size_t line_of(const reader *r, size_t index)
+{
+	size_t before = 0;
+	while (before < r->nbad && r->bad[before].valid <= index)
+		before++;
+	return index + before + 1;
+}
+
+static void print_value(FILE *out, const tq_buf *b)
+{
+	char *json;
+	if (tq_value_to_json(tq_buf_data(b), tq_buf_size(b), &json) == TQ_OK) {
+		fprintf(out, "%s\n", json);
+		free(json);
+	}
+}
+
+static void print_error(tq_buf *b, bool unordered, size_t line, tq_err code, const char *msg)
+{
+	tq_buf_reset(b);
+	tq_pack_map(b, unordered ? 3 : 2);
+	if (unordered) {
+		tq_pack_str(b, "line");
+		tq_pack_uint(b, line);
+	}
+	tq_pack_str(b, "error");
+	tq_pack_str(b, tq_errname(code));
+	tq_pack_str(b, "message");
+	tq_pack_str(b, msg);
+	print_value(stdout, b);
+}
+
+static void print_item(tq_buf *b, bool unordered, size_t line, const tq_stream_item *it)
+{
+	if (it->outcome != TQ_OK) {
+		print_error(b, unordered, line, it->outcome, it->error);
+		return;
+	}
+	if (!unordered) {
+		char *json;
+		if (tq_value_to_json(it->result, it->len, &json) == TQ_OK) {
+			printf("%s\n", json);
+			free(json);
+		}
+		return;
+	}
+	tq_buf_reset(b);
+	tq_pack_map(b, 2);
+	tq_pack_str(b, "line");
+	tq_pack_uint(b, line);
+	tq_pack_str(b, "result");
+	tq_pack_msgpack(b, it->result, it->len);
+	print_value(stdout, b);
+}
+
+/* Prints the parse errors of lines before the `upto`-th valid line. */
+static void flush_bad(reader *r, tq_buf *b, size_t upto)
+{
+	while (r->bad_printed < r->nbad && r->bad[r->bad_printed].valid <= upto) {
+		const bad_line *bl = &r->bad[r->bad_printed++];
+		char msg[128];
+		snprintf(msg, sizeof msg, "line %zu: %s", bl->line, bl->why);
+		print_error(b, r->unordered, bl->line, TQ_EINVAL, msg);
+	}
+}
+
+/* Lines in a regular file, counted without keeping them; 0 if unknown. */
+static size_t count_lines(FILE *in)
+{
+	struct stat st;
+	if (fstat(fileno(in), &st) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	off_t start = ftello(in);
+	size_t n = 0;
+	int c, last = '\n';
+	while ((c = getc(in)) != EOF) {
+		if (c == '\n')
+			n++;
+		last = c;
+	}
+	if (last != '\n')
+		n++;
+	clearerr(in);
+	fseeko(in, start, SEEK_SET);
+	return n;
+}
+
+static void progress(size_t done, size_t total, size_t failed, uint64_t t0, bool final)
+{
+	double secs = (double)(tqi_now_ms() - t0) / 1000.0;
+	double rate = secs > 0 ? (double)done / secs : 0;
+	char eta[32] = "";
+	if (total > done && rate > 0)
+		snprintf(eta, sizeof eta, "  ETA %.0fs", (double)(total - done) / rate);
+	if (total > 0)
+		fprintf(stderr, "\r  %zu/%zu  %.0f/s%s  failures %zu   ", done, total, rate, eta, failed);
+	else
+		fprintf(stderr, "\r  %zu done  %.0f/s  failures %zu   ", done, rate, failed);
+	if (final)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+int tqc_map(int argc, char **argv)
+{
+	static const struct option longs[] = {
+		{"broker", required_argument, 0, 'b'},	   {"concurrency", required_argument, 0, 'c'},
+		{"unordered", no_argument, 0, 'u'},	   {"timeout", required_argument, 0, 't'},
+		{"on-timeout", required_argument, 0, 'o'}, {"retries", required_argument, 0, 'r'},
+		{"fail-fast", no_argument, 0, 'f'},	   {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	const char *broker = NULL;
+	tq_stream_opts so = {.on_timeout = TQ_ON_TIMEOUT_KILL_TASK};
+	unsigned long v;
+	int fail_fast = 0, c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+h", longs, NULL)) != -1) {
+		switch (c) {
+		case 'b':
+			broker = optarg;
+			break;
+		case 'c':
+			if (tqc_parse_count(optarg, 100000, &v) != 0 || v == 0)
+				return tqc_usage_error("map", map_usage, "--concurrency %s: expected 1..100000",
+						       optarg);
+			so.max_concurrency = (unsigned)v;
+			break;
+		case 'u':
+			so.unordered = true;
+			break;
+		case 't':
+			if (tqc_parse_timeout(optarg, &so.timeout_ms) != 0 || so.timeout_ms == 0)
+				return tqc_usage_error("map", map_usage,
+						       "--timeout %s: expected milliseconds or infinity", optarg);
+			break;
+		case 'o':
+			if (strcmp(optarg, "fail") == 0)
+				so.on_timeout = TQ_ON_TIMEOUT_EXIT;
+			else if (strcmp(optarg, "kill") == 0)
+				so.on_timeout = TQ_ON_TIMEOUT_KILL_TASK;
+			else
+				return tqc_usage_error("map", map_usage, "--on-timeout %s: expected fail or kill",
+						       optarg);
+			break;
+		case 'r':
+			if (tqc_parse_count(optarg, 255, &v) != 0)
+				return tqc_usage_error("map", map_usage, "--retries %s: expected 0..255", optarg);
+			so.retries = (unsigned)v;
+			break;
+		case 'f':
+			fail_fast = 1;
+			break;
+		case 'h':
+			fputs(map_usage, stdout);
+			return TQC_OK;
+		default:
+			return tqc_usage_error("map", map_usage, "unknown or incomplete option '%s'",
+					       argv[optind - 1]);
+		}
+	}
+	if (optind != argc - 1)
+		return tqc_usage_error("map", map_usage, optind >= argc ? "missing FUNCTION" : "one FUNCTION only");
+	const char *fn = argv[optind];
+	tq_client_opts co = {.broker = tqc_broker(broker)};
+	tq_client *cl;
+	if (tq_client_new(&cl, &co) != TQ_OK)
+		return tqc_usage_error("map", map_usage, "bad broker endpoint '%s'", co.broker);
+	reader r = {.in = stdin, .unordered = so.unordered};
+	bool tty = isatty(STDERR_FILENO);
+	size_t total = tty ? count_lines(stdin) : 0;
+	tq_stream *s;
+	tq_buf *out;
+	if (tq_buf_new(&out) != TQ_OK || tq_client_async_stream(cl, fn, next_input, &r, &so, &s) != TQ_OK) {
+		fprintf(stderr, "tq map: cannot start: %s\n", strlen(fn) > 255 ? "FUNCTION too long" : "out of memory");
+		tq_client_destroy(&cl);
+		return TQC_USAGE;
+	}
+	uint64_t t0 = tqi_now_ms(), last = 0;
+	size_t done = 0, failed = 0;
+	tq_err first_failure = TQ_OK, e;
+	tq_stream_item it;
+	while ((e = tq_stream_next(s, &it)) == TQ_OK) {
+		size_t line = line_of(&r, it.index);
+		if (!so.unordered)
+			flush_bad(&r, out, it.index);
+		print_item(out, so.unordered, line, &it);
+		done++;
+		if (it.outcome != TQ_OK) {
+			failed++;
+			if (first_failure == TQ_OK)
+				first_failure = it.outcome;
+			if (fail_fast)
+				break;
+		}
+		if (tty && tqi_now_ms() - last >= 100) {
+			progress(done + r.bad_printed, total, failed + r.bad_printed, t0, false);
+			last = tqi_now_ms();
+		}
+	}
+	if (e == TQ_EEND || so.unordered)
+		flush_bad(&r, out, SIZE_MAX);
+	fflush(stdout);
+	if (tty)
+		progress(done + r.bad_printed, total, failed + r.bad_printed, t0, true);
+	int rc = TQC_OK;
+	if (e != TQ_OK && e != TQ_EEND) {
+		fprintf(stderr, "tq map: stopped: %s\n", *tq_stream_error(s) ? tq_stream_error(s) : tq_strerror(e));
+		rc = tqc_exit_code(e);
+	} else if (first_failure != TQ_OK || r.nbad > 0) {
+		if (fail_fast)
+			fprintf(stderr, "tq map: stopped at the first failure (--fail-fast)\n");
+		rc = first_failure != TQ_OK ? tqc_exit_code(first_failure) : TQC_TASK_FAILED;
+	}
+	tq_stream_destroy(&s);
+	tq_buf_destroy(&out);
+	free(r.buf);
+	free(r.bad);
+	tq_client_destroy(&cl);
+	return rc;
+}

@@ -1,0 +1,342 @@
+/*
+ * stream.c - Task.async_stream: map a function over inputs pulled one at a
+ * time, with at most max_concurrency tasks running.
+ *
+ * Invariant: an input is pulled only when a task may be submitted for it,
+ * so memory holds at most `window` tasks: max_concurrency running, and
+ * (ordered) finished ones waiting for an earlier input's outcome, within
+ * 2 x max_concurrency of the next to yield.  The slot of input i is
+ * ring[i % window].
+ */
+#include "client/session.h"
+#include "tq/stream.h"
+
+#include "base/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct {
+	tq_task *task; /* NULL: free */
+	size_t index;
+	uint64_t deadline; /* absolute ms; UINT64_MAX: none */
+} sslot;
+
+struct tq_stream {
+	tq_client *c;
+	char fn[TQI_MAX_NAME + 1];
+	tq_stream_input input;
+	void *arg;
+	tq_stream_opts o;
+	tq_buf *args;
+	bool inputs_done;
+	size_t next_index; /* the next input to pull */
+	size_t head;       /* ordered: the next index to yield */
+	size_t yielded;
+	size_t running;    /* submitted, no outcome yet */
+	size_t window;
+	sslot *ring;
+	cgroup group;      /* counts outcomes of the stream's tasks */
+	size_t seen;       /* group.ended when last looked */
+	tq_task *current;  /* the last item's task, freed at the next call */
+	tq_err failed;
+	char error[TQI_MAX_TEXT];
+};
+
+/* The slots of the workers that offer fn, from the broker's stats. */
+static unsigned worker_slots(tq_client *c, const char *fn)
+{
+	uint8_t *data;
+	size_t len;
+	if (tq_client_stats(c, c->broker_timeout_ms, &data, &len) != TQ_OK)
+		return 0;
+	unsigned total = 0;
+	tq_reader r;
+	tq_reader_init(&r, data, len);
+	uint32_t n;
+	if (tq_read_map(&r, &n) != TQ_OK)
+		goto out;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *k;
+		size_t kl;
+		uint32_t nw;
+		if (tq_read_str(&r, &k, &kl) != TQ_OK)
+			goto out;
+		if (kl != 7 || memcmp(k, "workers", 7) != 0 || tq_read_array(&r, &nw) != TQ_OK) {
+			if (tq_read_skip(&r) != TQ_OK)
+				goto out;
+			continue;
+		}
+		for (uint32_t w = 0; w < nw; w++) {
+			/* {name, id, concurrency, capacity, load, draining, functions} */
+			uint32_t nk;
+			uint64_t conc = 0;
+			bool offers = false;
+			if (tq_read_map(&r, &nk) != TQ_OK)
+				goto out;
+			for (uint32_t j = 0; j < nk; j++) {
+				const char *wk;
+				size_t wkl;
+				uint32_t nf;
+				if (tq_read_str(&r, &wk, &wkl) != TQ_OK)
+					goto out;
+				if (wkl == 11 && memcmp(wk, "concurrency", 11) == 0) {
+					if (tq_read_uint(&r, &conc) != TQ_OK)
+						goto out;
+				} else if (wkl == 9 && memcmp(wk, "functions", 9) == 0 &&
+					   tq_read_array(&r, &nf) == TQ_OK) {
+					for (uint32_t f = 0; f < nf; f++) {
+						const char *s;
+						size_t sl;
+						if (tq_read_str(&r, &s, &sl) != TQ_OK)
+							goto out;
+						offers = offers || (sl == strlen(fn) && memcmp(s, fn, sl) == 0);
+					}
+				} else if (tq_read_skip(&r) != TQ_OK) {
+					goto out;
+				}
+			}
+			if (offers)
+				total += (unsigned)conc;
+		}
+		break;
+	}
+out:
+	free(data);
+	return total;
+}
+
+tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input, void *arg,
+			      const tq_stream_opts *opts, tq_stream **out)
+{
+	if (c == NULL || fn == NULL || input == NULL || out == NULL)
+		return TQ_EINVAL;
+	size_t fl = strlen(fn);
+	if (fl == 0 || fl > TQI_MAX_NAME)
+		return TQ_EINVAL;
+	tq_stream_opts o = {0};
+	if (opts != NULL)
+		o = *opts;
+	if (o.timeout_ms == 0)
+		o.timeout_ms = TQ_DEFAULT_TIMEOUT;
+	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > 1000000 ||
+	    (o.on_timeout != TQ_ON_TIMEOUT_EXIT && o.on_timeout != TQ_ON_TIMEOUT_KILL_TASK))
+		return TQ_EINVAL;
+	if (o.max_concurrency == 0) {
+		o.max_concurrency = worker_slots(c, fn);
+		if (o.max_concurrency == 0) {
+			long n = sysconf(_SC_NPROCESSORS_ONLN);
+			o.max_concurrency = n > 0 ? (unsigned)n : 1;
+		}
+	}
+	tq_stream *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return TQ_ENOMEM;
+	s->window = o.unordered ? o.max_concurrency : 2 * (size_t)o.max_concurrency;
+	s->ring = calloc(s->window, sizeof *s->ring);
+	if (s->ring == NULL || tq_buf_new(&s->args) != TQ_OK) {
+		free(s->ring);
+		free(s);
+		return TQ_ENOMEM;
+	}
+	s->c = c;
+	memcpy(s->fn, fn, fl + 1);
+	s->input = input;
+	s->arg = arg;
+	s->o = o;
+	s->group.first_bad = SIZE_MAX;
+	*out = s;
+	return TQ_OK;
+}
+
+static void fail_stream(tq_stream *s, tq_err e, const char *why)
+{
+	s->failed = e;
+	snprintf(s->error, sizeof s->error, "%s", why);
+	for (size_t i = 0; i < s->window; i++) {
+		tq_task *t = s->ring[i].task;
+		if (t != NULL) {
+			t->group = NULL;
+			tq_task_destroy(&s->ring[i].task); /* cancels what still runs */
+		}
+	}
+	s->running = 0;
+}
+
+/* Pulls inputs and submits them while there is room. */
+static void fill(tq_stream *s)
+{
+	while (!s->inputs_done && s->failed == TQ_OK && s->running < s->o.max_concurrency) {
+		sslot *slot = &s->ring[s->next_index % s->window];
+		if (slot->task != NULL)
+			return; /* ordered: too far ahead of the head */
+		tq_buf_reset(s->args);
+		int rc = s->input(s->arg, s->args);
+		if (rc == 0) {
+			s->inputs_done = true;
+			return;
+		}
+		if (rc < 0 || tq_buf_error(s->args) != TQ_OK) {
+			fail_stream(s, TQ_EINVAL, "the input callback failed");
+			return;
+		}
+		/* The broker and worker get the deadline one heartbeat late, so
+		 * that the stream's own timer is the one that speaks. */
+		tq_task_opts to = {.retries = s->o.retries};
+		if (s->o.timeout_ms > 0)
+			to.timeout_ms = s->o.timeout_ms + (s->c->broker_hb_ms ? s->c->broker_hb_ms : 250);
+		tq_task *t;
+		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args), &to, &t);
+		if (e != TQ_OK) {
+			char why[96];
+			snprintf(why, sizeof why, "input %zu: %s", s->next_index, tq_strerror(e));
+			fail_stream(s, e, why);
+			return;
+		}
+		t->group = &s->group;
+		t->group_index = s->next_index;
+		slot->task = t;
+		slot->index = s->next_index++;
+		slot->deadline = s->o.timeout_ms > 0 ? tqi_now_ms() + (uint64_t)s->o.timeout_ms : UINT64_MAX;
+		s->running++;
+		if (t->state == CT_DONE) /* ended at once (e.g. no time at all) */
+			s->running--;
+	}
+}
+
+static bool task_ended(const tq_task *t)
+{
+	return t->state == CT_DONE;
+}
+
+/* Ends the timed-out tasks: as items (KILL_TASK) or by failing the stream
+ * (EXIT).  Returns the earliest deadline still ahead. */
+static uint64_t check_deadlines(tq_stream *s, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+	for (size_t i = 0; i < s->window && s->failed == TQ_OK; i++) {
+		sslot *slot = &s->ring[i];
+		tq_task *t = slot->task;
+		if (t == NULL || task_ended(t))
+			continue;
+		if (slot->deadline > now) {
+			if (slot->deadline < next)
+				next = slot->deadline;
+			continue;
+		}
+		char msg[TQI_MAX_NAME + 160];
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms (input %zu)", t->refhex,
+			 s->fn, (long long)s->o.timeout_ms, slot->index);
+		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
+			fail_stream(s, TQ_ETIMEDOUT, msg);
+			return UINT64_MAX;
+		}
+		if (t->state == CT_SUBMITTED)
+			tqi_send_cancel(s->c, t, 0);
+		tqi_task_end(t, TQ_ETIMEDOUT, msg); /* counted by the group */
+	}
+	return next;
+}
+
+/* The slot whose outcome can be yielded now, or NULL. */
+static sslot *ready(tq_stream *s)
+{
+	if (!s->o.unordered) {
+		sslot *slot = &s->ring[s->head % s->window];
+		return slot->task != NULL && task_ended(slot->task) ? slot : NULL;
+	}
+	for (size_t i = 0; i < s->window; i++)
+		if (s->ring[i].task != NULL && task_ended(s->ring[i].task))
+			return &s->ring[i];
+	return NULL;
+}
+
+static bool progressed(tq_client *c, void *arg)
+{
+	(void)c;
+	tq_stream *s = arg;
+	return s->group.ended != s->seen;
+}
+
+static void account(tq_stream *s)
+{
+	/* Outcomes that arrived free running slots. */
+	size_t arrived = s->group.ended - s->seen;
+	s->seen = s->group.ended;
+	s->running = s->running > arrived ? s->running - arrived : 0;
+}
+
+tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
+{
+	tq_task_destroy(&s->current);
+	for (;;) {
+		if (s->failed != TQ_OK)
+			return s->failed;
+		account(s);
+		fill(s);
+		if (s->failed != TQ_OK)
+			return s->failed;
+		uint64_t next_deadline = check_deadlines(s, tqi_now_ms());
+		if (s->failed != TQ_OK)
+			return s->failed;
+		account(s);
+		sslot *slot = ready(s);
+		if (slot != NULL) {
+			tq_task *t = slot->task;
+			slot->task = NULL;
+			t->group = NULL;
+			t->state = CT_CONSUMED;
+			s->current = t;
+			item->index = slot->index;
+			item->outcome = t->outcome;
+			item->result = tq_task_result(t, &item->len);
+			item->error = tq_task_error(t);
+			item->worker = tq_task_worker(t);
+			s->yielded++;
+			if (!s->o.unordered)
+				s->head++;
+			return TQ_OK;
+		}
+		if (s->inputs_done && s->yielded == s->next_index)
+			return TQ_EEND;
+		tq_err e = tqi_pump(s->c, next_deadline, progressed, s);
+		if (e != TQ_OK && e != TQ_ETIMEDOUT) {
+			fail_stream(s, e, tq_strerror(e));
+			return e;
+		}
+	}
+}
+
+const char *tq_stream_error(const tq_stream *s)
+{
+	return s->error;
+}
+
+size_t tq_stream_submitted(const tq_stream *s)
+{
+	return s->next_index;
+}
+
+size_t tq_stream_yielded(const tq_stream *s)
+{
+	return s->yielded;
+}
+
+void tq_stream_destroy(tq_stream **sp)
+{
+	if (sp == NULL || *sp == NULL)
+		return;
+	tq_stream *s = *sp;
+	tq_task_destroy(&s->current);
+	for (size_t i = 0; i < s->window; i++)
+		if (s->ring[i].task != NULL) {
+			s->ring[i].task->group = NULL;
+			tq_task_destroy(&s->ring[i].task);
+		}
+	free(s->ring);
+	tq_buf_destroy(&s->args);
+	free(s);
+	*sp = NULL;
+}
