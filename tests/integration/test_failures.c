@@ -79,7 +79,7 @@ static void test_killed_worker_fails_a_plain_task_within_the_bound(void **state)
 	uint64_t took = th_now_ms() - t0;
 	printf("worker loss reported %llu ms after SIGKILL\n", (unsigned long long)took);
 	assert_true(took <= 1000); /* the detection bound, not the await's 30 s */
-	assert_non_null(strstr(tq_task_error(t), "worker w1 lost"));
+	assert_non_null(strstr(tq_task_error(t), "worker w1 lost: disconnected"));
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
 }
@@ -100,6 +100,9 @@ static void test_frozen_worker_is_replaced_and_its_late_result_fenced(void **sta
 	assert_int_equal(tq_task_await(t, 10000), TQ_OK);
 	assert_string_equal(tq_task_worker(t), "w2");
 	assert_int_equal(tq_task_attempt(t), 2);
+	/* A frozen worker is told apart from a dead one in the broker's log. */
+	assert_true(th_log_has(e->broker, "worker w1 (", 100));
+	assert_true(th_log_has(e->broker, "lost: missed heartbeats", 2000));
 	printf("frozen worker replaced; result after %llu ms\n", (unsigned long long)(th_now_ms() - t0));
 	th_signal(w1, SIGCONT);
 	/* w1's late result for attempt 1 reaches the broker and is fenced. */

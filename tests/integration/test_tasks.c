@@ -204,6 +204,50 @@ static void test_yield_then_await(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_yield_many(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	tq_client *c = th_client(e, 0);
+	tq_task *ts[3] = {th_async(c, "double", "[1]", NULL), th_async(c, "sleep", "[1500]", NULL),
+			  th_async(c, "fail", "[\"no\"]", NULL)};
+	tq_err out[3];
+	assert_int_equal(tq_yield_many(ts, 3, 700, out), TQ_OK);
+	assert_int_equal(out[0], TQ_OK);
+	assert_int_equal(out[1], TQ_ERUNNING); /* left running, not cancelled */
+	assert_int_equal(out[2], TQ_EFAILED);
+	assert_int_equal(result_int(ts[0]), 2);
+	assert_int_equal(tq_task_await(ts[1], 5000), TQ_OK);
+	assert_int_equal(result_int(ts[1]), 1500);
+	for (int i = 0; i < 3; i++)
+		tq_task_destroy(&ts[i]);
+	tq_client_destroy(&c);
+}
+
+static void test_kept_task_runs_on_and_its_late_result_is_a_stray(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	tq_client *c = th_client(e, 0);
+	tq_task_opts keep = {.keep_on_timeout = true};
+	tq_task *t = th_async(c, "sleep", "[600]", &keep);
+	assert_int_equal(tq_task_await(t, 100), TQ_ETIMEDOUT);
+	/* Not cancelled: it completes on the worker, and its result, which
+	 * nobody awaits any more, is dropped and counted by the client. */
+	assert_true(th_stat_reaches(e, "counters.completed", 1, 5000));
+	tq_task *probe = th_async(c, "double", "[1]", NULL);
+	assert_int_equal(tq_task_await(probe, 5000), TQ_OK); /* reads the late reply too */
+	assert_int_equal(tq_client_strays(c), 1);
+	uint64_t cancelled = 9;
+	assert_int_equal(th_stat(e, "counters.cancelled", &cancelled), 0);
+	assert_int_equal(cancelled, 0);
+	tq_task_destroy(&t);
+	tq_task_destroy(&probe);
+	tq_client_destroy(&c);
+}
+
 static void test_shutdown_of_a_queued_task(void **state)
 {
 	th_env *e = *state;
@@ -434,6 +478,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_start_returns_before_the_task_runs, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_yield_then_await, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_yield_many, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_kept_task_runs_on_and_its_late_result_is_a_stray,
+						th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_of_a_queued_task, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_kills_a_running_task, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_shutdown_returns_a_result_that_arrived, th_setup,
