@@ -4,7 +4,8 @@
 #   scripts/bootstrap.sh [build|test|bench|all]
 #
 #   build  compiler, CMake, libzmq, msgpack-c, cmocka           (make, make demo)
-#   test   build + clang with libFuzzer, valgrind                (make test)
+#   test   build + clang with libFuzzer, valgrind, and Python's zmq and
+#          msgpack for the protocol conformance test        (make test)
 #   bench  build + gearmand, libgearman, gnuplot                 (make bench)
 #   all    everything above
 #
@@ -15,7 +16,7 @@ set -eu
 
 profile=${1:-build}
 build="cmake make gcc pkg-config libzmq3-dev libmsgpack-dev libcmocka-dev"
-test_extra="clang libclang-rt-14-dev valgrind"
+test_extra="clang libclang-rt-14-dev valgrind python3-zmq python3-msgpack"
 bench_extra="gearman-job-server libgearman-dev gnuplot-nox"
 
 case "$profile" in

@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""An independent tq/1 client and worker, written from proto/PROTOCOL.md alone
+(Python, pyzmq and msgpack; no tq code), talking to the real tq-broker, a real
+tq-worker and the real `tq` CLI.  If the specification is complete and the C
+code follows it, every check below holds.
+
+    test_protocol.py TQ_BROKER_BIN TQ_WORKER_BIN TQ_CLI_BIN
+"""
+import os
+import re
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import msgpack
+import zmq
+
+# --- the protocol, from PROTOCOL.md sections 2 and 4 -----------------------
+
+MAGIC = b"TQ"
+VERSION = 1
+CMD = dict(HELLO=0x01, WELCOME=0x02, SUBMIT=0x03, ACCEPTED=0x04, RESULT=0x05, FAILED=0x06,
+           NOTICE=0x07, CANCEL=0x08, DETACH=0x09, DEADLINE=0x0A, STATS=0x0B, STATS_REPLY=0x0C,
+           HEARTBEAT=0x0D, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
+           DISCONNECT=0x26, ERROR=0x7F)
+NAME = {v: k for k, v in CMD.items()}
+ENOWORKER, EVERSION, ECOMMAND = 8, 17, 18
+
+
+def envelope(cmd, fields, version=VERSION):
+    return MAGIC + bytes([version, CMD[cmd]]) + msgpack.packb(fields, use_bin_type=True)
+
+
+def decode(frames):
+    env = frames[0]
+    assert env[:2] == MAGIC, "bad magic"
+    assert env[2] == VERSION, "bad version"
+    fields = msgpack.unpackb(env[4:], raw=False)
+    payload = frames[1] if len(frames) > 1 else None
+    return NAME[env[3]], fields, payload
+
+
+def dealer(ctx, endpoint):
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.ROUTING_ID, bytes([0x80 | secrets.randbits(7)]) + secrets.token_bytes(15))
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(endpoint)
+    return s
+
+
+def recv(sock, timeout_ms=5000, skip=("HEARTBEAT",)):
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not sock.poll(int(left * 1000)):
+            raise TimeoutError("no message")
+        cmd, fields, payload = decode(sock.recv_multipart())
+        if cmd not in skip:
+            return cmd, fields, payload
+
+
+class Worker(threading.Thread):
+    """A worker offering `pyadd`: returns the sum of its arguments."""
+
+    def __init__(self, ctx, endpoint):
+        super().__init__(daemon=True)
+        self.sock = dealer(ctx, endpoint)
+        self.stop = False
+        self.served = 0
+        self.registered = threading.Event()
+
+    def run(self):
+        s = self.sock
+        s.send_multipart([envelope("READY", ["pyworker", 1, 1, 250, ["pyadd"]])])
+        last_ping = time.monotonic()
+        while not self.stop:
+            if time.monotonic() - last_ping >= 0.25:
+                s.send_multipart([envelope("PING", [])])  # busy or not: section 6.1
+                last_ping = time.monotonic()
+            if not s.poll(50):
+                continue
+            cmd, f, payload = decode(s.recv_multipart())
+            if cmd == "WELCOME":
+                assert len(f[0]) == 16 and f[1] is False and 10 <= f[2] <= 60000
+                self.registered.set()
+            elif cmd == "TASK":
+                ref, fn, attempt, timeout_ms, owner = f
+                assert fn == "pyadd" and attempt >= 1 and len(ref) == 16
+                args = msgpack.unpackb(payload, raw=False)
+                s.send_multipart([envelope("DONE", [ref, attempt, 0, ""]),
+                                  msgpack.packb(sum(args))])
+                self.served += 1
+
+
+def wait_running(c, want, timeout_s=5):
+    """Polls STATS until the workers hold `want` tasks (so CANCEL meets a running one)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        c.send_multipart([envelope("STATS", [])])
+        cmd, f, _ = recv(c)
+        assert cmd == "STATS_REPLY"
+        if sum(x["load"] for x in f[0]["workers"]) >= want:
+            return
+    raise TimeoutError("the task never started")
+
+
+def main():
+    broker_bin, worker_bin, cli_bin = sys.argv[1:4]
+    tmp = tempfile.mkdtemp(prefix="tq-conformance-")
+    cep, wep = f"ipc://{tmp}/c", f"ipc://{tmp}/w"
+    procs = []
+    try:
+        procs.append(subprocess.Popen([broker_bin, "--clients", cep, "--workers", wep],
+                                      stderr=open(f"{tmp}/broker.log", "w")))
+        procs.append(subprocess.Popen([worker_bin, "--broker", wep, "--name", "cworker",
+                                       "--concurrency", "1"], stderr=open(f"{tmp}/worker.log", "w")))
+        ctx = zmq.Context()
+
+        # A Python worker joins; the C client calls it.
+        w = Worker(ctx, wep)
+        w.start()
+        assert w.registered.wait(10), "the Python worker got no WELCOME"
+        out = subprocess.run([cli_bin, "call", "--broker", cep, "pyadd", "1", "2", "39"],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout.strip() == "42", out
+        print("C client -> Python worker: pyadd(1, 2, 39) = 42")
+
+        # A Python client calls the C worker.
+        c = dealer(ctx, cep)
+        session = secrets.randbits(63) | 1
+        c.send_multipart([envelope("HELLO", [session, "pyclient", 0])])
+        cmd, f, _ = recv(c)
+        assert cmd == "WELCOME" and f[1] is False and f[3] == 0, (cmd, f)
+        instance = f[0]
+        for n in (21, -7):
+            ref = secrets.token_bytes(16)
+            c.send_multipart([envelope("SUBMIT", [session, ref, "double", 0, 0, 0]),
+                              msgpack.packb([n])])
+            cmd, f, payload = recv(c)
+            assert cmd == "RESULT" and f[0] == ref and f[1] == "cworker" and f[2] == 1, (cmd, f)
+            assert msgpack.unpackb(payload) == 2 * n
+        print("Python client -> C worker: double(21) = 42, double(-7) = -14")
+
+        # A function nobody offers: NOTICE{ENOWORKER}, then FAILED{ENOWORKER} at the deadline.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([envelope("SUBMIT", [session, ref, "nobody", 300, 0, 0]),
+                          msgpack.packb([])])
+        cmd, f, _ = recv(c)
+        assert cmd == "NOTICE" and f == [ref, ENOWORKER], (cmd, f)
+        cmd, f, _ = recv(c)
+        assert cmd == "FAILED" and f[0] == ref and f[1] == ENOWORKER and "nobody" in f[2], (cmd, f)
+        print("no worker: NOTICE then FAILED{ENOWORKER} at the deadline")
+
+        # start: a detached task is ACCEPTED at once.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([envelope("SUBMIT", [session, ref, "sleep", 0, 0, 1]), msgpack.packb([1])])
+        cmd, f, _ = recv(c)
+        assert cmd == "ACCEPTED" and f == [ref], (cmd, f)
+
+        # Cancel a running task: FAILED{ECANCELLED} comes back from the worker.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([envelope("SUBMIT", [session, ref, "sleep", 0, 0, 0]),
+                          msgpack.packb([20000])])
+        wait_running(c, 1)
+        c.send_multipart([envelope("CANCEL", [ref, 0])])
+        cmd, f, _ = recv(c)
+        assert cmd == "FAILED" and f[0] == ref and f[1] == 9, (cmd, f)
+        print("CANCEL: FAILED{ECANCELLED}")
+
+        # STATS: a map with the documented keys.
+        c.send_multipart([envelope("STATS", [])])
+        cmd, f, _ = recv(c)
+        stats = f[0]
+        assert cmd == "STATS_REPLY" and stats["instance"] == instance.hex(), (cmd, f)
+        for key in ("uptime_ms", "tasks", "clients", "heartbeat_ms", "counters", "workers",
+                    "functions", "truncated"):
+            assert key in stats, key
+        names = sorted(x["name"] for x in stats["workers"])
+        assert names == ["cworker", "pyworker"], names
+        print("STATS_REPLY:", {k: stats["counters"][k] for k in ("submitted", "completed")})
+
+        # A SUBMIT under a session the broker does not hold is refused.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([envelope("SUBMIT", [session + 2, ref, "double", 0, 0, 0]),
+                          msgpack.packb([1])])
+        cmd, f, _ = recv(c)
+        assert cmd == "FAILED" and f[1] == 12, (cmd, f)  # ESESSION
+
+        # Another protocol version gets ERROR{EVERSION}, in version 1.
+        c.send_multipart([envelope("STATS", [], version=2)])
+        cmd, f, _ = recv(c)
+        assert cmd == "ERROR" and f[0] == EVERSION and "tq/1" in f[1], (cmd, f)
+        # A worker's command from a client gets ERROR{ECOMMAND}.
+        c.send_multipart([envelope("PING", [])])
+        cmd, f, _ = recv(c)
+        assert cmd == "ERROR" and f[0] == ECOMMAND, (cmd, f)
+        print("ERROR{EVERSION} and ERROR{ECOMMAND} as specified")
+
+        w.stop = True
+        w.join(5)
+        assert w.served == 1
+        c.close()
+        w.sock.close()
+        ctx.term()
+        print("conformance: all checks passed")
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        for name in ("broker.log", "worker.log"):
+            path = f"{tmp}/{name}"
+            if os.path.exists(path):
+                if os.environ.get("TQ_TEST_LOGS"):
+                    print(open(path).read(), file=sys.stderr)
+                os.unlink(path)
+        for leftover in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, leftover))
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    main()
