@@ -11,13 +11,17 @@
 #include "base/siphash.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 enum { MIN_SIZE = 16, STEP = 4 };
 
 void tqi_hmap_init(tqi_hmap *m, tqi_hmap_eq_fn eq)
 {
-	m->tab[0] = m->tab[1] = NULL;
-	m->size[0] = m->size[1] = 0;
+	memset(m->small, 0, sizeof m->small);
+	m->tab[0] = m->small;
+	m->tab[1] = NULL;
+	m->size[0] = MIN_SIZE;
+	m->size[1] = 0;
 	m->used[0] = m->used[1] = 0;
 	m->rehash_idx = 0;
 	m->iterating = 0;
@@ -25,10 +29,16 @@ void tqi_hmap_init(tqi_hmap *m, tqi_hmap_eq_fn eq)
 	tqi_rand_os(m->key, sizeof m->key);
 }
 
+static void free_table(tqi_hmap *m, tqi_hnode **t)
+{
+	if (t != m->small)
+		free(t);
+}
+
 void tqi_hmap_destroy(tqi_hmap *m)
 {
-	free(m->tab[0]);
-	free(m->tab[1]);
+	free_table(m, m->tab[0]);
+	free_table(m, m->tab[1]);
 	m->tab[0] = m->tab[1] = NULL;
 	m->size[0] = m->size[1] = 0;
 	m->used[0] = m->used[1] = 0;
@@ -62,7 +72,7 @@ static void rehash_step(tqi_hmap *m)
 		m->tab[0][m->rehash_idx] = NULL;
 	}
 	if (m->rehash_idx >= m->size[0]) {
-		free(m->tab[0]);
+		free_table(m, m->tab[0]);
 		m->tab[0] = m->tab[1];
 		m->size[0] = m->size[1];
 		m->used[0] = m->used[1];
@@ -74,7 +84,10 @@ static void rehash_step(tqi_hmap *m)
 
 static void start_resize(tqi_hmap *m, size_t size)
 {
-	tqi_hnode **t = calloc(size, sizeof *t);
+	/* Shrinking back to the smallest size reuses the inline table. */
+	tqi_hnode **t = size == MIN_SIZE && m->tab[0] != m->small ? m->small : calloc(size, sizeof *t);
+	if (t == m->small)
+		memset(m->small, 0, sizeof m->small);
 	if (t == NULL)
 		return; /* keep the old table; chains grow, nothing is lost */
 	if (m->tab[0] == NULL) {

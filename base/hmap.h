@@ -30,10 +30,13 @@ typedef struct {
 	size_t used[2];
 	size_t rehash_idx; /* next bucket of tab[0] to move; valid while tab[1] */
 	int iterating;     /* inside tqi_hmap_foreach: no rehash, no resize */
+	tqi_hnode *small[16]; /* the first table: an insert never lacks one */
 	tqi_hmap_eq_fn eq;
 	uint8_t key[16];
 } tqi_hmap;
 
+/* Initialises m in place; m must not move afterwards (its first table is
+ * inside it). */
 void tqi_hmap_init(tqi_hmap *m, tqi_hmap_eq_fn eq);
 
 /* Frees the tables; the nodes belong to their objects and are not touched. */

@@ -203,6 +203,37 @@ static tq_err fail_type(tq_err e, char *why, size_t n, const char *cmd, const ch
 	return fail(e, why, n, cmd, name, d);
 }
 
+/* The field describing one element of list field f. */
+static field element_of(const field *f)
+{
+	field elem = {f->name, f->k == K_STRS ? K_STR : K_BIN16,
+		      f->k == K_STRS ? OFF(name) : OFF(ref), 1, TQI_MAX_NAME};
+	return elem;
+}
+
+static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char *cmd, char *why,
+                           size_t whylen);
+
+/* True when the raw bytes of list or map field f are what its decoder
+ * accepts: the encoder refuses to emit anything else. */
+static bool raw_valid(const field *f, const tqi_raw *l)
+{
+	tq_reader r;
+	tq_reader_init(&r, l->p, l->len);
+	if (f->k == K_MAP) {
+		tq_type t;
+		return tq_reader_peek(&r, &t) == TQ_OK && t == TQ_TYPE_MAP &&
+		       tq_value_check(l->p, l->len, TQI_STATS_DEPTH) == TQ_OK;
+	}
+	field elem = element_of(f);
+	for (uint32_t i = 0; i < l->count; i++) {
+		tqi_env scratch;
+		if (decode_field(&r, &elem, &scratch, "", NULL, 0) != TQ_OK)
+			return false;
+	}
+	return tq_reader_end(&r) == TQ_OK;
+}
+
 static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char *cmd, char *why,
                            size_t whylen)
 {
@@ -268,11 +299,9 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		if (l.count < f->min || l.count > f->max)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "count out of range");
 		l.p = r->p_;
+		field elem = element_of(f);
 		for (uint32_t i = 0; i < l.count; i++) {
-			field elem = { f->name, f->k == K_STRS ? K_STR : K_BIN16, 0, 1,
-				       TQI_MAX_NAME };
 			tqi_env scratch;
-			elem.off = f->k == K_STRS ? OFF(name) : OFF(ref);
 			err = decode_field(r, &elem, &scratch, cmd, why, whylen);
 			if (err != TQ_OK)
 				return err;
@@ -407,7 +436,7 @@ static int encode_field(tqi_wbuf *w, msgpack_packer *pk, const field *f, const t
 	case K_REFS: {
 		tqi_raw l;
 		memcpy(&l, src, sizeof l);
-		if (l.count < f->min || l.count > f->max)
+		if (l.count < f->min || l.count > f->max || !raw_valid(f, &l))
 			return 1;
 		if (msgpack_pack_array(pk, l.count))
 			return -1;
@@ -418,6 +447,8 @@ static int encode_field(tqi_wbuf *w, msgpack_packer *pk, const field *f, const t
 		memcpy(&m, src, sizeof m);
 		if (m.len == 0)
 			return msgpack_pack_map(pk, 0) ? -1 : 0;
+		if (!raw_valid(f, &m))
+			return 1;
 		return tqi_wbuf_append(w, m.p, m.len);
 	}
 	}

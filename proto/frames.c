@@ -88,8 +88,11 @@ int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t e
 	 * ZeroMQ checks the high-water mark per message, at its first frame. */
 	if (zmq_send(sock, env, envlen, flags | (with_payload ? ZMQ_SNDMORE : 0)) < 0)
 		return -1;
-	if (!with_payload)
+	if (!with_payload) {
+		if (payload != NULL) /* nothing to carry it: still "moved" */
+			zmq_msg_close(payload), zmq_msg_init(payload);
 		return 0;
+	}
 	if (payload != NULL)
 		return zmq_msg_send(payload, sock, flags) < 0 ? -1 : 0;
 	return zmq_send(sock, "", 0, flags) < 0 ? -1 : 0;

@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,12 +396,22 @@ tq_err tqi_json_to_msgpack(const char *json, size_t len, tqi_wbuf *out)
 
 /* ---- msgpack -> JSON text --------------------------------------------- */
 
+/* The JSON being written.  Its size is capped: map keys that are
+ * themselves containers are written as escaped JSON text, and escaping
+ * nested keys again at every level would otherwise grow the output
+ * exponentially with the nesting. */
 typedef struct {
 	tqi_wbuf w;
+	size_t limit;
+	bool over;
 } jout;
 
 static void put(jout *o, const char *s, size_t n)
 {
+	if (o->over || n > o->limit - o->w.len) {
+		o->over = true;
+		return;
+	}
 	tqi_wbuf_append(&o->w, s, n);
 }
 
@@ -496,7 +508,11 @@ static tq_err write_scalar_key(jout *o, tq_reader *r, int depth)
 	/* A non-string key becomes a string holding its JSON text. */
 	jout k;
 	tqi_wbuf_init(&k.w);
+	k.limit = o->limit - o->w.len;
+	k.over = false;
 	tq_err e = write_value(&k, r, depth, 0);
+	if (e == TQ_OK && k.over)
+		e = TQ_ETOOBIG;
 	if (e == TQ_OK)
 		put_string(o, (const char *)k.w.data, k.w.len);
 	tqi_wbuf_free(&k.w);
@@ -581,7 +597,7 @@ static tq_err write_value(jout *o, tq_reader *r, int depth, int as_key)
 		if (e != TQ_OK)
 			return e;
 		put(o, is_map ? "{" : "[", 1);
-		for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t i = 0; i < n && !o->over; i++) {
 			if (i > 0)
 				put(o, ",", 1);
 			if (is_map) {
@@ -608,9 +624,14 @@ tq_err tq_value_to_json(const void *data, size_t len, char **out)
 		return e;
 	jout o;
 	tqi_wbuf_init(&o.w);
+	/* Room for every byte escaped as \u00XX, and then some. */
+	o.limit = len > (SIZE_MAX - (1u << 20)) / 8 ? SIZE_MAX : 8 * len + (1u << 20);
+	o.over = false;
 	tq_reader r;
 	tq_reader_init(&r, data, len);
 	e = write_value(&o, &r, 0, 0);
+	if (e == TQ_OK && o.over)
+		e = TQ_ETOOBIG;
 	if (e == TQ_OK && o.w.oom)
 		e = TQ_ENOMEM;
 	if (e == TQ_OK && tqi_wbuf_append(&o.w, "", 1) != 0)

@@ -408,8 +408,8 @@ static tq_err skip(const uint8_t **pp, const uint8_t *end, int depth, int max_de
 	default:
 		break;
 	}
-	if (items > 0 && depth + 1 > max_depth)
-		return TQ_EDEPTH;
+	if ((h.type == TQ_TYPE_ARRAY || h.type == TQ_TYPE_MAP) && depth + 1 > max_depth)
+		return TQ_EDEPTH; /* an empty container is a level too */
 	for (uint64_t i = 0; i < items; i++) {
 		e = skip(&p, end, depth + 1, max_depth);
 		if (e != TQ_OK)

@@ -141,7 +141,8 @@ TQ_EXPORT tq_err tq_value_check(const void *data, size_t len, int max_depth);
  * string *out, which the caller frees with free().  Binaries become
  * base64 strings, map keys that are not strings are written as JSON
  * text of the key, NaN and infinities become null.  Errors as
- * tq_value_check, or TQ_ENOMEM. */
+ * tq_value_check, TQ_ENOMEM, or TQ_ETOOBIG when the text would exceed
+ * 8 x len + 1 MiB (deeply nested container keys). */
 TQ_EXPORT tq_err tq_value_to_json(const void *data, size_t len, char **out);
 
 #ifdef __cplusplus

@@ -1,0 +1,74 @@
+/*
+ * fuzz_envelope.c - tqi_env_decode on any bytes.
+ *
+ * Oracles: a rejection is one of the decoder's own errors and says why;
+ * everything decoded points inside the input; the list fields iterate to
+ * their counts; and a round trip - what the decoder accepts, the encoder
+ * accepts, and decoding that gives the same fields again.
+ */
+#include "tests/fuzz/fuzz.h"
+
+#include "proto/wire.h"
+#include "tests/unit/messages.h"
+
+#include <string.h>
+
+static int is_decoder_error(tq_err e)
+{
+	return e == TQ_EMAGIC || e == TQ_EVERSION || e == TQ_ECOMMAND || e == TQ_ETRUNCATED ||
+	       e == TQ_ETRAILING || e == TQ_ETYPE || e == TQ_EDEPTH || e == TQ_ELENGTH ||
+	       e == TQ_ERANGE;
+}
+
+static void within(const void *p, size_t n, const uint8_t *data, size_t size)
+{
+	if (n == 0)
+		return;
+	const uint8_t *b = p;
+	FUZZ_CHECK(b >= data && b + n <= data + size);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	tqi_env e;
+	char why[160];
+	tq_err err = tqi_env_decode(data, size, &e, why, sizeof why);
+	if (err != TQ_OK) {
+		FUZZ_CHECK(is_decoder_error(err));
+		FUZZ_CHECK(why[0] != '\0');
+		return 0;
+	}
+	FUZZ_CHECK(tqi_cmd_name(e.cmd) != NULL);
+	FUZZ_CHECK(e.name.n <= TQI_MAX_NAME && e.function.n <= TQI_MAX_NAME);
+	FUZZ_CHECK(e.text.n <= TQI_MAX_TEXT);
+	within(e.name.p, e.name.n, data, size);
+	within(e.function.p, e.function.n, data, size);
+	within(e.text.p, e.text.n, data, size);
+	within(e.functions.p, e.functions.len, data, size);
+	within(e.refs.p, e.refs.len, data, size);
+	within(e.stats.p, e.stats.len, data, size);
+
+	size_t cur = 0, count = 0;
+	tqi_str s;
+	while (tqi_raw_next_str(&e.functions, &cur, &s)) {
+		within(s.p, s.n, data, size);
+		count++;
+	}
+	FUZZ_CHECK(count == e.functions.count && cur == e.functions.len);
+	const uint8_t *ref;
+	cur = count = 0;
+	while (tqi_raw_next_ref(&e.refs, &cur, &ref)) {
+		within(ref, TQI_REF_LEN, data, size);
+		count++;
+	}
+	FUZZ_CHECK(count == e.refs.count && cur == e.refs.len);
+
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	FUZZ_CHECK(tqi_env_encode(&e, &w) == TQ_OK);
+	tqi_env again;
+	FUZZ_CHECK(tqi_env_decode(w.data, w.len, &again, why, sizeof why) == TQ_OK);
+	FUZZ_CHECK(tqt_env_equal(&e, &again));
+	tqi_wbuf_free(&w);
+	return 0;
+}
