@@ -56,14 +56,21 @@ void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
 	p->last_seen_ms = 0;
 }
 
-static void *make_router(tqi_broker *b, const char *endpoint, char *bound, size_t boundlen)
+/* zmtp_timeout_ms: how long a silent connection is kept.  On the client
+ * socket it is the liveness bound: a frozen or vanished owner's connection
+ * closes, and the next heartbeat to it names it gone.  On the worker
+ * socket, application heartbeats judge liveness, and the connection is
+ * kept much longer, so that what a worker cut off for a moment sent (a
+ * late result) still arrives - to be fenced, and counted. */
+static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_ms, char *bound,
+			 size_t boundlen)
 {
 	void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
 	if (s == NULL)
 		return NULL;
 	int one = 1, zero = 0, hwm = SNDHWM;
 	int ivl = (int)b->opts.heartbeat_ms;
-	int timeout = (int)(b->opts.heartbeat_ms * b->opts.liveness);
+	int timeout = zmtp_timeout_ms;
 	int64_t maxmsg = (int64_t)b->opts.max_payload + 65536;
 	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
 	zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
@@ -125,13 +132,15 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	b->ctx = zmq_ctx_new();
 	if (b->ctx == NULL)
 		goto fail;
-	b->clients_sock =
-	    make_router(b, b->opts.client_endpoint, b->client_endpoint, sizeof b->client_endpoint);
+	int liveness_ms = (int)(b->opts.heartbeat_ms * b->opts.liveness);
+	b->clients_sock = make_router(b, b->opts.client_endpoint, liveness_ms, b->client_endpoint,
+				      sizeof b->client_endpoint);
 	if (b->clients_sock == NULL)
 		goto fail;
 	b->worker_endpoint[0] = '\0';
-	b->workers_sock =
-	    make_router(b, b->opts.worker_endpoint, b->worker_endpoint, sizeof b->worker_endpoint);
+	b->workers_sock = make_router(b, b->opts.worker_endpoint,
+				      liveness_ms * 20 > 30000 ? liveness_ms * 20 : 30000,
+				      b->worker_endpoint, sizeof b->worker_endpoint);
 	if (b->workers_sock == NULL)
 		goto fail;
 	b->started_ms = b->now_ms = tqi_now_ms();

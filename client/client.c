@@ -134,7 +134,8 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 		err = TQ_EINVAL;
 		goto fail;
 	}
-	send_hello(c);
+	/* HELLO goes out with the first SUBMIT: a client that only asks for
+	 * stats opens no session. */
 	*out = c;
 	return TQ_OK;
 fail:
@@ -209,6 +210,8 @@ tq_err tqi_submit(tq_client *c, tq_task *t)
 		}
 		timeout = t->deadline_ms - now;
 	}
+	if (c->last_hello_ms == 0)
+		send_hello(c);
 	if (tqi_hmap_count(&c->pending) == 0)
 		c->waiting_since_ms = now;
 	if (t->state == CT_WAITING)
@@ -647,9 +650,13 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 		uint64_t wait = hb;
 		if (until != UINT64_MAX && until - now < wait)
 			wait = until - now;
-		zmq_pollitem_t item = { c->sock, 0, ZMQ_POLLIN, 0 };
+		zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
 		if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
 			return TQ_ETRANSPORT;
+		/* A deadline that has passed wins over a reply that came after
+		 * it: an await of 1000 ms on a 1 s task fails every time. */
+		if (until != UINT64_MAX && tqi_now_ms() >= until && !done(c, arg))
+			return TQ_ETIMEDOUT;
 	}
 }
 

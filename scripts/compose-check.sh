@@ -3,6 +3,7 @@
 # they need a Docker engine that answers and the Compose tool.
 #
 #   scripts/compose-check.sh             prints one loud line when they cannot
+#                                        (the only way they may be skipped)
 #   scripts/compose-check.sh --ctest-args  prints "-LE compose" when they cannot
 available() {
 	command -v docker >/dev/null 2>&1 || { why="no docker command"; return 1; }
@@ -20,8 +21,6 @@ else
 	if [ "${1:-}" = "--ctest-args" ]; then
 		echo "-LE compose"
 	else
-		echo "########################################################################"
-		echo "### COMPOSE TESTS NOT RUN: $why"
-		echo "########################################################################"
+		echo "### COMPOSE TESTS NOT RUN: $why: the docker-compose deployment (ctest -L compose) was not tested ###"
 	fi
 fi

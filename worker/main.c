@@ -8,6 +8,7 @@
  * which registers its functions with tq_worker_register.
  */
 #include "base/log.h"
+#include "tq/client.h"
 #include "tq/worker.h"
 #include "worker/builtins.h"
 
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static tq_worker *the_worker;
 
@@ -37,14 +39,20 @@ static void usage(FILE *out)
 	        "crash, noop, burn N, and those of --plugin shared objects.\n"
 	        "\n"
 	        "  --broker EP        broker's worker endpoint [$TQ_BROKER, tcp://127.0.0.1:5556]\n"
-	        "  --concurrency N    tasks run at once, one executor process each [cores]\n"
+	        "  --concurrency N    tasks run at once, one executor process each\n"
+	        "                     [$TQ_CONCURRENCY, cores]\n"
 	        "  --prefetch N       tasks held beyond concurrency [0]\n"
 	        "  --name NAME        name in logs, stats and results [host:pid]\n"
-	        "  --heartbeat MS     heartbeat interval [250]\n"
-	        "  --liveness N       silent intervals before the broker is lost [3]\n"
-	        "  --drain MS         on SIGTERM, time for held tasks to finish [no limit]\n"
+	        "  --heartbeat MS     heartbeat interval [$TQ_HEARTBEAT_MS, 250]\n"
+	        "  --liveness N       silent intervals before the broker is lost\n"
+	        "                     [$TQ_LIVENESS, 3]\n"
+	        "  --drain MS         on SIGTERM, time for held tasks to finish\n"
+	        "                     [$TQ_DRAIN_MS, no limit]\n"
 	        "  --plugin PATH      load functions from a shared object (repeatable)\n"
 	        "  --no-builtins      serve only plugin functions\n"
+	        "  --health EP        check, do not serve: exit 0 if the broker whose client\n"
+	        "                     endpoint is EP lists this worker (--name NAME, else any\n"
+	        "                     HOST:*) as registered and not draining, else 1\n"
 	        "  -h, --help         this text\n"
 	        "\n"
 	        "SIGTERM or SIGINT drains (finishes held tasks, takes no new ones); a second one\n"
@@ -93,10 +101,89 @@ static int load_plugin(tq_worker *w, const char *path)
 	return 0; /* the library stays loaded: its handlers run in executors */
 }
 
+/* Positions *out at the value of key k in the map at m; 0 if found. */
+static int find_key(tq_reader m, const char *k, tq_reader *out)
+{
+	uint32_t n;
+	if (tq_read_map(&m, &n) != TQ_OK)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *s;
+		size_t len;
+		if (tq_read_str(&m, &s, &len) != TQ_OK)
+			return -1;
+		if (len == strlen(k) && memcmp(s, k, len) == 0) {
+			*out = m;
+			return 0;
+		}
+		if (tq_read_skip(&m) != TQ_OK)
+			return -1;
+	}
+	return -1;
+}
+
+/* --health: asks the broker whether this worker is registered.  A
+ * container's healthcheck runs in a process of its own and cannot see the
+ * worker's state; the broker's view is the one that matters.  Without
+ * --name, a worker of this host counts (the default name is HOST:PID),
+ * which in a container is the one it runs. */
+static int health(const char *endpoint, const char *name)
+{
+	char want[300], host[200] = "localhost";
+	gethostname(host, sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	snprintf(want, sizeof want, "%s%s", name ? name : host, name ? "" : ":");
+	size_t wlen = strlen(want);
+	tq_client_opts co = { .broker = endpoint };
+	tq_client *c;
+	uint8_t *data;
+	size_t len;
+	if (tq_client_new(&c, &co) != TQ_OK) {
+		printf("unhealthy: bad broker endpoint %s\n", endpoint);
+		return 1;
+	}
+	tq_err e = tq_client_stats(c, 2000, &data, &len);
+	tq_client_destroy(&c);
+	if (e != TQ_OK) {
+		printf("unhealthy: no answer from the broker at %s: %s\n", endpoint,
+		       tq_strerror(e));
+		return 1;
+	}
+	tq_reader m, ws, v;
+	uint32_t nw = 0;
+	bool found = false, draining = false;
+	tq_reader_init(&m, data, len);
+	if (find_key(m, "workers", &ws) != 0 || tq_read_array(&ws, &nw) != TQ_OK)
+		nw = 0;
+	for (uint32_t i = 0; i < nw && !found; i++) {
+		const char *s;
+		size_t slen;
+		if (find_key(ws, "name", &v) == 0 && tq_read_str(&v, &s, &slen) == TQ_OK &&
+		    (name ? slen == wlen : slen > wlen) && memcmp(s, want, wlen) == 0) {
+			bool d = false;
+			if (find_key(ws, "draining", &v) == 0)
+				tq_read_bool(&v, &d);
+			found = !d;
+			draining = draining || d;
+		}
+		if (tq_read_skip(&ws) != TQ_OK)
+			break;
+	}
+	free(data);
+	printf("%s: worker %s%s %s the broker at %s\n", found ? "healthy" : "unhealthy", want,
+	       name ? "" : "*",
+	       found      ? "is registered with"
+	       : draining ? "is draining at"
+	                  : "is not registered with",
+	       endpoint);
+	return found ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	tq_worker_opts o = { 0 };
 	const char *plugins[64];
+	const char *health_of = NULL;
 	int nplugins = 0, builtins = 1;
 	static const struct option longs[] = { { "broker", required_argument, 0, 'b' },
 		                               { "concurrency", required_argument, 0, 'c' },
@@ -107,8 +194,25 @@ int main(int argc, char **argv)
 		                               { "drain", required_argument, 0, 'd' },
 		                               { "plugin", required_argument, 0, 'P' },
 		                               { "no-builtins", no_argument, 0, 'N' },
+		                               { "health", required_argument, 0, 'C' },
 		                               { "help", no_argument, 0, 'h' },
 		                               { 0, 0, 0, 0 } };
+	/* The environment first, so that flags override it; empty is unset. */
+	const struct {
+		const char *var;
+		unsigned *out;
+		unsigned min, max;
+		const char *want;
+	} envs[] = { { "TQ_CONCURRENCY", &o.concurrency, 1, 65535, "a count, 1..65535" },
+		     { "TQ_HEARTBEAT_MS", &o.heartbeat_ms, 10, 60000, "milliseconds, 10..60000" },
+		     { "TQ_LIVENESS", &o.liveness, 1, 100, "a count, 1..100" },
+		     { "TQ_DRAIN_MS", &o.drain_ms, 0, 86400000, "milliseconds, 0..86400000" } };
+	for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+		const char *env = getenv(envs[i].var);
+		if (env != NULL && *env != '\0' &&
+		    (parse_uint(env, envs[i].max, envs[i].out) != 0 || *envs[i].out < envs[i].min))
+			return bad(envs[i].var, env, envs[i].want);
+	}
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
@@ -149,6 +253,9 @@ int main(int argc, char **argv)
 		case 'N':
 			builtins = 0;
 			break;
+		case 'C':
+			health_of = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -164,6 +271,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (health_of != NULL)
+		return health(health_of, o.name);
 	tqi_log_set_component("worker");
 	tq_worker *w;
 	tq_err e = tq_worker_new(&w, &o);
@@ -176,8 +285,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (int i = 0; i < nplugins; i++)
-		if (load_plugin(w, plugins[i]) != 0)
+		if (load_plugin(w, plugins[i]) != 0) {
+			tq_worker_destroy(&w);
 			return 2;
+		}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR */

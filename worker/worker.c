@@ -326,7 +326,10 @@ static void check_broker(tq_worker *w)
 			reset_connection(w, "no answer to READY");
 		return;
 	}
-	if (w->now - w->last_heard > hb * w->opts.liveness) {
+	/* Three times as patient as the broker is with us: after a short cut
+	 * the broker has already retried our tasks, and what we finish
+	 * meanwhile reaches it to be fenced, instead of being thrown away. */
+	if (w->now - w->last_heard > 3 * hb * w->opts.liveness) {
 		reset_connection(w, "missed heartbeats");
 		return;
 	}
