@@ -174,6 +174,7 @@ void tqi_broker_destroy(tqi_broker **bp)
 	tqi_workers_free_all(b);
 	tqi_clients_free_all(b);
 	tqi_hmap_foreach(&b->functions, free_func_cb, b);
+	tqi_tasks_free_recycled(b);
 	tqi_hmap_destroy(&b->tasks);
 	tqi_hmap_destroy(&b->functions);
 	tqi_hmap_destroy(&b->clients);

@@ -178,6 +178,11 @@ typedef struct tqi_broker {
 	volatile sig_atomic_t stop;
 	uint64_t stop_at_ms; /* when stopping: the end of the grace period */
 
+	bclient *last_client; /* the peer of the previous message, if still alive */
+	bworker *last_worker;
+	btask *free_tasks;    /* recycled task records (linked through worker) */
+	uint32_t nfree_tasks;
+
 	tqi_counters n;
 	tqi_ratelimit bad_log; /* misbehaving peers */
 	tqi_ratelimit bad_reply;
@@ -205,8 +210,11 @@ void tqi_outbox_clear(tqi_broker *b, bpeer *p);
 /* ---- tasks.c: the task table and deadlines ---- */
 btask *tqi_task_find(tqi_broker *b, const uint8_t ref[TQI_REF_LEN]);
 btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn);
-/* Unlinks t from every structure and frees it. */
+/* Unlinks t from every structure and frees it (keeping the record for
+ * reuse). */
 void tqi_task_free(tqi_broker *b, btask *t);
+/* Frees the records kept for reuse. */
+void tqi_tasks_free_recycled(tqi_broker *b);
 void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms);
 /* Tells t's owner (if any, and not told yet) that t failed. */
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg);

@@ -17,11 +17,18 @@ btask *tqi_task_find(tqi_broker *b, const uint8_t ref[TQI_REF_LEN])
 	return n ? tqi_container_of(n, btask, hnode) : NULL;
 }
 
+enum { MAX_FREE_TASKS = 4096 };
+
 btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn)
 {
-	btask *t = malloc(sizeof *t);
-	if (t == NULL)
+	/* Records are recycled: a busy broker creates and frees one per task. */
+	btask *t = b->free_tasks;
+	if (t != NULL) {
+		b->free_tasks = (btask *)t->worker;
+		b->nfree_tasks--;
+	} else if ((t = malloc(sizeof *t)) == NULL) {
 		return NULL;
+	}
 	memcpy(t->ref, ref, TQI_REF_LEN);
 	tqi_node_init(&t->qnode);
 	tqi_node_init(&t->cnode);
@@ -40,6 +47,16 @@ btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn)
 	return t;
 }
 
+void tqi_tasks_free_recycled(tqi_broker *b)
+{
+	while (b->free_tasks != NULL) {
+		btask *t = b->free_tasks;
+		b->free_tasks = (btask *)t->worker;
+		free(t);
+	}
+	b->nfree_tasks = 0;
+}
+
 void tqi_task_free(tqi_broker *b, btask *t)
 {
 	if (t->state == TASK_QUEUED)
@@ -52,7 +69,13 @@ void tqi_task_free(tqi_broker *b, btask *t)
 	tqi_hmap_remove(&b->tasks, &t->hnode);
 	zmq_msg_close(&t->payload);
 	bfunc *fn = t->fn;
-	free(t);
+	if (b->nfree_tasks < MAX_FREE_TASKS) {
+		t->worker = (bworker *)b->free_tasks;
+		b->free_tasks = t;
+		b->nfree_tasks++;
+	} else {
+		free(t);
+	}
 	b->ntasks--;
 	tqi_func_release(b, fn);
 }

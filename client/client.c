@@ -38,9 +38,13 @@ static int name_eq(const tqi_hnode *n, const void *key, size_t len)
 
 const cname *tqi_intern(tq_client *c, const char *s, size_t len)
 {
+	/* Most tasks name the function (or worker) the previous one did. */
+	const cname *last = c->last_name;
+	if (last != NULL && last->len == len && memcmp(last->s, s, len) == 0)
+		return last;
 	tqi_hnode *n = tqi_hmap_find(&c->names, s, len);
 	if (n != NULL)
-		return tqi_container_of(n, cname, hnode);
+		return c->last_name = tqi_container_of(n, cname, hnode);
 	cname *e = malloc(sizeof *e + len + 1);
 	if (e == NULL)
 		return NULL;
@@ -48,7 +52,7 @@ const cname *tqi_intern(tq_client *c, const char *s, size_t len)
 	memcpy(e->s, s, len);
 	e->s[len] = '\0';
 	tqi_hmap_insert(&c->names, &e->hnode, e->s, len);
-	return e;
+	return c->last_name = e;
 }
 
 static int send_env(tq_client *c, const tqi_env *e, zmq_msg_t *payload)
@@ -637,6 +641,8 @@ static void drain(tq_client *c)
 tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
 {
 	for (;;) {
+		if (done(c, arg))
+			return TQ_OK; /* it came while waiting for something else */
 		drain(c);
 		if (done(c, arg))
 			return TQ_OK;

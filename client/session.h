@@ -99,6 +99,7 @@ struct tq_client {
 	tqi_list tasks;   /* every live handle */
 	tqi_list waiting; /* CT_WAITING */
 	tqi_hmap names;
+	const cname *last_name; /* the last one interned or found */
 
 	/* answers to requests that are not tasks */
 	uint8_t *stats;

@@ -239,7 +239,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 {
 	char *dst = (char *)e + f->off;
 	tq_err err;
-	const char *got = type_name(r);
+	/* On error the reader has not moved: type_name(r) names what is there. */
 	switch (f->k) {
 	case K_U64:
 	case K_U32: {
@@ -248,7 +248,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		if (err == TQ_ERANGE)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "negative");
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "uint", got);
+			return fail_type(err, why, whylen, cmd, f->name, "uint", type_name(r));
 		if (v < f->min || v > f->max)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "value out of range");
 		if (f->k == K_U64)
@@ -263,7 +263,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		bool b;
 		err = tq_read_bool(r, &b);
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "bool", got);
+			return fail_type(err, why, whylen, cmd, f->name, "bool", type_name(r));
 		memcpy(dst, &b, sizeof b);
 		return TQ_OK;
 	}
@@ -272,7 +272,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		size_t n;
 		err = tq_read_bin(r, &d, &n);
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "bin", got);
+			return fail_type(err, why, whylen, cmd, f->name, "bin", type_name(r));
 		if (n != TQI_REF_LEN)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "must be 16 bytes");
 		memcpy(dst, d, TQI_REF_LEN);
@@ -283,7 +283,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		size_t n;
 		err = tq_read_str(r, &s.p, &n);
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "str", got);
+			return fail_type(err, why, whylen, cmd, f->name, "str", type_name(r));
 		if (n < f->min || n > f->max)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "length out of range");
 		s.n = (uint32_t)n;
@@ -295,7 +295,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		tqi_raw l;
 		err = tq_read_array(r, &l.count);
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "array", got);
+			return fail_type(err, why, whylen, cmd, f->name, "array", type_name(r));
 		if (l.count < f->min || l.count > f->max)
 			return fail(TQ_ERANGE, why, whylen, cmd, f->name, "count out of range");
 		l.p = r->p_;
@@ -317,7 +317,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 		if (err == TQ_OK && t != TQ_TYPE_MAP)
 			err = TQ_ETYPE;
 		if (err != TQ_OK)
-			return fail_type(err, why, whylen, cmd, f->name, "map", got);
+			return fail_type(err, why, whylen, cmd, f->name, "map", type_name(r));
 		m.p = r->p_;
 		/* The stats map is opaque here but must be well-formed and shallow. */
 		tq_reader sub = *r;

@@ -6,14 +6,6 @@
 #include <errno.h>
 #include <stdio.h>
 
-static bool more(void *sock)
-{
-	int m = 0;
-	size_t sz = sizeof m;
-	zmq_getsockopt(sock, ZMQ_RCVMORE, &m, &sz);
-	return m != 0;
-}
-
 int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
 {
 	zmq_msg_init(&f->id);
@@ -32,7 +24,8 @@ int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
 		f->nframes = 1;
 	/* The rest of a message is already here: ZeroMQ delivers messages
 	 * whole, so these receives never block. */
-	while (more(sock)) {
+	zmq_msg_t *last = first;
+	while (zmq_msg_more(last)) {
 		zmq_msg_t *dst;
 		zmq_msg_t extra;
 		if (f->nframes == 0)
@@ -45,9 +38,15 @@ int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
 		}
 		if (zmq_msg_recv(dst, sock, 0) < 0)
 			break;
-		if (dst == &extra)
-			zmq_msg_close(&extra);
 		f->nframes++;
+		if (dst == &extra) {
+			int more = zmq_msg_more(&extra);
+			zmq_msg_close(&extra);
+			if (!more)
+				break;
+			continue;
+		}
+		last = dst;
 	}
 	return 1;
 }

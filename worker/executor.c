@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct tq_ctx {
@@ -83,7 +84,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-                          int64_t ms_left, const uint8_t ref[16], size_t args_len)
+			  int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len)
 {
 	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
 	hdr[4] = TQI_EXEC_TASK;
@@ -93,6 +94,7 @@ void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uin
 	put32(hdr + 13, (uint32_t)m);
 	put32(hdr + 17, (uint32_t)(m >> 32));
 	memcpy(hdr + 21, ref, 16);
+	put32(hdr + 37, ticket);
 }
 
 int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out)
@@ -109,36 +111,6 @@ int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t n)
-{
-	uint8_t *p = buf;
-	while (n > 0) {
-		ssize_t r = read(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int write_full(int fd, const void *buf, size_t n)
-{
-	const uint8_t *p = buf;
-	while (n > 0) {
-		ssize_t r = write(fd, p, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 static void send_result(int fd, uint32_t code, const char *text, const uint8_t *data, size_t len)
 {
 	size_t tlen = text ? strlen(text) : 0;
@@ -149,17 +121,38 @@ static void send_result(int fd, uint32_t code, const char *text, const uint8_t *
 	hdr[4] = TQI_EXEC_RESULT;
 	put32(hdr + 5, code);
 	put32(hdr + 9, (uint32_t)tlen);
-	if (write_full(fd, hdr, sizeof hdr) != 0 || write_full(fd, text, tlen) != 0 ||
-	    write_full(fd, data, len) != 0)
-		_exit(0); /* the loop is gone */
+	/* One write for the whole frame: the loop wakes once per result. */
+	struct iovec iov[3] = {{hdr, sizeof hdr}, {(void *)text, tlen}, {(void *)data, len}};
+	int n = 3, i = 0;
+	while (i < n) {
+		ssize_t w = writev(fd, iov + i, n - i);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			_exit(0); /* the loop is gone */
+		size_t left = (size_t)w;
+		while (i < n && left >= iov[i].iov_len)
+			left -= iov[i++].iov_len;
+		if (i < n) {
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + left;
+			iov[i].iov_len -= left;
+		}
+	}
 }
 
 static void run_one(int fd, const tqi_registry *reg, const char *worker, const uint8_t *frame,
-                    size_t len, tq_buf *reply)
+		    size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	static const uint8_t nil = 0xc0;
 	uint32_t idx = get32(frame + 1);
-	tq_ctx ctx = { .worker = worker, .attempt = get32(frame + 5) };
+	uint32_t ticket = get32(frame + 33);
+	tq_ctx ctx = {.worker = worker, .attempt = get32(frame + 5)};
+	/* Claim the task; the loop may have withdrawn it meanwhile. */
+	if (ticket >= tickets->n ||
+	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
+		send_result(fd, TQI_EXEC_SKIPPED, NULL, NULL, 0);
+		return;
+	}
 	int64_t ms_left = (int64_t)((uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32);
 	ctx.deadline_ms = ms_left >= 0 ? tqi_now_ms() + (uint64_t)ms_left : 0;
 	tqi_hex(frame + 17, 16, ctx.ref);
@@ -201,7 +194,8 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	send_result(fd, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
 }
 
-void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
+void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
+		       tqi_tickets *tickets)
 {
 	/* Ctrl-C at a terminal reaches the whole process group; the worker's
 	 * loop decides what happens to running tasks, not the keyboard. */
@@ -211,26 +205,44 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
 	tq_buf *reply;
 	if (tq_buf_new(&reply) != TQ_OK)
 		_exit(1);
-	uint8_t *frame = NULL;
-	size_t cap = 0;
+	/* Tasks come in batches: read what is there, then run each whole
+	 * frame in it, so a batch costs one read. */
+	size_t cap = 1 << 16, have = 0;
+	uint8_t *buf = malloc(cap);
+	if (buf == NULL)
+		_exit(1);
 	for (;;) {
-		uint8_t lenb[4];
-		if (read_full(fd, lenb, 4) != 0)
+		ssize_t r = read(fd, buf + have, cap - have);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
 			_exit(0);
-		size_t len = get32(lenb);
-		if (len < TQI_EXEC_TASK_HDR - 4)
-			_exit(1);
-		if (len > cap) {
-			uint8_t *f = realloc(frame, len);
-			if (f == NULL)
+		have += (size_t)r;
+		size_t at = 0;
+		while (have - at >= 4) {
+			size_t len = get32(buf + at);
+			if (len < TQI_EXEC_TASK_HDR - 4)
 				_exit(1);
-			frame = f;
-			cap = len;
+			if (have - at - 4 < len) {
+				if (len + 4 > cap) { /* a big task: grow to hold it */
+					memmove(buf, buf + at, have - at);
+					have -= at;
+					at = 0;
+					uint8_t *b = realloc(buf, len + 4);
+					if (b == NULL)
+						_exit(1);
+					buf = b;
+					cap = len + 4;
+				}
+				break;
+			}
+			const uint8_t *frame = buf + at + 4;
+			if (frame[0] != TQI_EXEC_TASK)
+				_exit(1);
+			run_one(fd, reg, worker_name, frame, len, reply, tickets);
+			at += 4 + len;
 		}
-		if (read_full(fd, frame, len) != 0)
-			_exit(0);
-		if (frame[0] != TQI_EXEC_TASK)
-			_exit(1);
-		run_one(fd, reg, worker_name, frame, len, reply);
+		memmove(buf, buf + at, have - at);
+		have -= at;
 	}
 }

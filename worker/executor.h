@@ -3,10 +3,13 @@
  * with the worker's loop over a local stream socket.
  *
  *   task   : u32 len | u8 1 | u32 function index | u32 attempt
- *            | i64 ms left (-1: no deadline) | ref[16] | arguments...
+ *            | i64 ms left (-1: no deadline) | ref[16] | u32 ticket | arguments...
  *   result : u32 len | u8 2 | u32 code | u32 text length | text | result...
  *
- * Integers are little-endian; len counts the bytes after itself.  Both ends
+ * Integers are little-endian; len counts the bytes after itself.  Results
+ * come back in the order the tasks were written.  Before running a task the
+ * executor claims its ticket (worker/tickets.h); a task whose ticket was
+ * withdrawn is answered with code TQI_EXEC_SKIPPED and not run.  Both ends
  * are processes of the same worker build, but the loop still checks every
  * result frame, since a handler can scribble over its executor's memory.
  */
@@ -17,15 +20,17 @@
 #include <stdint.h>
 
 #include "worker/registry.h"
+#include "worker/tickets.h"
 
 #define TQI_EXEC_TASK 1
 #define TQI_EXEC_RESULT 2
-#define TQI_EXEC_TASK_HDR (4 + 1 + 4 + 4 + 8 + 16)
+#define TQI_EXEC_TASK_HDR (4 + 1 + 4 + 4 + 8 + 16 + 4)
 #define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4)
+#define TQI_EXEC_SKIPPED 0xffffffffu /* result code: withdrawn, not run */
 
 /* Serves tasks read from fd until it closes, then exits the process. */
-void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name)
-    __attribute__((noreturn));
+void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
+		       tqi_tickets *tickets) __attribute__((noreturn));
 
 /* A result frame, as parsed by tqi_exec_result_parse: pointers into the
  * frame's bytes. */
@@ -42,6 +47,6 @@ int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out
 
 /* Writes the header of a task frame whose arguments are args_len bytes. */
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-                          int64_t ms_left, const uint8_t ref[16], size_t args_len);
+			  int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len);
 
 #endif

@@ -23,9 +23,11 @@
 #include "proto/wire.h"
 #include "worker/executor.h"
 #include "worker/registry.h"
+#include "worker/tickets.h"
 #include "worker/zygote.h"
 
 typedef struct tqi_exec tqi_exec;
+typedef struct pentry pentry;
 
 typedef struct wtask {
 	tqi_hnode hnode; /* in held, by ref */
@@ -35,32 +37,42 @@ typedef struct wtask {
 	uint32_t attempt;
 	uint64_t deadline_ms; /* monotonic; 0 = none */
 	zmq_msg_t args;
-	tqi_exec *exec; /* while running */
+	pentry *entry; /* while in an executor's pipe */
 } wtask;
 
-/* SPAWNING: asked of the zygote; IDLE: may take a task; BUSY: running one;
- * DOOMED: signalled by us, its result still counts, it takes no task;
- * DEAD: exited, to be respawned at respawn_at. */
-typedef enum { EX_SPAWNING, EX_IDLE, EX_BUSY, EX_DOOMED, EX_DEAD } ex_state;
+/* One task written (or being written) into an executor's socket. */
+struct pentry {
+	tqi_node node;   /* in tqi_exec.inpipe, oldest first */
+	wtask *t;        /* NULL: withdrawn; the executor will answer SKIPPED */
+	tqi_exec *ex;
+	zmq_msg_t args;  /* the arguments until the frame is written */
+	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
+	uint32_t ticket; /* index on the ticket board */
+	bool in_use;
+};
+
+/* SPAWNING: asked of the zygote; READY: may take tasks; DOOMED: signalled
+ * by us, its results still count, it takes no task; DEAD: exited, to be
+ * respawned at respawn_at. */
+typedef enum { EX_SPAWNING, EX_READY, EX_DOOMED, EX_DEAD } ex_state;
 
 struct tqi_exec {
 	uint32_t slot;
 	pid_t pid;
 	int fd;
 	ex_state state;
-	wtask *task;
-	tq_err stop_code;    /* why we signalled it; TQ_OK if we did not */
-	uint64_t kill_at;    /* SIGKILL due (after a grace period); 0 = none */
-	uint64_t respawn_at; /* a failed spawn is retried then */
-	/* the task frame being written */
-	uint8_t hdr[TQI_EXEC_TASK_HDR];
-	size_t woff; /* bytes of header + arguments written */
-	bool writing;
-	/* the result frame being read */
-	uint8_t lenb[4];
-	size_t lenoff;
-	uint8_t *buf;
-	size_t need, got;
+	pentry entries[TQI_EXEC_DEPTH]; /* ticket = slot * DEPTH + index */
+	tqi_list inpipe;  /* pentry.node, in the order written */
+	uint32_t held;    /* tasks (not withdrawn) in the pipe */
+	tq_err stop_code; /* why we signalled it; TQ_OK if we did not */
+	uint64_t kill_at; /* SIGKILL due (after a grace period); 0 = none */
+	uint64_t respawn_at;
+	/* writing: the first entry not fully written, and how far */
+	pentry *wcur;
+	size_t woff;
+	/* reading: result bytes not yet parsed */
+	uint8_t *rbuf;
+	size_t rlen, rcap;
 };
 
 struct tq_worker {
@@ -79,11 +91,13 @@ struct tq_worker {
 	uint64_t backoff_ms;
 
 	tqi_zygote zygote;
+	tqi_tickets tickets;
 	tqi_exec *execs;
 	uint32_t nexecs;
 	tqi_hmap held;
 	tqi_list queue;
-	uint32_t nheld;
+	uint32_t nheld;     /* tasks held: queued locally or in an executor */
+	uint32_t ndeadline; /* of which with a deadline */
 
 	volatile sig_atomic_t stop_requests;
 	bool draining;
@@ -100,11 +114,19 @@ void tqi_pool_stop(tq_worker *w);
 int tqi_pool_zygote_events(tq_worker *w);
 /* Reads results from (and writes tasks to) executor ex. */
 void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents);
-/* Starts queued tasks on idle executors. */
+/* Starts queued tasks on executors (the least loaded first), and moves
+ * not-yet-started tasks to executors that have none. */
 void tqi_pool_schedule(tq_worker *w);
-/* Stops the executor running t: SIGTERM now and SIGKILL after grace_ms
- * (at once when 0); t ends with `code` unless its result comes first. */
-void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, uint32_t grace_ms);
+/* Ends t with `code` and `text` (cancelled, past its deadline, worker
+ * stopping): at once if it has not started, else by signalling its executor
+ * (SIGTERM now, SIGKILL after grace_ms, at once when 0), whose exit then
+ * reports it - unless its result comes first. */
+void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, uint32_t grace_ms);
+/* Forgets every held task without a word (the broker gave up on them):
+ * the running ones are killed. */
+void tqi_pool_drop_all(tq_worker *w);
+/* Stops every held task as tqi_pool_stop_task does, at once. */
+void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text);
 /* Kills overdue executors; returns ms until the next timer (or UINT64_MAX). */
 uint64_t tqi_pool_timers(tq_worker *w);
 /* Fills zmq_poll items for the executors; returns how many. */
@@ -114,5 +136,7 @@ int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners);
 /* Reports a held task's outcome to the broker and forgets it.  payload may
  * be NULL; it is moved when given. */
 void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload);
+/* Forgets a held task without reporting it. */
+void tqi_task_forget(tq_worker *w, wtask *t);
 
 #endif

@@ -2,11 +2,21 @@
  * pool.c - the worker's executors: starting them through the zygote,
  * feeding them tasks, reading their results, and stopping them.
  *
- * Each executor runs one task at a time.  Writes and reads are non-blocking
- * so a slow or stuck executor never stalls the loop (and its heartbeats).
- * When an executor dies, its result - if it wrote one - is read first;
- * otherwise its task ends with what killed it: our signal (cancelled, past
- * its deadline) or its own crash, named by signal.
+ * Each executor runs one task at a time, but may hold up to
+ * TQI_EXEC_DEPTH: the tasks after the running one wait, already written,
+ * in its socket, so that a stream of short tasks costs one process wake-up
+ * per batch rather than two per task.  A waiting task can still be taken
+ * back - to cancel it, expire it, or give it to an idle executor - through
+ * its ticket (worker/tickets.h); the executor then answers SKIPPED for it.
+ *
+ * Invariants: an executor's results arrive in the order its tasks were
+ * written, so the oldest entry of its pipe is the one each result is for;
+ * a ticket is QUEUED from the moment its entry exists until the executor
+ * claims it or the loop withdraws it.  Writes and reads never block, so a
+ * slow or stuck executor never stalls the loop and its heartbeats.  When an
+ * executor dies, what it wrote is read first; then its running task ends
+ * with what killed it (our signal, or its own crash, named by signal) and
+ * the tasks it had not started go back to the local queue.
  */
 #include "worker/loop.h"
 
@@ -23,12 +33,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-enum { RESPAWN_DELAY_MS = 100 };
+enum { RESPAWN_DELAY_MS = 100, READ_CHUNK = 1 << 16 };
 
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
+
 static void spawn(tq_worker *w, tqi_exec *ex)
 {
 	ex->state = EX_SPAWNING;
@@ -42,29 +53,55 @@ static void spawn(tq_worker *w, tqi_exec *ex)
 
 int tqi_pool_start(tq_worker *w)
 {
-	if (tqi_zygote_start(&w->zygote, &w->reg, w->name) != 0)
-		return -1;
 	w->nexecs = w->opts.concurrency;
+	/* The board is mapped before the zygote is forked, so that every
+	 * executor shares it with the loop. */
+	if (tqi_tickets_map(&w->tickets, w->nexecs * TQI_EXEC_DEPTH) != 0)
+		return -1;
+	if (tqi_zygote_start(&w->zygote, &w->reg, w->name, &w->tickets) != 0) {
+		tqi_tickets_unmap(&w->tickets);
+		return -1;
+	}
 	w->execs = calloc(w->nexecs, sizeof *w->execs);
 	if (w->execs == NULL) {
 		tqi_zygote_stop(&w->zygote);
+		tqi_tickets_unmap(&w->tickets);
 		return -1;
 	}
 	for (uint32_t i = 0; i < w->nexecs; i++) {
-		w->execs[i].slot = i;
-		spawn(w, &w->execs[i]);
+		tqi_exec *ex = &w->execs[i];
+		ex->slot = i;
+		tqi_list_init(&ex->inpipe);
+		for (uint32_t j = 0; j < TQI_EXEC_DEPTH; j++) {
+			ex->entries[j].ticket = i * TQI_EXEC_DEPTH + j;
+			ex->entries[j].ex = ex;
+			tqi_node_init(&ex->entries[j].node);
+			zmq_msg_init(&ex->entries[j].args);
+		}
+		spawn(w, ex);
 	}
 	return 0;
 }
 
-static void reset_io(tqi_exec *ex)
+static pentry *next_unwritten(tqi_exec *ex, pentry *after);
+
+static void entry_release(tq_worker *w, pentry *e)
 {
-	free(ex->buf);
-	ex->buf = NULL;
-	ex->need = ex->got = 0;
-	ex->lenoff = 0;
-	ex->writing = false;
-	ex->woff = 0;
+	tqi_exec *ex = e->ex;
+	if (e->t != NULL) {
+		e->t->entry = NULL;
+		ex->held--;
+	}
+	e->t = NULL;
+	if (ex->wcur == e) {
+		ex->wcur = next_unwritten(ex, e);
+		ex->woff = 0;
+	}
+	zmq_msg_close(&e->args);
+	zmq_msg_init(&e->args);
+	tqi_list_remove(&ex->inpipe, &e->node);
+	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_FREE);
+	e->in_use = false;
 }
 
 void tqi_pool_stop(tq_worker *w)
@@ -73,157 +110,266 @@ void tqi_pool_stop(tq_worker *w)
 		tqi_exec *ex = &w->execs[i];
 		if (ex->fd >= 0)
 			close(ex->fd);
-		reset_io(ex);
+		for (uint32_t j = 0; j < TQI_EXEC_DEPTH; j++)
+			zmq_msg_close(&ex->entries[j].args);
+		free(ex->rbuf);
 	}
 	tqi_zygote_stop(&w->zygote); /* kills and reaps the executors */
+	tqi_tickets_unmap(&w->tickets);
 	free(w->execs);
 	w->execs = NULL;
 	w->nexecs = 0;
 }
 
-static void describe_exit(int status, char *out, size_t n)
+/* ---- writing tasks ---- */
+
+static pentry *next_unwritten(tqi_exec *ex, pentry *after)
 {
-	if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *abbrev = sigabbrev_np(sig);
-		snprintf(out, n, "killed by signal %d (SIG%s%s%s)", sig, abbrev ? abbrev : "?",
-		         WCOREDUMP(status) ? ", core dumped" : "", "");
-	} else {
-		snprintf(out, n, "its executor exited with status %d",
-		         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	tqi_node *n = after ? after->node.next : ex->inpipe.head.next;
+	return n == &ex->inpipe.head ? NULL : tqi_container_of(n, pentry, node);
+}
+
+/* Writes the frames not yet written, in order, as far as the socket takes
+ * them: all of them in one writev when they fit. */
+static void write_pending(tq_worker *w, tqi_exec *ex)
+{
+	(void)w;
+	while (ex->wcur != NULL && ex->fd >= 0) {
+		struct iovec iov[2 * TQI_EXEC_DEPTH];
+		int n = 0;
+		size_t skip = ex->woff;
+		for (pentry *e = ex->wcur; e != NULL; e = next_unwritten(ex, e)) {
+			size_t hl = sizeof e->hdr, al = zmq_msg_size(&e->args);
+			if (skip < hl) {
+				iov[n].iov_base = e->hdr + skip;
+				iov[n++].iov_len = hl - skip;
+				skip = 0;
+			} else {
+				skip -= hl;
+			}
+			if (al > skip) {
+				iov[n].iov_base = (uint8_t *)zmq_msg_data(&e->args) + skip;
+				iov[n++].iov_len = al - skip;
+			}
+			skip = 0;
+		}
+		ssize_t r = writev(ex->fd, iov, n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* EAGAIN: POLLOUT resumes; EPIPE: the exit event tells */
+		}
+		/* Advance past what went out, entry by entry. */
+		size_t done = ex->woff + (size_t)r;
+		while (ex->wcur != NULL) {
+			pentry *e = ex->wcur;
+			size_t total = sizeof e->hdr + zmq_msg_size(&e->args);
+			if (done < total) {
+				ex->woff = done;
+				return; /* the socket is full: POLLOUT resumes */
+			}
+			done -= total;
+			/* Written: the executor has it; the bytes may go. */
+			zmq_msg_close(&e->args);
+			zmq_msg_init(&e->args);
+			ex->woff = 0;
+			ex->wcur = next_unwritten(ex, e);
+		}
 	}
 }
 
-static void finish_task(tq_worker *w, tqi_exec *ex, tq_err code, const char *text,
-                        zmq_msg_t *payload)
+static bool writing(const tqi_exec *ex)
 {
-	wtask *t = ex->task;
-	ex->task = NULL;
-	if (t == NULL)
-		return;
-	t->exec = NULL;
-	tqi_task_done(w, t, code, text, payload);
+	return ex->wcur != NULL;
 }
 
-static void free_hint(void *data, void *hint)
+/* Puts t at the end of ex's pipe. */
+static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 {
-	(void)data;
-	free(hint);
+	pentry *e = NULL;
+	for (uint32_t j = 0; j < TQI_EXEC_DEPTH && e == NULL; j++)
+		if (!ex->entries[j].in_use)
+			e = &ex->entries[j];
+	e->in_use = true;
+	e->t = t;
+	t->entry = e;
+	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
+	int64_t left = -1;
+	if (t->deadline_ms != 0)
+		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
+	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, left, t->ref, e->ticket,
+			     zmq_msg_size(&e->args));
+	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
+	tqi_list_push_back(&ex->inpipe, &e->node);
+	ex->held++;
+	if (ex->wcur == NULL) {
+		ex->wcur = e;
+		ex->woff = 0;
+	}
+	/* Written by tqi_pool_schedule once every executor has its share. */
 }
 
-/* A complete result frame is in ex->buf (ex->need bytes after the length). */
-static void on_result(tq_worker *w, tqi_exec *ex)
+static bool free_entry(const tqi_exec *ex)
 {
-	uint8_t *b = ex->buf;
-	size_t n = ex->need;
-	tqi_exec_result res;
-	if (tqi_exec_result_parse(b, n, &res) != 0) {
-		/* A handler wrote over its executor's memory: trust nothing
-		 * it says and replace it. */
-		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
-		if (ex->stop_code == TQ_OK)
-			ex->stop_code = TQ_ETASKCRASHED;
-		ex->state = EX_DOOMED;
+	return ex->inpipe.len < TQI_EXEC_DEPTH;
+}
+
+/* True when no byte of e's frame has been written yet. */
+static bool unwritten(const tqi_exec *ex, const pentry *e)
+{
+	if (ex->wcur == NULL)
+		return false;
+	if (ex->wcur == e)
+		return ex->woff == 0;
+	for (const tqi_node *n = ex->wcur->node.next; n != &ex->inpipe.head; n = n->next)
+		if (n == &e->node)
+			return true;
+	return false;
+}
+
+/* Takes t back from its executor's pipe if it has not started.  True when
+ * it is the loop's again. */
+static bool withdraw(tq_worker *w, wtask *t)
+{
+	pentry *e = t->entry;
+	if (e == NULL)
+		return true;
+	tqi_exec *ex = e->ex;
+	if (unwritten(ex, e)) {
+		entry_release(w, e); /* the executor never saw it */
+		return true;
+	}
+	if (!tqi_ticket_move(&w->tickets, e->ticket, TQI_TICKET_QUEUED, TQI_TICKET_WITHDRAWN))
+		return false; /* running */
+	/* The executor will read it and answer SKIPPED; the entry stays until
+	 * then (and its bytes until they are written). */
+	e->t = NULL;
+	t->entry = NULL;
+	ex->held--;
+	return true;
+}
+
+/* Takes back every task of ex that has not started, to the front of the
+ * local queue, in order. */
+static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
+{
+	tqi_node *it = ex->inpipe.head.prev;
+	while (it != &ex->inpipe.head) {
+		tqi_node *prev = it->prev;
+		pentry *e = tqi_container_of(it, pentry, node);
+		wtask *t = e->t;
+		if (t != NULL && withdraw(w, t))
+			tqi_list_push_front(&w->queue, &t->qnode);
+		it = prev;
+	}
+}
+
+/* ---- reading results ---- */
+
+static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_msg_t *payload)
+{
+	wtask *t = e->t;
+	entry_release(w, e);
+	if (t != NULL)
+		tqi_task_done(w, t, code, text, payload);
+}
+
+static void doom(tq_worker *w, tqi_exec *ex, tq_err why)
+{
+	if (ex->stop_code == TQ_OK)
+		ex->stop_code = why;
+	ex->state = EX_DOOMED;
+	withdraw_waiting(w, ex);
+	if (ex->pid > 0)
 		kill(ex->pid, SIGKILL);
+}
+
+/* One result frame: it answers the oldest entry of the pipe. */
+static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
+{
+	tqi_exec_result res;
+	tqi_node *front = tqi_list_front(&ex->inpipe);
+	pentry *e = front ? tqi_container_of(front, pentry, node) : NULL;
+	bool parsed = tqi_exec_result_parse(frame, len, &res) == 0;
+	bool skipped = parsed && res.code == TQI_EXEC_SKIPPED;
+	if (e == NULL || !parsed || skipped != (e->t == NULL)) {
+		/* A handler wrote over its executor's memory: trust nothing it
+		 * says and replace it. */
+		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
+		doom(w, ex, TQ_ETASKCRASHED);
 		return;
 	}
-	uint32_t code = res.code;
+	if (skipped) {
+		entry_release(w, e);
+		return;
+	}
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';
-	size_t off = res.payload_off;
 	zmq_msg_t payload;
-	ex->buf = NULL;
-	if (zmq_msg_init_data(&payload, b + off, n - off, free_hint, b) != 0) {
-		free(b);
-		zmq_msg_init(&payload);
-		code = TQ_ENOMEM;
+	if (zmq_msg_init_size(&payload, len - res.payload_off) != 0) {
+		finish(w, e, TQ_ENOMEM, "worker out of memory for the result", NULL);
+		return;
 	}
-	ex->need = ex->got = 0;
-	ex->lenoff = 0;
-	if (ex->state == EX_BUSY)
-		ex->state = EX_IDLE; /* a DOOMED one stays so until it exits */
-	finish_task(w, ex, (tq_err)code, text, &payload);
+	memcpy(zmq_msg_data(&payload), frame + res.payload_off, len - res.payload_off);
+	finish(w, e, (tq_err)res.code, text, &payload);
 	zmq_msg_close(&payload);
 }
 
 static void read_results(tq_worker *w, tqi_exec *ex)
 {
 	for (;;) {
-		ssize_t r;
-		if (ex->lenoff < 4) {
-			r = read(ex->fd, ex->lenb + ex->lenoff, 4 - ex->lenoff);
-			if (r <= 0)
-				return;
-			ex->lenoff += (size_t)r;
-			if (ex->lenoff < 4)
-				continue;
-			ex->need = get32(ex->lenb);
-			if (ex->need > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
-			    ex->need < TQI_EXEC_RESULT_HDR - 4) {
-				tqi_warn("executor %u sent a frame of %zu bytes; restarting it",
-				         ex->slot, ex->need);
-				if (ex->stop_code == TQ_OK)
-					ex->stop_code = TQ_ETASKCRASHED;
-				ex->state = EX_DOOMED;
-				kill(ex->pid, SIGKILL);
-				ex->lenoff = 0;
+		if (ex->rcap - ex->rlen < READ_CHUNK / 4) {
+			size_t cap = ex->rcap ? ex->rcap * 2 : READ_CHUNK;
+			uint8_t *b = realloc(ex->rbuf, cap);
+			if (b == NULL) {
+				doom(w, ex, TQ_ETASKCRASHED);
 				return;
 			}
-			ex->buf = malloc(ex->need);
-			ex->got = 0;
-			if (ex->buf == NULL) {
-				ex->state = EX_DOOMED;
-				kill(ex->pid, SIGKILL);
-				ex->lenoff = 0;
-				return;
-			}
+			ex->rbuf = b;
+			ex->rcap = cap;
 		}
-		r = read(ex->fd, ex->buf + ex->got, ex->need - ex->got);
+		size_t room = ex->rcap - ex->rlen;
+		ssize_t r = read(ex->fd, ex->rbuf + ex->rlen, room);
 		if (r <= 0)
-			return;
-		ex->got += (size_t)r;
-		if (ex->got == ex->need)
-			on_result(w, ex);
+			break;
+		ex->rlen += (size_t)r;
+		if ((size_t)r < room)
+			break; /* drained: spare the read that would say EAGAIN */
 	}
-}
-
-static void write_task(tqi_exec *ex)
-{
-	wtask *t = ex->task;
-	size_t hl = sizeof ex->hdr, al = zmq_msg_size(&t->args);
-	while (ex->woff < hl + al) {
-		struct iovec iov[2];
-		int n = 0;
-		if (ex->woff < hl) {
-			iov[n].iov_base = ex->hdr + ex->woff;
-			iov[n++].iov_len = hl - ex->woff;
-			iov[n].iov_base = zmq_msg_data(&t->args);
-			iov[n++].iov_len = al;
-		} else {
-			iov[n].iov_base = (uint8_t *)zmq_msg_data(&t->args) + (ex->woff - hl);
-			iov[n++].iov_len = al - (ex->woff - hl);
+	size_t at = 0;
+	while (ex->rlen - at >= 4 && ex->state != EX_DEAD) {
+		size_t len = get32(ex->rbuf + at);
+		if (len > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
+		    len < TQI_EXEC_RESULT_HDR - 4) {
+			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot, len);
+			doom(w, ex, TQ_ETASKCRASHED);
+			at = ex->rlen;
+			break;
 		}
-		ssize_t r = writev(ex->fd, iov, n);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			/* EAGAIN: wait for POLLOUT; EPIPE: the exit event ends the task. */
-			ex->writing = errno == EAGAIN;
-			return;
-		}
-		ex->woff += (size_t)r;
+		if (ex->rlen - at - 4 < len)
+			break;
+		on_result(w, ex, ex->rbuf + at + 4, len);
+		at += 4 + len;
 	}
-	ex->writing = false;
+	memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);
+	ex->rlen -= at;
+	if (ex->rlen == 0 && ex->rcap > 4 * READ_CHUNK) {
+		free(ex->rbuf); /* a big result passed: give the memory back */
+		ex->rbuf = NULL;
+		ex->rcap = 0;
+	}
 }
 
 void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents)
 {
-	if ((revents & ZMQ_POLLOUT) && ex->writing && ex->task != NULL)
-		write_task(ex);
+	if ((revents & ZMQ_POLLOUT) && writing(ex))
+		write_pending(w, ex);
 	if (revents & (ZMQ_POLLIN | ZMQ_POLLERR))
 		read_results(w, ex);
 }
+
+/* ---- executors coming and going ---- */
 
 static tqi_exec *find_pid(tq_worker *w, pid_t pid)
 {
@@ -233,12 +379,37 @@ static tqi_exec *find_pid(tq_worker *w, pid_t pid)
 	return NULL;
 }
 
+static void describe_exit(int status, char *out, size_t n)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *abbrev = sigabbrev_np(sig);
+		snprintf(out, n, "killed by signal %d (SIG%s%s)", sig, abbrev ? abbrev : "?",
+			 WCOREDUMP(status) ? ", core dumped" : "");
+	} else {
+		snprintf(out, n, "its executor exited with status %d",
+			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	}
+}
+
+/* The executor is gone: end its running task, requeue the others. */
 static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 {
-	/* Whatever it wrote before dying counts. */
 	if (ex->fd >= 0)
-		read_results(w, ex);
-	if (ex->task != NULL) {
+		read_results(w, ex); /* whatever it wrote before dying counts */
+	tqi_node *n;
+	wtask *back[TQI_EXEC_DEPTH];
+	int nback = 0;
+	while ((n = tqi_list_front(&ex->inpipe)) != NULL) {
+		pentry *e = tqi_container_of(n, pentry, node);
+		wtask *t = e->t;
+		bool ran = tqi_ticket_get(&w->tickets, e->ticket) == TQI_TICKET_RUNNING;
+		if (t == NULL || !ran) {
+			entry_release(w, e);
+			if (t != NULL)
+				back[nback++] = t; /* never started: another executor takes it */
+			continue;
+		}
 		char text[128];
 		tq_err code = ex->stop_code;
 		switch (code) {
@@ -258,13 +429,17 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 			break;
 		}
 		tqi_info("executor %u (pid %d): %s", ex->slot, (int)ex->pid, text);
-		finish_task(w, ex, code, text, NULL);
+		finish(w, e, code, text, NULL);
 	}
+	while (nback > 0)
+		tqi_list_push_front(&w->queue, &back[--nback]->qnode);
 	if (ex->fd >= 0)
 		close(ex->fd);
-	reset_io(ex);
 	ex->fd = -1;
 	ex->pid = -1;
+	ex->rlen = 0;
+	ex->wcur = NULL;
+	ex->woff = 0;
 	ex->stop_code = TQ_OK;
 	ex->kill_at = 0;
 	ex->state = EX_DEAD;
@@ -292,7 +467,7 @@ int tqi_pool_zygote_events(tq_worker *w)
 			fcntl(ev.fd, F_SETFL, fcntl(ev.fd, F_GETFL) | O_NONBLOCK);
 			ex->pid = ev.pid;
 			ex->fd = ev.fd;
-			ex->state = EX_IDLE;
+			ex->state = EX_READY;
 		} else if (ev.type == TQI_ZY_EXITED) {
 			tqi_exec *ex = find_pid(w, ev.pid);
 			if (ex != NULL)
@@ -302,48 +477,81 @@ int tqi_pool_zygote_events(tq_worker *w)
 	return rc < 0 ? -1 : 0;
 }
 
-static void start_task(tq_worker *w, tqi_exec *ex, wtask *t)
+/* ---- scheduling ---- */
+
+static bool ready(const tqi_exec *ex)
 {
-	int64_t left = -1;
-	if (t->deadline_ms != 0)
-		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
-	tqi_exec_task_header(ex->hdr, t->fn_index, t->attempt, left, t->ref,
-	                     zmq_msg_size(&t->args));
-	ex->woff = 0;
-	ex->task = t;
-	ex->state = EX_BUSY;
-	ex->stop_code = TQ_OK;
-	t->exec = ex;
-	write_task(ex);
+	return ex->state == EX_READY;
+}
+
+/* The executor whose last task can be taken for an idle one: it runs one
+ * task and has others waiting behind it. */
+static wtask *stealable(tq_worker *w)
+{
+	tqi_exec *best = NULL;
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		tqi_exec *ex = &w->execs[i];
+		if (ex->held >= 2 && (best == NULL || ex->held > best->held))
+			best = ex;
+	}
+	for (tqi_node *n = best ? best->inpipe.head.prev : NULL; n && n != &best->inpipe.head;
+	     n = n->prev) {
+		pentry *e = tqi_container_of(n, pentry, node);
+		if (e->t != NULL)
+			return e->t;
+	}
+	return NULL;
 }
 
 void tqi_pool_schedule(tq_worker *w)
 {
-	for (uint32_t i = 0; i < w->nexecs && !tqi_list_empty(&w->queue); i++) {
-		tqi_exec *ex = &w->execs[i];
-		if (ex->state != EX_IDLE)
-			continue;
-		while (!tqi_list_empty(&w->queue)) {
-			wtask *t = tqi_container_of(tqi_list_pop_front(&w->queue), wtask, qnode);
-			if (t->deadline_ms != 0 && t->deadline_ms <= w->now) {
-				tqi_task_done(w, t, TQ_ETIMEDOUT,
-				              "deadline passed before it started", NULL);
+	/* Breadth first: every ready executor gets one task before any gets a
+	 * second, so parallel work spreads before it queues up. */
+	for (uint32_t depth = 1; depth <= TQI_EXEC_DEPTH && !tqi_list_empty(&w->queue); depth++) {
+		for (uint32_t i = 0; i < w->nexecs && !tqi_list_empty(&w->queue); i++) {
+			tqi_exec *ex = &w->execs[i];
+			if (!ready(ex) || ex->held >= depth || !free_entry(ex))
 				continue;
-			}
-			start_task(w, ex, t);
-			break;
+			wtask *t = tqi_container_of(tqi_list_pop_front(&w->queue), wtask, qnode);
+			give(w, ex, t);
 		}
 	}
+	/* An idle executor takes a waiting task from a busy one's pipe. */
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		tqi_exec *ex = &w->execs[i];
+		if (!ready(ex) || ex->held > 0 || !free_entry(ex))
+			continue;
+		wtask *t = stealable(w);
+		if (t == NULL)
+			break;
+		if (withdraw(w, t))
+			give(w, ex, t);
+	}
+	/* One write per executor for all it was given. */
+	for (uint32_t i = 0; i < w->nexecs; i++)
+		if (writing(&w->execs[i]))
+			write_pending(w, &w->execs[i]);
 }
 
-void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, uint32_t grace_ms)
+void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, uint32_t grace_ms)
 {
-	tqi_exec *ex = t->exec;
-	if (ex == NULL || ex->pid <= 0)
+	if (t->entry == NULL) {
+		tqi_list_remove(&w->queue, &t->qnode);
+		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
 		return;
+	}
+	tqi_exec *ex = t->entry->ex;
+	if (withdraw(w, t)) {
+		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
+		return;
+	}
+	/* Running: signal its executor.  Its other tasks find other ones. */
 	if (ex->stop_code == TQ_OK || code == TQ_ESHUTDOWN)
 		ex->stop_code = code;
 	ex->state = EX_DOOMED;
+	withdraw_waiting(w, ex);
+	if (ex->pid <= 0)
+		return;
 	if (grace_ms == 0) {
 		kill(ex->pid, SIGKILL);
 		ex->kill_at = 0;
@@ -353,6 +561,65 @@ void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, uint32_t grace_ms)
 	uint64_t at = w->now + grace_ms;
 	if (ex->kill_at == 0 || at < ex->kill_at)
 		ex->kill_at = at;
+}
+
+void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text)
+{
+	tqi_node *n;
+	while ((n = tqi_list_front(&w->queue)) != NULL)
+		tqi_pool_stop_task(w, tqi_container_of(n, wtask, qnode), code, text, 0);
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		tqi_exec *ex = &w->execs[i];
+		tqi_node *it, *nx;
+		tqi_list_each(&ex->inpipe, it, nx) {
+			wtask *t = tqi_container_of(it, pentry, node)->t;
+			if (t != NULL)
+				tqi_pool_stop_task(w, t, code, text, 0);
+		}
+	}
+}
+
+void tqi_pool_drop_all(tq_worker *w)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&w->queue)) != NULL)
+		tqi_task_forget(w, tqi_container_of(n, wtask, qnode));
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		tqi_exec *ex = &w->execs[i];
+		bool running = false;
+		tqi_node *it, *nx;
+		tqi_list_each(&ex->inpipe, it, nx) {
+			pentry *e = tqi_container_of(it, pentry, node);
+			wtask *t = e->t;
+			if (t == NULL)
+				continue;
+			if (withdraw(w, t)) {
+				tqi_task_forget(w, t);
+			} else {
+				running = true;
+				e->t = NULL; /* the executor dies with it, unreported */
+				t->entry = NULL;
+				ex->held--;
+				tqi_task_forget(w, t);
+			}
+		}
+		if (running) {
+			ex->state = EX_DOOMED;
+			if (ex->stop_code == TQ_OK)
+				ex->stop_code = TQ_ESHUTDOWN;
+			if (ex->pid > 0)
+				kill(ex->pid, SIGKILL);
+		}
+	}
+}
+
+/* ---- timers ---- */
+
+static void expire(tq_worker *w, wtask *t)
+{
+	tqi_pool_stop_task(w, t, TQ_ETIMEDOUT,
+			   t->entry ? "stopped: ran past its deadline" : "deadline passed before it started",
+			   0);
 }
 
 uint64_t tqi_pool_timers(tq_worker *w)
@@ -375,26 +642,34 @@ uint64_t tqi_pool_timers(tq_worker *w)
 				next = ex->kill_at;
 			}
 		}
-		wtask *t = ex->task;
-		if (t != NULL && t->deadline_ms != 0 && ex->stop_code == TQ_OK) {
+	}
+	/* Deadlines: only when some held task has one, so a stream of tasks
+	 * without deadlines costs no scan. */
+	if (w->ndeadline > 0) {
+		for (uint32_t i = 0; i < w->nexecs; i++) {
+			tqi_exec *ex = &w->execs[i];
+			if (ex->state == EX_DOOMED)
+				continue;
+			tqi_node *it, *nx;
+			tqi_list_each(&ex->inpipe, it, nx) {
+				wtask *t = tqi_container_of(it, pentry, node)->t;
+				if (t == NULL || t->deadline_ms == 0)
+					continue;
+				if (t->deadline_ms <= w->now)
+					expire(w, t);
+				else if (t->deadline_ms < next)
+					next = t->deadline_ms;
+			}
+		}
+		tqi_node *it, *nx;
+		tqi_list_each(&w->queue, it, nx) {
+			wtask *t = tqi_container_of(it, wtask, qnode);
+			if (t->deadline_ms == 0)
+				continue;
 			if (t->deadline_ms <= w->now)
-				tqi_pool_stop_task(w, t, TQ_ETIMEDOUT, 0);
+				expire(w, t);
 			else if (t->deadline_ms < next)
 				next = t->deadline_ms;
-		}
-	}
-	tqi_node *it, *nx;
-	tqi_list_each(&w->queue, it, nx)
-	{
-		wtask *t = tqi_container_of(it, wtask, qnode);
-		if (t->deadline_ms == 0)
-			continue;
-		if (t->deadline_ms <= w->now) {
-			tqi_list_remove(&w->queue, &t->qnode);
-			tqi_task_done(w, t, TQ_ETIMEDOUT, "deadline passed before it started",
-			              NULL);
-		} else if (t->deadline_ms < next) {
-			next = t->deadline_ms;
 		}
 	}
 	return next == UINT64_MAX ? next : next - w->now;
@@ -409,7 +684,7 @@ int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners)
 			continue;
 		items[n].socket = NULL;
 		items[n].fd = ex->fd;
-		items[n].events = ZMQ_POLLIN | (ex->writing ? ZMQ_POLLOUT : 0);
+		items[n].events = ZMQ_POLLIN | (writing(ex) ? ZMQ_POLLOUT : 0);
 		items[n].revents = 0;
 		owners[n++] = ex;
 	}

@@ -157,34 +157,10 @@ static tq_err open_socket(tq_worker *w)
 	return send_ready(w);
 }
 
-/* Drops every held task without a word: the broker gave up on them. */
-static void drop_held(tq_worker *w)
-{
-	tqi_node *n;
-	while ((n = tqi_list_pop_front(&w->queue)) != NULL) {
-		wtask *t = tqi_container_of(n, wtask, qnode);
-		tqi_hmap_remove(&w->held, &t->hnode);
-		zmq_msg_close(&t->args);
-		free(t);
-		w->nheld--;
-	}
-	for (uint32_t i = 0; i < w->nexecs; i++) {
-		wtask *t = w->execs[i].task;
-		if (t == NULL)
-			continue;
-		tqi_pool_stop_task(w, t, TQ_ESHUTDOWN, 0);
-		w->execs[i].task = NULL;
-		tqi_hmap_remove(&w->held, &t->hnode);
-		zmq_msg_close(&t->args);
-		free(t);
-		w->nheld--;
-	}
-}
-
 static void reset_connection(tq_worker *w, const char *why)
 {
 	tqi_warn("broker lost (%s): stopping %u held tasks, reconnecting", why, w->nheld);
-	drop_held(w);
+	tqi_pool_drop_all(w); /* the broker gave up on them */
 	if (w->sock != NULL) {
 		/* Results already written still go out (a broker that gave us
 		 * up fences them): let the old socket linger a while. */
@@ -206,8 +182,15 @@ void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_ms
 	if (text != NULL)
 		e.text = (tqi_str){ text, (uint32_t)strnlen(text, TQI_MAX_TEXT) };
 	send_env(w, &e, code == TQ_OK ? payload : NULL);
+	tqi_task_forget(w, t);
+}
+
+void tqi_task_forget(tq_worker *w, wtask *t)
+{
 	tqi_hmap_remove(&w->held, &t->hnode);
 	zmq_msg_close(&t->args);
+	if (t->deadline_ms != 0)
+		w->ndeadline--;
 	free(t);
 	w->nheld--;
 }
@@ -228,6 +211,7 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
 	t->deadline_ms = e->timeout_ms ? w->now + e->timeout_ms : 0;
+	w->ndeadline += t->deadline_ms != 0;
 	zmq_msg_init(&t->args);
 	zmq_msg_move(&t->args, &f->payload);
 	tqi_node_init(&t->qnode);
@@ -247,13 +231,8 @@ static void on_cancel(tq_worker *w, const tqi_env *e)
 	tqi_hnode *n = tqi_hmap_find(&w->held, e->ref, TQI_REF_LEN);
 	if (n == NULL)
 		return; /* finished already: its DONE is on the way */
-	wtask *t = tqi_container_of(n, wtask, hnode);
-	if (t->exec == NULL) {
-		tqi_list_remove(&w->queue, &t->qnode);
-		tqi_task_done(w, t, TQ_ECANCELLED, "cancelled before it started", NULL);
-		return;
-	}
-	tqi_pool_stop_task(w, t, TQ_ECANCELLED, e->grace_ms);
+	tqi_pool_stop_task(w, tqi_container_of(n, wtask, hnode), TQ_ECANCELLED,
+			   "cancelled before it started", e->grace_ms);
 }
 
 static void on_message(tq_worker *w, tqi_frames *f)
@@ -348,17 +327,6 @@ static void begin_drain(tq_worker *w)
 		send_simple(w, TQI_DRAIN);
 }
 
-static void stop_now(tq_worker *w)
-{
-	tqi_node *n;
-	while ((n = tqi_list_pop_front(&w->queue)) != NULL)
-		tqi_task_done(w, tqi_container_of(n, wtask, qnode), TQ_ECANCELLED,
-		              "cancelled: the worker is shutting down", NULL);
-	for (uint32_t i = 0; i < w->nexecs; i++)
-		if (w->execs[i].task != NULL)
-			tqi_pool_stop_task(w, w->execs[i].task, TQ_ESHUTDOWN, 0);
-}
-
 /* True when the loop should end. */
 static bool check_stop(tq_worker *w)
 {
@@ -370,7 +338,9 @@ static bool check_stop(tq_worker *w)
 	           w->conn != CONN_READY;
 	if (now && w->nheld > 0 && !w->stopping_now) {
 		w->stopping_now = true;
-		stop_now(w); /* the killed executors' exits report their tasks */
+		/* Held tasks end now; the killed executors' exits report the
+		 * running ones. */
+		tqi_pool_stop_all(w, TQ_ESHUTDOWN, "cancelled: the worker is shutting down");
 	}
 	return w->nheld == 0 || w->conn != CONN_READY;
 }
@@ -489,7 +459,7 @@ tq_err tq_worker_run(tq_worker *w)
 		zmq_close(w->sock);
 		w->sock = NULL;
 	}
-	drop_held(w);
+	tqi_pool_drop_all(w);
 out_ctx:
 	zmq_ctx_term(w->ctx);
 	w->ctx = NULL;

@@ -81,7 +81,8 @@ static int send_msg(int fd, const zmsg *m, int pass_fd)
 	return r == (ssize_t)sizeof *m ? 0 : -1;
 }
 
-static void spawn(int ctl, uint32_t slot, const tqi_registry *reg, const char *name)
+static void spawn(int ctl, uint32_t slot, const tqi_registry *reg, const char *name,
+		  tqi_tickets *tickets)
 {
 	int sv[2];
 	zmsg m = { TQI_ZY_SPAWNED, slot, -1, 0 };
@@ -99,7 +100,7 @@ static void spawn(int ctl, uint32_t slot, const tqi_registry *reg, const char *n
 		close(self_pipe[0]);
 		close(self_pipe[1]);
 		signal(SIGCHLD, SIG_DFL);
-		tqi_executor_main(sv[1], reg, name);
+		tqi_executor_main(sv[1], reg, name, tickets);
 	}
 	close(sv[1]);
 	m.pid = pid;
@@ -120,7 +121,7 @@ static void reap(int ctl)
 	}
 }
 
-static void zygote_main(int ctl, const tqi_registry *reg, const char *name)
+static void zygote_main(int ctl, const tqi_registry *reg, const char *name, tqi_tickets *tickets)
 {
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	signal(SIGINT, SIG_IGN);
@@ -154,7 +155,7 @@ static void zygote_main(int ctl, const tqi_registry *reg, const char *name)
 			if (r != (ssize_t)sizeof m)
 				break; /* the loop closed the pair: we are done */
 			if (m.type == TQI_ZY_SPAWNED)
-				spawn(ctl, m.slot, reg, name);
+				spawn(ctl, m.slot, reg, name, tickets);
 		}
 	}
 	/* Take the executors down with us and reap them, so that none is
@@ -168,7 +169,8 @@ static void zygote_main(int ctl, const tqi_registry *reg, const char *name)
 	_exit(0);
 }
 
-int tqi_zygote_start(tqi_zygote *z, const tqi_registry *reg, const char *worker_name)
+int tqi_zygote_start(tqi_zygote *z, const tqi_registry *reg, const char *worker_name,
+		     tqi_tickets *tickets)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
@@ -183,7 +185,7 @@ int tqi_zygote_start(tqi_zygote *z, const tqi_registry *reg, const char *worker_
 	}
 	if (pid == 0) {
 		close(sv[0]);
-		zygote_main(sv[1], reg, worker_name);
+		zygote_main(sv[1], reg, worker_name, tickets);
 	}
 	close(sv[1]);
 	z->pid = pid;

@@ -169,7 +169,7 @@ static void test_task_header(void **state)
 	(void)state;
 	uint8_t hdr[TQI_EXEC_TASK_HDR];
 	const uint8_t ref[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-	tqi_exec_task_header(hdr, 7, 3, -1, ref, 100);
+	tqi_exec_task_header(hdr, 7, 3, -1, ref, 0x0a0b0c0d, 100);
 	static const uint8_t want[] = { /* len: everything after itself */
 		                        TQI_EXEC_TASK_HDR - 4 + 100, 0, 0, 0,
 		                        /* type, function index, attempt */
@@ -177,11 +177,13 @@ static void test_task_header(void **state)
 		                        /* ms left: -1 (no deadline), little-endian 64-bit */
 		                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 		                        /* ref */
-		                        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
+		                        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+		                        /* ticket */
+		                        0x0d, 0x0c, 0x0b, 0x0a
 	};
 	assert_int_equal(sizeof want, TQI_EXEC_TASK_HDR);
 	assert_memory_equal(hdr, want, sizeof want);
-	tqi_exec_task_header(hdr, 0x01020304, 0, 0x0000000500000006LL, ref, 0);
+	tqi_exec_task_header(hdr, 0x01020304, 0, 0x0000000500000006LL, ref, 0, 0);
 	assert_memory_equal(hdr + 5, "\x04\x03\x02\x01", 4);
 	assert_memory_equal(hdr + 13, "\x06\x00\x00\x00\x05\x00\x00\x00", 8);
 }

@@ -1,0 +1,165 @@
+/*
+ * test_pipeline.c - a worker that holds more tasks than it has executors
+ * (--prefetch): tasks wait in executors' pipes, yet a waiting task can be
+ * cancelled without ever running, is taken by an executor that falls idle,
+ * expires at its deadline, and survives the crash of the task ahead of it.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+	char path[512];
+} file_wait;
+
+static bool file_exists(void *arg)
+{
+	struct stat st;
+	return stat(((file_wait *)arg)->path, &st) == 0;
+}
+
+static tq_task *mark(th_env *e, tq_client *c, file_wait *fw, const char *tag, int ms)
+{
+	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", %d]", fw->path, ms);
+	return th_async(c, "mark", args, NULL);
+}
+
+static uint64_t span_end(tq_task *t)
+{
+	size_t len;
+	const uint8_t *d = tq_task_result(t, &len);
+	assert_non_null(d);
+	tq_reader r;
+	tq_reader_init(&r, d, len);
+	uint32_t n;
+	uint64_t start, end;
+	assert_int_equal(tq_read_array(&r, &n), TQ_OK);
+	assert_int_equal(tq_read_uint(&r, &start), TQ_OK);
+	assert_int_equal(tq_read_uint(&r, &end), TQ_OK);
+	return end;
+}
+
+static void test_cancelled_waiting_task_never_runs(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	file_wait first, second;
+	tq_task *a = mark(e, c, &first, "a", 800);
+	assert_true(th_wait_for(file_exists, &first, 5000));
+	/* b waits behind a in the one executor's pipe. */
+	tq_task *b = mark(e, c, &second, "b", 0);
+	assert_true(th_stat_reaches(e, "load", 2, 3000));
+	assert_int_equal(tq_task_shutdown(b, 1000), TQ_ECANCELLED);
+	assert_non_null(strstr(tq_task_error(b), "before it started"));
+	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
+	/* The executor read b after a and skipped it: it never ran. */
+	tq_task *probe = th_async(c, "double", "[1]", NULL);
+	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
+	assert_false(file_exists(&second));
+	tq_task_destroy(&a);
+	tq_task_destroy(&b);
+	tq_task_destroy(&probe);
+	tq_client_destroy(&c);
+}
+
+static void test_idle_executor_takes_waiting_tasks(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "2", "--prefetch", "8", NULL};
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	/* One long task and six short ones: those queued behind the long one
+	 * must not wait for it while the other executor is free. */
+	tq_task *slow = th_async(c, "span", "[1500]", NULL);
+	tq_task *quick[6];
+	for (int i = 0; i < 6; i++)
+		quick[i] = th_async(c, "span", "[20]", NULL);
+	assert_int_equal(tq_task_await(slow, 10000), TQ_OK);
+	uint64_t slow_end = span_end(slow);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(tq_task_await(quick[i], 10000), TQ_OK);
+		assert_true(span_end(quick[i]) < slow_end);
+		tq_task_destroy(&quick[i]);
+	}
+	tq_task_destroy(&slow);
+	tq_client_destroy(&c);
+}
+
+static void test_waiting_task_expires_at_its_deadline(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	file_wait first, second;
+	tq_task *a = mark(e, c, &first, "a", 1500);
+	assert_true(th_wait_for(file_exists, &first, 5000));
+	tq_task_opts o = {.timeout_ms = 300};
+	snprintf(second.path, sizeof second.path, "%s/late", e->dir);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", 0]", second.path);
+	tq_task *b = th_async(c, "touch", args, &o);
+	assert_int_equal(tq_task_await(b, 5000), TQ_ETIMEDOUT);
+	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
+	assert_false(file_exists(&second));
+	tq_task_destroy(&a);
+	tq_task_destroy(&b);
+	tq_client_destroy(&c);
+}
+
+static void test_tasks_behind_a_crash_run_elsewhere(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	tq_task *boom = th_async(c, "crash", "[]", NULL);
+	tq_task *after[3];
+	for (int i = 0; i < 3; i++) {
+		char args[16];
+		snprintf(args, sizeof args, "[%d]", i);
+		after[i] = th_async(c, "double", args, NULL);
+	}
+	assert_int_equal(tq_task_await(boom, 5000), TQ_ETASKCRASHED);
+	for (int i = 0; i < 3; i++) {
+		int64_t v;
+		assert_int_equal(tq_task_await(after[i], 5000), TQ_OK);
+		assert_int_equal(tq_task_result_int(after[i], &v), TQ_OK);
+		assert_int_equal(v, 2 * i);
+		tq_task_destroy(&after[i]);
+	}
+	tq_task_destroy(&boom);
+	tq_client_destroy(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cancelled_waiting_task_never_runs, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_idle_executor_takes_waiting_tasks, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_task_expires_at_its_deadline, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
+						th_teardown),
+	};
+	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
+}
