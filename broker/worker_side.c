@@ -234,6 +234,11 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 		break;
 	case TQI_PING:
 		break;
+	case TQI_CAPACITY:
+		/* The worker's prefetch changed: never below its concurrency. */
+		w->capacity = e.capacity < w->concurrency ? w->concurrency : e.capacity;
+		tqi_worker_pull(b, w);
+		break;
 	case TQI_DRAIN:
 		if (!w->draining)
 			tqi_info("worker %s draining (%u tasks left)", w->peer.name, w->load);

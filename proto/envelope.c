@@ -132,6 +132,7 @@ static const schema schemas[128] = {
 	[TQI_PING] = { "PING", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
 	[TQI_DRAIN] = { "DRAIN", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
 	[TQI_BYE] = { "BYE", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
+	[TQI_CAPACITY] = { "CAPACITY", 0, 1, { ROUTE(W, B) }, 1, { F_CAPACITY } },
 	[TQI_DISCONNECT] = { "DISCONNECT", 0, 1, { ROUTE(B, W) }, 1, { F_TEXT } },
 	[TQI_ERROR] = { "ERROR", 0, 2, { ROUTE(B, C), ROUTE(B, W) }, 2, { F_CODE, F_TEXT } },
 };

@@ -62,6 +62,7 @@ typedef enum {
 	TQI_DRAIN = 0x24,
 	TQI_BYE = 0x25,
 	TQI_DISCONNECT = 0x26,
+	TQI_CAPACITY = 0x27,
 	TQI_ERROR = 0x7f
 } tqi_cmd;
 

@@ -41,7 +41,7 @@ static void usage(FILE *out)
 	        "  --broker EP        broker's worker endpoint [$TQ_BROKER, tcp://127.0.0.1:5556]\n"
 	        "  --concurrency N    tasks run at once, one executor process each\n"
 	        "                     [$TQ_CONCURRENCY, cores]\n"
-	        "  --prefetch N       tasks held beyond concurrency [0]\n"
+	        "  --prefetch N|none  tasks held beyond concurrency [auto: about 2 ms of work]\n"
 	        "  --name NAME        name in logs, stats and results [host:pid]\n"
 	        "  --heartbeat MS     heartbeat interval [$TQ_HEARTBEAT_MS, 250]\n"
 	        "  --liveness N       silent intervals before the broker is lost\n"
@@ -225,8 +225,14 @@ int main(int argc, char **argv)
 				return bad("--concurrency", optarg, "a count, 1..65535");
 			break;
 		case 'p':
-			if (parse_uint(optarg, 65535, &o.prefetch) != 0)
-				return bad("--prefetch", optarg, "a count, 0..65535");
+			if (strcmp(optarg, "none") == 0)
+				o.prefetch = TQ_PREFETCH_NONE;
+			else if (strcmp(optarg, "auto") == 0)
+				o.prefetch = 0;
+			else if (parse_uint(optarg, 65535, &o.prefetch) != 0)
+				return bad("--prefetch", optarg, "a count 0..65535, auto or none");
+			else if (o.prefetch == 0)
+				o.prefetch = TQ_PREFETCH_NONE; /* an explicit 0 means none */
 			break;
 		case 'n':
 			if (strlen(optarg) == 0 || strlen(optarg) > 255)

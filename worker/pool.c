@@ -199,6 +199,7 @@ static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
 	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, left, t->ref, e->ticket,
 			     zmq_msg_size(&e->args));
+	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
 	tqi_list_push_back(&ex->inpipe, &e->node);
 	ex->held++;
@@ -266,6 +267,18 @@ static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
 
 /* ---- reading results ---- */
 
+/* Feeds the automatic prefetch: the executor's time on the task is from
+ * when it could start it (given, or its previous result) to its result. */
+static void measure(tq_worker *w, pentry *e)
+{
+	tqi_exec *ex = e->ex;
+	uint64_t now = tqi_now_us();
+	uint64_t from = e->given_us > ex->last_result_us ? e->given_us : ex->last_result_us;
+	ex->last_result_us = now;
+	double took = now > from ? (double)(now - from) : 1.0;
+	w->service_us = w->service_us == 0 ? took : 0.9 * w->service_us + 0.1 * took;
+}
+
 static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_msg_t *payload)
 {
 	wtask *t = e->t;
@@ -303,6 +316,7 @@ static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t l
 		entry_release(w, e);
 		return;
 	}
+	measure(w, e);
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';

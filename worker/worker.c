@@ -44,7 +44,8 @@ tq_err tq_worker_new(tq_worker **out, const tq_worker_opts *opts)
 		o.concurrency = n > 0 ? (unsigned)n : 1;
 	}
 	if (o.heartbeat_ms < TQI_MIN_HEARTBEAT_MS || o.heartbeat_ms > TQI_MAX_HEARTBEAT_MS ||
-	    o.concurrency > TQI_MAX_CONCURRENCY || o.prefetch > 3 * TQI_MAX_CONCURRENCY)
+	    o.concurrency > TQI_MAX_CONCURRENCY ||
+	    (o.prefetch > 3 * TQI_MAX_CONCURRENCY && o.prefetch != TQ_PREFETCH_NONE))
 		return TQ_EINVAL;
 	const char *ep = o.broker ? o.broker : getenv("TQ_BROKER");
 	if (ep == NULL || *ep == '\0')
@@ -111,6 +112,45 @@ static void send_simple(tq_worker *w, uint8_t cmd)
 	send_env(w, &e, NULL);
 }
 
+/* Automatic prefetch starts at none and follows what tasks take. */
+static uint32_t initial_capacity(tq_worker *w)
+{
+	uint32_t c = w->opts.concurrency;
+	if (w->opts.prefetch != 0 && w->opts.prefetch != TQ_PREFETCH_NONE)
+		c += w->opts.prefetch;
+	w->capacity_sent = c;
+	w->capacity_at = w->now;
+	return c;
+}
+
+/* Automatic prefetch: hold as many tasks as take about PREFETCH_BUDGET_US
+ * to run, at most 32 per executor.  Announced with
+ * CAPACITY when it moves by a quarter, at most every 50 ms. */
+static void adjust_capacity(tq_worker *w)
+{
+	enum { PREFETCH_BUDGET_US = 2000, EVERY_MS = 50 };
+	if (w->opts.prefetch != 0 || w->conn != CONN_READY || w->draining || w->service_us <= 0 ||
+	    w->now - w->capacity_at < EVERY_MS)
+		return;
+	uint32_t conc = w->opts.concurrency;
+	double fit = (double)conc * PREFETCH_BUDGET_US / w->service_us;
+	/* The budget decides; the cap only bounds a stale measurement.  Tasks
+	 * beyond the executors' pipes wait here, covering the round trip to
+	 * the broker for the next ones. */
+	double most = (double)conc * 4 * TQI_EXEC_DEPTH;
+	uint32_t want = conc + (uint32_t)(fit < most ? fit : most);
+	uint32_t have = w->capacity_sent;
+	uint32_t step = have / 4 ? have / 4 : 1;
+	if (want + step > have && want < have + step)
+		return;
+	tqi_env e = {.cmd = TQI_CAPACITY, .capacity = want};
+	if (send_env(w, &e, NULL) == 0) {
+		tqi_debug("capacity %u -> %u (tasks take %.0f us)", have, want, w->service_us);
+		w->capacity_sent = want;
+		w->capacity_at = w->now;
+	}
+}
+
 static tq_err send_ready(tq_worker *w)
 {
 	tqi_wbuf fns;
@@ -120,7 +160,7 @@ static tq_err send_ready(tq_worker *w)
 	tqi_env e = { .cmd = TQI_READY,
 		      .name = { w->name, (uint32_t)strlen(w->name) },
 		      .concurrency = w->opts.concurrency,
-		      .capacity = w->opts.concurrency + w->opts.prefetch,
+		      .capacity = initial_capacity(w),
 		      .heartbeat_ms = w->opts.heartbeat_ms,
 		      .functions = tqi_raw_of(&fns, w->reg.n) };
 	int rc = send_env(w, &e, NULL);
@@ -411,6 +451,7 @@ static tq_err serve(tq_worker *w)
 			}
 		}
 		check_broker(w);
+		adjust_capacity(w);
 		if (check_stop(w))
 			break;
 	}

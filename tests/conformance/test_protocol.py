@@ -25,7 +25,7 @@ VERSION = 1
 CMD = dict(HELLO=0x01, WELCOME=0x02, SUBMIT=0x03, ACCEPTED=0x04, RESULT=0x05, FAILED=0x06,
            NOTICE=0x07, CANCEL=0x08, DETACH=0x09, DEADLINE=0x0A, STATS=0x0B, STATS_REPLY=0x0C,
            HEARTBEAT=0x0D, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
-           DISCONNECT=0x26, ERROR=0x7F)
+           DISCONNECT=0x26, CAPACITY=0x27, ERROR=0x7F)
 NAME = {v: k for k, v in CMD.items()}
 ENOWORKER, EVERSION, ECOMMAND = 8, 17, 18
 
@@ -85,6 +85,7 @@ class Worker(threading.Thread):
             cmd, f, payload = decode(s.recv_multipart())
             if cmd == "WELCOME":
                 assert len(f[0]) == 16 and f[1] is False and 10 <= f[2] <= 60000
+                s.send_multipart([envelope("CAPACITY", [5])])  # hold up to 5 tasks
                 self.registered.set()
             elif cmd == "TASK":
                 ref, fn, attempt, timeout_ms, owner = f
@@ -180,6 +181,8 @@ def main():
             assert key in stats, key
         names = sorted(x["name"] for x in stats["workers"])
         assert names == ["cworker", "pyworker"], names
+        py = next(x for x in stats["workers"] if x["name"] == "pyworker")
+        assert py["concurrency"] == 1 and py["capacity"] == 5, py
         print("STATS_REPLY:", {k: stats["counters"][k] for k in ("submitted", "completed")})
 
         # A SUBMIT under a session the broker does not hold is refused.

@@ -353,8 +353,8 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 			if (find_key(&r, "counters") == 0 && find_key(&r, what + 9) == 0 &&
 			    tq_read_uint(&r, out) == TQ_OK)
 				rc = 0;
-		} else if (strcmp(what, "load") == 0) {
-			/* the tasks held by all workers together */
+		} else if (strcmp(what, "load") == 0 || strcmp(what, "capacity") == 0) {
+			/* the tasks held (or that may be held) by all workers together */
 			uint32_t n;
 			*out = 0;
 			if (find_key(&r, "workers") == 0 && tq_read_array(&r, &n) == TQ_OK) {
@@ -362,7 +362,7 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 				for (uint32_t i = 0; i < n && rc == 0; i++) {
 					tq_reader w = r;
 					uint64_t load;
-					if (find_key(&w, "load") == 0 && tq_read_uint(&w, &load) == TQ_OK)
+					if (find_key(&w, what) == 0 && tq_read_uint(&w, &load) == TQ_OK)
 						*out += load;
 					else
 						rc = -1;

@@ -69,7 +69,8 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 bool th_log_has(th_proc *p, const char *text, int timeout_ms);
 
 /* Reads a number from the broker's stats: "counters.NAME", "tasks",
- * "workers" (how many), "load" (tasks held by all workers), "clients".
+ * "workers" (how many), "load" (tasks held by all workers), "capacity"
+ * (tasks all workers may hold), "clients".
  * Returns 0 or -1. */
 int th_stat(th_env *e, const char *what, uint64_t *out);
 /* Waits until stat `what` is >= want; true if it got there. */

@@ -149,6 +149,50 @@ static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 	tq_client_destroy(&c);
 }
 
+typedef struct {
+	th_env *e;
+	uint64_t at_most;
+} cap_wait;
+
+static bool capacity_down(void *arg)
+{
+	cap_wait *cw = arg;
+	uint64_t cap;
+	return th_stat(cw->e, "capacity", &cap) == 0 && cap <= cw->at_most;
+}
+
+static void test_automatic_prefetch_follows_task_times(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "1", NULL};
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	/* Short tasks: the worker asks for more than one at a time. */
+	enum { N = 400 };
+	tq_task *ts[N];
+	for (int i = 0; i < N; i++)
+		ts[i] = th_async(c, "noop", "[]", NULL);
+	assert_int_equal(tq_await_many(ts, N, 30000, NULL), TQ_OK);
+	for (int i = 0; i < N; i++)
+		tq_task_destroy(&ts[i]);
+	/* (It announces a new capacity at most every 50 ms.) */
+	assert_true(th_stat_reaches(e, "capacity", 2, 2000));
+	uint64_t cap = 0;
+	assert_int_equal(th_stat(e, "capacity", &cap), 0);
+	printf("after %d short tasks the worker holds up to %llu\n", N, (unsigned long long)cap);
+	/* Long tasks: it goes back to one at a time, so nothing waits behind
+	 * a long task on a busy worker. */
+	for (int i = 0; i < 2; i++) {
+		tq_task *t = th_async(c, "sleep", "[300]", NULL);
+		assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+		tq_task_destroy(&t);
+	}
+	cap_wait cw = {e, 1};
+	assert_true(th_wait_for(capacity_down, &cw, 3000));
+	tq_client_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +203,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_waiting_task_expires_at_its_deadline, th_setup,
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
+						th_teardown),
+		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times, th_setup,
 						th_teardown),
 	};
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);

@@ -135,6 +135,7 @@ static tqt_env_sample env_samples[] = {
 	{ "drain", { .cmd = TQI_DRAIN } },
 	{ "bye", { .cmd = TQI_BYE } },
 	{ "disconnect", { .cmd = TQI_DISCONNECT, .text = STR("shutting down") } },
+	{ "capacity", { .cmd = TQI_CAPACITY, .capacity = 18 } },
 	{ "error", { .cmd = TQI_ERROR, .code = TQ_EPROTO, .text = STR("bad envelope") } },
 };
 
@@ -212,7 +213,7 @@ static const tqt_bytes bad_envelopes[] = {
 	{ "command00", BYTES(HDR(0x00), 0x90), TQ_ECOMMAND },
 	{ "command0e", BYTES(HDR(0x0e), 0x90), TQ_ECOMMAND },
 	{ "command1f", BYTES(HDR(0x1f), 0x90), TQ_ECOMMAND },
-	{ "command27", BYTES(HDR(0x27), 0x90), TQ_ECOMMAND },
+	{ "command28", BYTES(HDR(0x28), 0x90), TQ_ECOMMAND },
 	{ "command80", BYTES(HDR(0x80), 0x90), TQ_ECOMMAND },
 	{ "commandff", BYTES(HDR(0xff), 0x90), TQ_ECOMMAND },
 	/* the field list */

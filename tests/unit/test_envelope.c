@@ -81,6 +81,7 @@ static const struct {
 	{ TQI_DRAIN, "DRAIN", "", false, { { W, B } } },
 	{ TQI_BYE, "BYE", "", false, { { W, B } } },
 	{ TQI_DISCONNECT, "DISCONNECT", "s", false, { { B, W } } },
+	{ TQI_CAPACITY, "CAPACITY", "u", false, { { W, B } } },
 	{ TQI_ERROR, "ERROR", "us", false, { { B, C }, { B, W } } },
 };
 
