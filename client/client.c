@@ -627,7 +627,10 @@ static void watch_broker(tq_client *c, uint64_t now)
 	}
 }
 
-static void drain(tq_client *c)
+/* Reads what has arrived, stopping as soon as the caller's wait is over:
+ * the read that would find nothing more costs ZeroMQ two system calls, and
+ * one task's await should not pay them for nothing. */
+static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg)
 {
 	for (;;) {
 		tqi_frames f;
@@ -635,6 +638,8 @@ static void drain(tq_client *c)
 			return;
 		on_message(c, &f);
 		tqi_frames_close(&f);
+		if (done(c, arg))
+			return;
 	}
 }
 
@@ -643,7 +648,7 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 	for (;;) {
 		if (done(c, arg))
 			return TQ_OK; /* it came while waiting for something else */
-		drain(c);
+		drain(c, done, arg);
 		if (done(c, arg))
 			return TQ_OK;
 		uint64_t now = tqi_now_ms();
