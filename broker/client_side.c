@@ -209,6 +209,12 @@ static void on_detach(tqi_broker *b, bclient *c, const tqi_env *e)
 	tqi_list_remove(&c->tasks, &t->cnode);
 	t->owner = NULL;
 	t->flags |= TASKF_DETACHED;
+	/* Acknowledged, so that a client may ignore a task and exit at once:
+	 * its disconnection can be noticed before the DETACH behind it is
+	 * read, and would cancel the task. */
+	tqi_env a = {.cmd = TQI_ACCEPTED};
+	memcpy(a.ref, t->ref, TQI_REF_LEN);
+	tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL);
 }
 
 static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)

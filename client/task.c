@@ -259,8 +259,14 @@ void tq_task_ignore(tq_task **tp)
 	if (tp == NULL || *tp == NULL)
 		return;
 	tq_task *t = *tp;
-	if (t->client != NULL && t->state == CT_SUBMITTED)
-		tqi_send_detach(t->client, t);
+	if (t->client != NULL && t->state == CT_SUBMITTED) {
+		/* Wait until the broker holds it detached (or it has ended), so
+		 * that the caller may exit right away without taking it along. */
+		tq_client *c = t->client;
+		tqi_send_detach(c, t);
+		t->detached = true;
+		tqi_pump(c, tqi_now_ms() + (uint64_t)c->broker_timeout_ms, ended, t);
+	}
 	free_task(t);
 	*tp = NULL;
 }

@@ -129,7 +129,8 @@ TQ_EXPORT tq_err tq_task_yield(tq_task *t, int64_t timeout_ms);
 TQ_EXPORT tq_err tq_task_shutdown(tq_task *t, int64_t grace_ms);
 
 /* Task.ignore: lets the task run on with no one waiting (it then outlives
- * this client, like a start), and destroys the handle.  Accepts NULL. */
+ * this client, like a start), and destroys the handle.  Waits until the
+ * broker has it so (at most the broker timeout).  Accepts NULL. */
 TQ_EXPORT void tq_task_ignore(tq_task **tp);
 
 /* Destroys the handle.  A task still pending is cancelled (use
