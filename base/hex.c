@@ -11,7 +11,7 @@ void tqi_hex(const uint8_t *data, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int nibble(char c)
+int tqi_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -27,7 +27,7 @@ int tqi_unhex(const char *s, size_t slen, uint8_t *out, size_t n)
 	if (slen != 2 * n)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+		int hi = tqi_hexval(s[2 * i]), lo = tqi_hexval(s[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		out[i] = (uint8_t)(hi << 4 | lo);

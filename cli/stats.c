@@ -11,32 +11,11 @@
 static const char stats_usage[] = "usage: tq stats [--broker EP] [--timeout MS] [--json]\n"
                                   "  Prints the broker's counters, workers and queues.\n";
 
-/* Positions r at the value of key k in the map starting at r; 0 if found. */
-static int find_key(tq_reader r, const char *k, tq_reader *out)
-{
-	uint32_t n;
-	if (tq_read_map(&r, &n) != TQ_OK)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (tq_read_str(&r, &s, &len) != TQ_OK)
-			return -1;
-		if (len == strlen(k) && memcmp(s, k, len) == 0) {
-			*out = r;
-			return 0;
-		}
-		if (tq_read_skip(&r) != TQ_OK)
-			return -1;
-	}
-	return -1;
-}
-
 static uint64_t get_u(tq_reader m, const char *k)
 {
 	tq_reader v;
 	uint64_t u = 0;
-	if (find_key(m, k, &v) == 0)
+	if (tq_read_find(&m, k, &v) == TQ_OK)
 		tq_read_uint(&v, &u);
 	return u;
 }
@@ -47,7 +26,7 @@ static void get_s(tq_reader m, const char *k, char *out, size_t n)
 	const char *s;
 	size_t len;
 	out[0] = '\0';
-	if (find_key(m, k, &v) == 0 && tq_read_str(&v, &s, &len) == TQ_OK)
+	if (tq_read_find(&m, k, &v) == TQ_OK && tq_read_str(&v, &s, &len) == TQ_OK)
 		snprintf(out, n, "%.*s", (int)len, s);
 }
 
@@ -55,7 +34,7 @@ static void print_counters(tq_reader m)
 {
 	tq_reader v;
 	uint32_t n;
-	if (find_key(m, "counters", &v) != 0 || tq_read_map(&v, &n) != TQ_OK)
+	if (tq_read_find(&m, "counters", &v) != TQ_OK || tq_read_map(&v, &n) != TQ_OK)
 		return;
 	printf("counters:\n");
 	for (uint32_t i = 0; i < n; i++) {
@@ -72,7 +51,7 @@ static void print_workers(tq_reader m)
 {
 	tq_reader v;
 	uint32_t n;
-	if (find_key(m, "workers", &v) != 0 || tq_read_array(&v, &n) != TQ_OK)
+	if (tq_read_find(&m, "workers", &v) != TQ_OK || tq_read_array(&v, &n) != TQ_OK)
 		return;
 	printf("workers: %u\n", n);
 	if (n > 0)
@@ -84,7 +63,7 @@ static void print_workers(tq_reader m)
 		get_s(v, "id", id, sizeof id);
 		tq_reader f;
 		uint32_t nf;
-		if (find_key(v, "functions", &f) == 0 && tq_read_array(&f, &nf) == TQ_OK) {
+		if (tq_read_find(&v, "functions", &f) == TQ_OK && tq_read_array(&f, &nf) == TQ_OK) {
 			size_t used = 0;
 			for (uint32_t j = 0; j < nf && used < sizeof fns - 1; j++) {
 				const char *s;
@@ -100,7 +79,7 @@ static void print_workers(tq_reader m)
 		}
 		tq_reader dv;
 		bool draining = false;
-		if (find_key(v, "draining", &dv) == 0)
+		if (tq_read_find(&v, "draining", &dv) == TQ_OK)
 			tq_read_bool(&dv, &draining);
 		printf("  %-28s %-12s %5llu %5llu %5llu  %s%s\n", name, id,
 		       (unsigned long long)get_u(v, "load"),
@@ -116,7 +95,7 @@ static void print_functions(tq_reader m)
 {
 	tq_reader v;
 	uint32_t n;
-	if (find_key(m, "functions", &v) != 0 || tq_read_array(&v, &n) != TQ_OK)
+	if (tq_read_find(&m, "functions", &v) != TQ_OK || tq_read_array(&v, &n) != TQ_OK)
 		return;
 	printf("functions: %u\n", n);
 	if (n > 0)

@@ -115,27 +115,15 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	c->ctx = zmq_ctx_new();
 	if (c->ctx == NULL)
 		goto fail;
-	c->sock = zmq_socket(c->ctx, ZMQ_DEALER);
-	if (c->sock == NULL)
-		goto fail;
 	uint8_t id[TQI_REF_LEN];
 	tqi_rand_bytes(&c->rng, id, sizeof id);
-	id[0] |= 0x80; /* a routing id may not start with 0 */
 	/* On close, what is still queued (a cancellation, a detach) gets up to
-	 * the broker timeout to go out. */
-	int zero = 0, linger = c->broker_timeout_ms, rmin = 100, rmax = 5000, hb = 1000, hbto = 3000;
-	zmq_setsockopt(c->sock, ZMQ_ROUTING_ID, id, sizeof id);
-	zmq_setsockopt(c->sock, ZMQ_SNDHWM, &zero, sizeof zero);
-	zmq_setsockopt(c->sock, ZMQ_RCVHWM, &zero, sizeof zero);
-	zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
-	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &rmin, sizeof rmin);
-	zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax);
-	/* ZMTP heartbeats drop a connection to a vanished broker so that
-	 * ZeroMQ reconnects instead of writing into a dead TCP stream. */
-	zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_IVL, &hb, sizeof hb);
-	zmq_setsockopt(c->sock, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto);
-	if (zmq_connect(c->sock, c->broker) != 0) {
-		err = TQ_EINVAL;
+	 * the broker timeout to go out.  ZMTP heartbeats drop a connection to a
+	 * vanished broker so that ZeroMQ reconnects instead of writing into a
+	 * dead TCP stream. */
+	c->sock = tqi_dealer_open(c->ctx, id, c->broker, c->broker_timeout_ms, 1000);
+	if (c->sock == NULL) {
+		err = errno == EINVAL || errno == EPROTONOSUPPORT ? TQ_EINVAL : TQ_ETRANSPORT;
 		goto fail;
 	}
 	/* HELLO goes out with the first SUBMIT: a client that only asks for

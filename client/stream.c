@@ -45,7 +45,26 @@ struct tq_stream {
 	char error[TQI_MAX_TEXT];
 };
 
-/* The slots of the workers that offer fn, from the broker's stats. */
+/* True when the worker map at w lists fn among its functions. */
+static bool offers(const tq_reader *w, const char *fn)
+{
+	tq_reader f;
+	uint32_t n;
+	if (tq_read_find(w, "functions", &f) != TQ_OK || tq_read_array(&f, &n) != TQ_OK)
+		return false;
+	for (uint32_t i = 0; i < n; i++) {
+		const char *s;
+		size_t len;
+		if (tq_read_str(&f, &s, &len) != TQ_OK)
+			return false;
+		if (len == strlen(fn) && memcmp(s, fn, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The slots (concurrency) of the workers that offer fn, from the broker's
+ * stats; 0 when unknown. */
 static unsigned worker_slots(tq_client *c, const char *fn)
 {
 	uint8_t *data;
@@ -53,57 +72,20 @@ static unsigned worker_slots(tq_client *c, const char *fn)
 	if (tq_client_stats(c, c->broker_timeout_ms, &data, &len) != TQ_OK)
 		return 0;
 	unsigned total = 0;
-	tq_reader r;
-	tq_reader_init(&r, data, len);
+	tq_reader r, ws;
 	uint32_t n;
-	if (tq_read_map(&r, &n) != TQ_OK)
-		goto out;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *k;
-		size_t kl;
-		uint32_t nw;
-		if (tq_read_str(&r, &k, &kl) != TQ_OK)
-			goto out;
-		if (kl != 7 || memcmp(k, "workers", 7) != 0 || tq_read_array(&r, &nw) != TQ_OK) {
-			if (tq_read_skip(&r) != TQ_OK)
-				goto out;
-			continue;
-		}
-		for (uint32_t w = 0; w < nw; w++) {
-			/* {name, id, concurrency, capacity, load, draining, functions} */
-			uint32_t nk;
-			uint64_t conc = 0;
-			bool offers = false;
-			if (tq_read_map(&r, &nk) != TQ_OK)
-				goto out;
-			for (uint32_t j = 0; j < nk; j++) {
-				const char *wk;
-				size_t wkl;
-				uint32_t nf;
-				if (tq_read_str(&r, &wk, &wkl) != TQ_OK)
-					goto out;
-				if (wkl == 11 && memcmp(wk, "concurrency", 11) == 0) {
-					if (tq_read_uint(&r, &conc) != TQ_OK)
-						goto out;
-				} else if (wkl == 9 && memcmp(wk, "functions", 9) == 0 &&
-					   tq_read_array(&r, &nf) == TQ_OK) {
-					for (uint32_t f = 0; f < nf; f++) {
-						const char *s;
-						size_t sl;
-						if (tq_read_str(&r, &s, &sl) != TQ_OK)
-							goto out;
-						offers = offers || (sl == strlen(fn) && memcmp(s, fn, sl) == 0);
-					}
-				} else if (tq_read_skip(&r) != TQ_OK) {
-					goto out;
-				}
-			}
-			if (offers)
+	tq_reader_init(&r, data, len);
+	if (tq_read_find(&r, "workers", &ws) == TQ_OK && tq_read_array(&ws, &n) == TQ_OK) {
+		for (uint32_t i = 0; i < n; i++) {
+			tq_reader v;
+			uint64_t conc;
+			if (offers(&ws, fn) && tq_read_find(&ws, "concurrency", &v) == TQ_OK &&
+			    tq_read_uint(&v, &conc) == TQ_OK)
 				total += (unsigned)conc;
+			if (tq_read_skip(&ws) != TQ_OK)
+				break;
 		}
-		break;
 	}
-out:
 	free(data);
 	return total;
 }

@@ -4,6 +4,7 @@
 #include "proto/wire.h"
 
 #include <errno.h>
+#include <string.h>
 #include <stdio.h>
 
 int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
@@ -62,6 +63,35 @@ tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd)
 {
 	unsigned want = tqi_cmd_has_payload(cmd) ? 2 : 1;
 	return f->nframes == want ? TQ_OK : TQ_EFRAMES;
+}
+
+void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
+		      int zmtp_ivl_ms)
+{
+	void *s = zmq_socket(ctx, ZMQ_DEALER);
+	if (s == NULL)
+		return NULL;
+	uint8_t rid[16];
+	memcpy(rid, id, sizeof rid);
+	rid[0] |= 0x80; /* a routing id may not start with 0 */
+	int zero = 0, rmin = 100, rmax = 5000, hbto = 3 * zmtp_ivl_ms;
+	zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof rid);
+	zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
+	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
+	zmq_setsockopt(s, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
+	zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &rmin, sizeof rmin);
+	zmq_setsockopt(s, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax);
+	if (zmtp_ivl_ms > 0) {
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &zmtp_ivl_ms, sizeof zmtp_ivl_ms);
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto);
+	}
+	if (zmq_connect(s, endpoint) != 0) {
+		int err = errno;
+		zmq_close(s);
+		errno = err;
+		return NULL;
+	}
+	return s;
 }
 
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,

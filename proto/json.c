@@ -5,6 +5,8 @@
  */
 #include "proto/json.h"
 
+#include "base/hex.h"
+
 #include "tq/value.h"
 
 #include <msgpack.h>
@@ -41,24 +43,13 @@ static tq_err emit(parser *p, int rc)
 	return rc == 0 && !p->out->oom ? TQ_OK : TQ_ENOMEM;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int read_u16(parser *p, unsigned *v)
 {
 	if (p->len - p->pos < 4)
 		return -1;
 	*v = 0;
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(p->s[p->pos + i]);
+		int h = tqi_hexval(p->s[p->pos + i]);
 		if (h < 0)
 			return -1;
 		*v = *v << 4 | (unsigned)h;

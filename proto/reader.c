@@ -439,6 +439,32 @@ tq_err tq_read_value(tq_reader *r, const uint8_t **data, size_t *len)
 	return e;
 }
 
+tq_err tq_read_find(const tq_reader *r, const char *key, tq_reader *value)
+{
+	tq_reader m = *r;
+	uint32_t n;
+	size_t klen = strlen(key);
+	tq_err e = tq_read_map(&m, &n);
+	for (uint32_t i = 0; e == TQ_OK && i < n; i++) {
+		tq_type t;
+		e = tq_reader_peek(&m, &t);
+		if (e == TQ_OK && t == TQ_TYPE_STR) {
+			const char *s;
+			size_t len;
+			e = tq_read_str(&m, &s, &len);
+			if (e == TQ_OK && len == klen && memcmp(s, key, len) == 0) {
+				*value = m;
+				return TQ_OK;
+			}
+		} else if (e == TQ_OK) {
+			e = tq_read_skip(&m); /* a key of another type */
+		}
+		if (e == TQ_OK)
+			e = tq_read_skip(&m); /* its value */
+	}
+	return e == TQ_OK ? TQ_EEND : e;
+}
+
 tq_err tq_reader_end(const tq_reader *r)
 {
 	return r->p_ == r->end_ ? TQ_OK : TQ_ETRAILING;

@@ -101,27 +101,6 @@ static int load_plugin(tq_worker *w, const char *path)
 	return 0; /* the library stays loaded: its handlers run in executors */
 }
 
-/* Positions *out at the value of key k in the map at m; 0 if found. */
-static int find_key(tq_reader m, const char *k, tq_reader *out)
-{
-	uint32_t n;
-	if (tq_read_map(&m, &n) != TQ_OK)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (tq_read_str(&m, &s, &len) != TQ_OK)
-			return -1;
-		if (len == strlen(k) && memcmp(s, k, len) == 0) {
-			*out = m;
-			return 0;
-		}
-		if (tq_read_skip(&m) != TQ_OK)
-			return -1;
-	}
-	return -1;
-}
-
 /* --health: asks the broker whether this worker is registered.  A
  * container's healthcheck runs in a process of its own and cannot see the
  * worker's state; the broker's view is the one that matters.  Without
@@ -153,15 +132,15 @@ static int health(const char *endpoint, const char *name)
 	uint32_t nw = 0;
 	bool found = false, draining = false;
 	tq_reader_init(&m, data, len);
-	if (find_key(m, "workers", &ws) != 0 || tq_read_array(&ws, &nw) != TQ_OK)
+	if (tq_read_find(&m, "workers", &ws) != TQ_OK || tq_read_array(&ws, &nw) != TQ_OK)
 		nw = 0;
 	for (uint32_t i = 0; i < nw && !found; i++) {
 		const char *s;
 		size_t slen;
-		if (find_key(ws, "name", &v) == 0 && tq_read_str(&v, &s, &slen) == TQ_OK &&
+		if (tq_read_find(&ws, "name", &v) == TQ_OK && tq_read_str(&v, &s, &slen) == TQ_OK &&
 		    (name ? slen == wlen : slen > wlen) && memcmp(s, want, wlen) == 0) {
 			bool d = false;
-			if (find_key(ws, "draining", &v) == 0)
+			if (tq_read_find(&ws, "draining", &v) == TQ_OK)
 				tq_read_bool(&v, &d);
 			found = !d;
 			draining = draining || d;

@@ -170,26 +170,14 @@ static tq_err send_ready(tq_worker *w)
 
 static tq_err open_socket(tq_worker *w)
 {
-	w->sock = zmq_socket(w->ctx, ZMQ_DEALER);
-	if (w->sock == NULL)
-		return TQ_ETRANSPORT;
 	/* A fresh identity per connection: the broker sees a new worker and
 	 * lets the old registration expire, so nothing from before can be
 	 * confused with what comes now. */
 	uint8_t id[TQI_REF_LEN];
 	tqi_rand_bytes(&w->rng, id, sizeof id);
-	id[0] |= 0x80; /* a routing id may not start with 0 */
-	int zero = 0, linger = 0, rmin = BACKOFF_MIN_MS, rmax = BACKOFF_MAX_MS;
-	zmq_setsockopt(w->sock, ZMQ_ROUTING_ID, id, sizeof id);
-	zmq_setsockopt(w->sock, ZMQ_SNDHWM, &zero, sizeof zero);
-	zmq_setsockopt(w->sock, ZMQ_RCVHWM, &zero, sizeof zero);
-	zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-	zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL, &rmin, sizeof rmin);
-	zmq_setsockopt(w->sock, ZMQ_RECONNECT_IVL_MAX, &rmax, sizeof rmax);
-	if (zmq_connect(w->sock, w->broker) != 0) {
+	w->sock = tqi_dealer_open(w->ctx, id, w->broker, 0, 0);
+	if (w->sock == NULL) {
 		tqi_error("cannot connect to %s: %s", w->broker, zmq_strerror(errno));
-		zmq_close(w->sock);
-		w->sock = NULL;
 		return TQ_EINVAL;
 	}
 	w->conn = CONN_CONNECTING;

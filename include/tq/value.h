@@ -129,6 +129,11 @@ TQ_EXPORT tq_err tq_read_skip(tq_reader *r);
 /* Reads one whole item like tq_read_skip and returns its msgpack bytes
  * (pointing into the input), e.g. to pass a sub-value on unchanged. */
 TQ_EXPORT tq_err tq_read_value(tq_reader *r, const uint8_t **data, size_t *len);
+/* Looks up `key` (a string key) in the map at r, without moving r: on
+ * TQ_OK, *value is a reader positioned at the key's value.  TQ_EEND when
+ * the map has no such key; TQ_ETYPE when r is not at a map; other errors as
+ * the readers above. */
+TQ_EXPORT tq_err tq_read_find(const tq_reader *r, const char *key, tq_reader *value);
 /* TQ_OK when every byte has been read, else TQ_ETRAILING. */
 TQ_EXPORT tq_err tq_reader_end(const tq_reader *r);
 

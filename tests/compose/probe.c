@@ -65,31 +65,11 @@ static int parse_ms(const char *s, long max, long *out)
 
 /* ---- stats -------------------------------------------------------------- */
 
-static int find_key(tq_reader m, const char *k, tq_reader *out)
-{
-	uint32_t n;
-	if (tq_read_map(&m, &n) != TQ_OK)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (tq_read_str(&m, &s, &len) != TQ_OK)
-			return -1;
-		if (len == strlen(k) && memcmp(s, k, len) == 0) {
-			*out = m;
-			return 0;
-		}
-		if (tq_read_skip(&m) != TQ_OK)
-			return -1;
-	}
-	return -1;
-}
-
 static uint64_t get_uint(tq_reader m, const char *k)
 {
 	tq_reader v;
 	uint64_t u = 0;
-	if (find_key(m, k, &v) == 0)
+	if (tq_read_find(&m, k, &v) == TQ_OK)
 		tq_read_uint(&v, &u);
 	return u;
 }
@@ -99,7 +79,7 @@ static void print_str(tq_reader m, const char *k)
 	tq_reader v;
 	const char *s = "-";
 	size_t len = 1;
-	if (find_key(m, k, &v) == 0 && tq_read_str(&v, &s, &len) == TQ_OK && len == 0)
+	if (tq_read_find(&m, k, &v) == TQ_OK && tq_read_str(&v, &s, &len) == TQ_OK && len == 0)
 		s = "-", len = 1;
 	printf("%.*s", (int)len, s);
 }
@@ -120,12 +100,12 @@ static int cmd_stats(tq_client *c)
 	printf("instance ");
 	print_str(m, "instance");
 	printf("\n");
-	if (find_key(m, "workers", &v) == 0 && tq_read_array(&v, &n) == TQ_OK) {
+	if (tq_read_find(&m, "workers", &v) == TQ_OK && tq_read_array(&v, &n) == TQ_OK) {
 		printf("workers %u\n", n);
 		for (uint32_t i = 0; i < n; i++) {
 			tq_reader d;
 			bool draining = false;
-			if (find_key(v, "draining", &d) == 0)
+			if (tq_read_find(&v, "draining", &d) == TQ_OK)
 				tq_read_bool(&d, &draining);
 			printf("worker ");
 			print_str(v, "name");
@@ -135,7 +115,7 @@ static int cmd_stats(tq_client *c)
 				break;
 		}
 	}
-	if (find_key(m, "counters", &v) == 0 && tq_read_map(&v, &n) == TQ_OK) {
+	if (tq_read_find(&m, "counters", &v) == TQ_OK && tq_read_map(&v, &n) == TQ_OK) {
 		for (uint32_t i = 0; i < n; i++) {
 			const char *k;
 			size_t kl;

@@ -24,6 +24,12 @@ uint64_t th_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+bool th_file_exists(void *arg)
+{
+	struct stat st;
+	return stat(((th_path *)arg)->path, &st) == 0;
+}
+
 static void pause_ms(int ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -319,25 +325,6 @@ tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_
 	return t;
 }
 
-/* Finds key k in the map at r. */
-static int find_key(tq_reader *r, const char *k)
-{
-	uint32_t n;
-	if (tq_read_map(r, &n) != TQ_OK)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (tq_read_str(r, &s, &len) != TQ_OK)
-			return -1;
-		if (len == strlen(k) && memcmp(s, k, len) == 0)
-			return 0;
-		if (tq_read_skip(r) != TQ_OK)
-			return -1;
-	}
-	return -1;
-}
-
 int th_stat(th_env *e, const char *what, uint64_t *out)
 {
 	tq_client *c = th_client(e, 0);
@@ -350,19 +337,19 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 		tq_reader r;
 		tq_reader_init(&r, data, len);
 		if (strncmp(what, "counters.", 9) == 0) {
-			if (find_key(&r, "counters") == 0 && find_key(&r, what + 9) == 0 &&
+			if (tq_read_find(&r, "counters", &r) == TQ_OK && tq_read_find(&r, what + 9, &r) == TQ_OK &&
 			    tq_read_uint(&r, out) == TQ_OK)
 				rc = 0;
 		} else if (strcmp(what, "load") == 0 || strcmp(what, "capacity") == 0) {
 			/* the tasks held (or that may be held) by all workers together */
 			uint32_t n;
 			*out = 0;
-			if (find_key(&r, "workers") == 0 && tq_read_array(&r, &n) == TQ_OK) {
+			if (tq_read_find(&r, "workers", &r) == TQ_OK && tq_read_array(&r, &n) == TQ_OK) {
 				rc = 0;
 				for (uint32_t i = 0; i < n && rc == 0; i++) {
 					tq_reader w = r;
 					uint64_t load;
-					if (find_key(&w, what) == 0 && tq_read_uint(&w, &load) == TQ_OK)
+					if (tq_read_find(&w, what, &w) == TQ_OK && tq_read_uint(&w, &load) == TQ_OK)
 						*out += load;
 					else
 						rc = -1;
@@ -372,11 +359,11 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 			}
 		} else if (strcmp(what, "workers") == 0) {
 			uint32_t n;
-			if (find_key(&r, "workers") == 0 && tq_read_array(&r, &n) == TQ_OK) {
+			if (tq_read_find(&r, "workers", &r) == TQ_OK && tq_read_array(&r, &n) == TQ_OK) {
 				*out = n;
 				rc = 0;
 			}
-		} else if (find_key(&r, what) == 0 && tq_read_uint(&r, out) == TQ_OK) {
+		} else if (tq_read_find(&r, what, &r) == TQ_OK && tq_read_uint(&r, out) == TQ_OK) {
 			rc = 0;
 		}
 		free(data);

@@ -78,6 +78,15 @@ bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms)
 
 uint64_t th_now_ms(void);
 
+/* A file that a task creates (the test plugin's touch and mark): how tests
+ * see that a task ran, or is running. */
+typedef struct {
+	char path[512];
+} th_path;
+
+/* For th_wait_for: true once the file at ((th_path *)arg)->path exists. */
+bool th_file_exists(void *arg);
+
 /* Builds a msgpack argument list from JSON text into a static buffer and
  * submits fn with it. */
 tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o);

@@ -21,27 +21,17 @@
 
 static const char *const one[] = {"--concurrency", "1", NULL};
 
-typedef struct {
-	char path[512];
-} file_wait;
-
-static bool file_exists(void *arg)
-{
-	struct stat st;
-	return stat(((file_wait *)arg)->path, &st) == 0;
-}
-
 /* Submits `mark PATH ms` and waits until it runs. */
 static tq_task *running_task(th_env *e, tq_client *c, const char *tag, int ms, unsigned retries)
 {
-	file_wait fw;
+	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/%s", e->dir, tag);
 	char args[640];
 	snprintf(args, sizeof args, "[\"%s\", %d]", fw.path, ms);
 	tq_task_opts o = {.retries = retries};
 	tq_task *t = th_async(c, "mark", args, &o);
 	assert_non_null(t);
-	assert_true(th_wait_for(file_exists, &fw, 5000));
+	assert_true(th_wait_for(th_file_exists, &fw, 5000));
 	unlink(fw.path);
 	return t;
 }
@@ -144,14 +134,14 @@ static void test_killed_client_tasks_are_cancelled_but_started_ones_run_on(void 
 	th_env *e = *state;
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", one));
-	file_wait run, done;
+	th_path run, done;
 	snprintf(run.path, sizeof run.path, "%s/owned", e->dir);
 	snprintf(done.path, sizeof done.path, "%s/started", e->dir);
 	/* The owner is a `tq call` process: one running task, one queued. */
 	const char *call1[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
 			       "mark", run.path, "20000", NULL};
 	th_proc *owner = th_spawn(e, "owner", call1);
-	assert_true(th_wait_for(file_exists, &run, 5000));
+	assert_true(th_wait_for(th_file_exists, &run, 5000));
 	const char *call2[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
 			       "sleep", "20000", NULL};
 	th_proc *owner2 = th_spawn(e, "owner2", call2);
@@ -170,7 +160,7 @@ static void test_killed_client_tasks_are_cancelled_but_started_ones_run_on(void 
 	assert_int_equal(th_stat(e, "load", &load), 0);
 	assert_int_equal(load, 0);
 	/* The started task ran on, owner or not. */
-	assert_true(th_wait_for(file_exists, &done, 5000));
+	assert_true(th_wait_for(th_file_exists, &done, 5000));
 	uint64_t completed = 0;
 	assert_int_equal(th_stat(e, "counters.completed", &completed), 0);
 	assert_int_equal(completed, 1);

@@ -17,17 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct {
-	char path[512];
-} file_wait;
-
-static bool file_exists(void *arg)
-{
-	struct stat st;
-	return stat(((file_wait *)arg)->path, &st) == 0;
-}
-
-static tq_task *mark(th_env *e, tq_client *c, file_wait *fw, const char *tag, int ms)
+static tq_task *mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms)
 {
 	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
 	char args[640];
@@ -57,9 +47,9 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
-	file_wait first, second;
+	th_path first, second;
 	tq_task *a = mark(e, c, &first, "a", 800);
-	assert_true(th_wait_for(file_exists, &first, 5000));
+	assert_true(th_wait_for(th_file_exists, &first, 5000));
 	/* b waits behind a in the one executor's pipe. */
 	tq_task *b = mark(e, c, &second, "b", 0);
 	assert_true(th_stat_reaches(e, "load", 2, 3000));
@@ -69,7 +59,7 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 	/* The executor read b after a and skipped it: it never ran. */
 	tq_task *probe = th_async(c, "double", "[1]", NULL);
 	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
-	assert_false(file_exists(&second));
+	assert_false(th_file_exists(&second));
 	tq_task_destroy(&a);
 	tq_task_destroy(&b);
 	tq_task_destroy(&probe);
@@ -107,9 +97,9 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
-	file_wait first, second;
+	th_path first, second;
 	tq_task *a = mark(e, c, &first, "a", 1500);
-	assert_true(th_wait_for(file_exists, &first, 5000));
+	assert_true(th_wait_for(th_file_exists, &first, 5000));
 	tq_task_opts o = {.timeout_ms = 300};
 	snprintf(second.path, sizeof second.path, "%s/late", e->dir);
 	char args[640];
@@ -117,7 +107,7 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 	tq_task *b = th_async(c, "touch", args, &o);
 	assert_int_equal(tq_task_await(b, 5000), TQ_ETIMEDOUT);
 	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
-	assert_false(file_exists(&second));
+	assert_false(th_file_exists(&second));
 	tq_task_destroy(&a);
 	tq_task_destroy(&b);
 	tq_client_destroy(&c);

@@ -158,22 +158,12 @@ static void test_await_many_names_the_failure(void **state)
 	tq_client_destroy(&c);
 }
 
-typedef struct {
-	char path[512];
-} file_wait;
-
-static bool file_exists(void *arg)
-{
-	struct stat st;
-	return stat(((file_wait *)arg)->path, &st) == 0;
-}
-
 static void test_start_returns_before_the_task_runs(void **state)
 {
 	th_env *e = *state;
 	assert_non_null(th_broker(e, NULL));
 	tq_client *c = th_client(e, 0);
-	file_wait fw;
+	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/started", e->dir);
 	char args[600];
 	snprintf(args, sizeof args, "[\"%s\", 0]", fw.path);
@@ -181,10 +171,10 @@ static void test_start_returns_before_the_task_runs(void **state)
 	char ref[33];
 	assert_int_equal(tq_client_start_json(c, "touch", args, NULL, ref), TQ_OK);
 	assert_int_equal(strlen(ref), 32);
-	assert_false(file_exists(&fw));
+	assert_false(th_file_exists(&fw));
 	tq_client_destroy(&c); /* fire and forget: the task outlives its client */
 	assert_non_null(th_worker(e, "w1", NULL));
-	assert_true(th_wait_for(file_exists, &fw, 5000));
+	assert_true(th_wait_for(th_file_exists, &fw, 5000));
 	unlink(fw.path);
 }
 
@@ -285,12 +275,12 @@ static void test_shutdown_kills_a_running_task(void **state)
 	assert_int_equal(tq_task_await(p, 5000), TQ_OK);
 	pid_t exec_pid = (pid_t)result_int(p);
 	tq_task_destroy(&p);
-	file_wait fw;
+	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/running", e->dir);
 	char args[600];
 	snprintf(args, sizeof args, "[\"%s\", 20000]", fw.path);
 	tq_task *t = th_async(c, "mark", args, NULL);
-	assert_true(th_wait_for(file_exists, &fw, 5000));
+	assert_true(th_wait_for(th_file_exists, &fw, 5000));
 	assert_int_equal(tq_task_shutdown(t, 2000), TQ_ECANCELLED);
 	/* Stopped for real: the process that ran it is gone. */
 	assert_true(th_wait_for(process_gone, &exec_pid, 3000));
@@ -391,7 +381,7 @@ static void test_ignored_task_runs_on(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
-	file_wait fw;
+	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/ignored", e->dir);
 	char args[600];
 	snprintf(args, sizeof args, "[\"%s\", 300]", fw.path);
@@ -399,7 +389,7 @@ static void test_ignored_task_runs_on(void **state)
 	tq_task_ignore(&t);
 	assert_null(t);
 	tq_client_destroy(&c); /* its owner leaves; an ignored task is not linked */
-	assert_true(th_wait_for(file_exists, &fw, 5000));
+	assert_true(th_wait_for(th_file_exists, &fw, 5000));
 	unlink(fw.path);
 }
 
