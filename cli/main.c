@@ -111,7 +111,8 @@ int main(int argc, char **argv)
 	} cmds[] = { { "call", tqc_call },
 		     { "start", tqc_start },
 		     { "stats", tqc_stats },
-		     { "map", tqc_map } };
+		     { "map", tqc_map },
+		     { "demo", tqc_demo } };
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);

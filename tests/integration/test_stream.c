@@ -1,0 +1,372 @@
+/*
+ * test_stream.c - Task.async_stream across real processes (issue 5):
+ * ordered and unordered, a failing element, a timeout under KILL_TASK and
+ * under EXIT, max_concurrency (watched from inside the workers with the
+ * test plugin's `span`), laziness, a failing input callback, and destroy
+ * cancelling what still runs.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "harness.h"
+#include "tq/stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const conc4[] = { "--concurrency", "4", NULL };
+
+/* Inputs: each a JSON argument list from a NULL-terminated array; a NULL
+ * entry ends the inputs, "FAIL" makes the callback fail. */
+typedef struct {
+	const char *const *json;
+	size_t next;
+	size_t pulled; /* times the callback produced an input */
+} inputs;
+
+static int next_json(void *arg, tq_buf *args)
+{
+	inputs *in = arg;
+	const char *j = in->json[in->next];
+	if (j == NULL)
+		return 0;
+	in->next++;
+	if (strcmp(j, "FAIL") == 0)
+		return -1;
+	in->pulled++;
+	return tq_pack_json(args, j, strlen(j)) == TQ_OK ? 1 : -1;
+}
+
+/* Inputs [1], [2], ... [n], for `double`. */
+typedef struct {
+	int i, n;
+} counter;
+
+static int next_int(void *arg, tq_buf *args)
+{
+	counter *c = arg;
+	if (c->i >= c->n)
+		return 0;
+	c->i++;
+	tq_pack_array(args, 1);
+	return tq_pack_int(args, c->i) == TQ_OK ? 1 : -1;
+}
+
+static int64_t item_int(const tq_stream_item *it)
+{
+	tq_reader r;
+	int64_t v = -1;
+	tq_reader_init(&r, it->result, it->len);
+	assert_int_equal(tq_read_int(&r, &v), TQ_OK);
+	return v;
+}
+
+static void test_ordered_stream_yields_in_input_order(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	assert_non_null(th_worker(e, "w2", conc4));
+	tq_client *c = th_client(e, 0);
+	counter in = { 0, 200 };
+	tq_stream_opts o = { .max_concurrency = 4 };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "double", next_int, &in, &o, &s), TQ_OK);
+	/* Lazy: nothing is pulled or submitted before the first next. */
+	assert_int_equal(in.i, 0);
+	assert_int_equal(tq_stream_submitted(s), 0);
+	tq_stream_item it;
+	bool workers[2] = { false, false };
+	for (size_t i = 0; i < 200; i++) {
+		assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+		assert_int_equal(it.index, i);
+		assert_int_equal(it.outcome, TQ_OK);
+		assert_string_equal(it.error, "");
+		assert_int_equal(item_int(&it), 2 * (int64_t)(i + 1));
+		workers[strcmp(it.worker, "w1") != 0] = true;
+		/* Inputs are pulled only as room frees up: at most 2 x 4 ahead. */
+		assert_true(tq_stream_submitted(s) <= tq_stream_yielded(s) + 8);
+		assert_int_equal((size_t)in.i, tq_stream_submitted(s));
+	}
+	assert_true(workers[0] && workers[1]);
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	assert_int_equal(tq_stream_submitted(s), 200);
+	assert_int_equal(tq_stream_yielded(s), 200);
+	assert_string_equal(tq_stream_error(s), "");
+	tq_stream_destroy(&s);
+	assert_null(s);
+	tq_stream_destroy(&s); /* NULL is fine */
+	tq_client_destroy(&c);
+}
+
+static void test_unordered_stream_yields_as_tasks_finish(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[1500]", "[10]", "[700]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .max_concurrency = 3, .unordered = true };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "sleep", next_json, &in, &o, &s), TQ_OK);
+	tq_stream_item it;
+	bool seen[3] = { false, false, false };
+	const int64_t want[3] = { 1500, 10, 700 };
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+		assert_true(it.index < 3);
+		assert_false(seen[it.index]);
+		seen[it.index] = true;
+		assert_int_equal(it.outcome, TQ_OK);
+		assert_int_equal(item_int(&it), want[it.index]);
+		/* The 10 ms task started with the 1500 ms one: it comes first. */
+		if (k == 0)
+			assert_int_equal(it.index, 1);
+	}
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+}
+
+static void test_a_failing_element_is_an_item_and_the_stream_goes_on(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[1]", "[\"x\"]", "[3]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, NULL, &s), TQ_OK);
+	tq_stream_item it;
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(item_int(&it), 2);
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(it.index, 1);
+	assert_int_equal(it.outcome, TQ_EFAILED);
+	assert_null(it.result);
+	assert_non_null(strstr(it.error, "double: N must be a number"));
+	assert_string_equal(it.worker, "w1");
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(it.index, 2);
+	assert_int_equal(item_int(&it), 6);
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	assert_string_equal(tq_stream_error(s), "");
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+}
+
+static void test_kill_task_makes_a_timeout_an_item(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[10]", "[3000]", "[20]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .timeout_ms = 500, .on_timeout = TQ_ON_TIMEOUT_KILL_TASK };
+	tq_stream *s;
+	uint64_t t0 = th_now_ms();
+	assert_int_equal(tq_client_async_stream(c, "sleep", next_json, &in, &o, &s), TQ_OK);
+	tq_stream_item it;
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(item_int(&it), 10);
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(it.index, 1);
+	assert_int_equal(it.outcome, TQ_ETIMEDOUT);
+	assert_true(th_now_ms() - t0 >= 500);
+	assert_non_null(strstr(it.error, "(sleep) timed out after 500 ms"));
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(it.index, 2);
+	assert_int_equal(item_int(&it), 20);
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	/* The task was killed on its worker, as Elixir's :kill_task does. */
+	assert_true(th_stat_reaches(e, "counters.cancelled", 1, 3000));
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+}
+
+static void test_exit_makes_a_timeout_fail_the_stream(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[10]", "[3000]", "[3000]", "[20]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .timeout_ms = 500, .max_concurrency = 3 };
+	tq_stream *s; /* on_timeout defaults to TQ_ON_TIMEOUT_EXIT */
+	assert_int_equal(tq_client_async_stream(c, "sleep", next_json, &in, &o, &s), TQ_OK);
+	tq_stream_item it;
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(item_int(&it), 10);
+	assert_int_equal(tq_stream_next(s, &it), TQ_ETIMEDOUT);
+	assert_non_null(strstr(tq_stream_error(s), "(sleep) timed out after 500 ms"));
+	/* Failed for good, and the tasks still running were cancelled. */
+	assert_int_equal(tq_stream_next(s, &it), TQ_ETIMEDOUT);
+	assert_true(th_stat_reaches(e, "counters.cancelled", 2, 3000));
+	assert_int_equal(tq_stream_yielded(s), 1);
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+}
+
+/* Reads a `span` result: [start_us, end_us, worker]. */
+static void read_span(const tq_stream_item *it, uint64_t *start, uint64_t *end)
+{
+	tq_reader r;
+	uint32_t n;
+	tq_reader_init(&r, it->result, it->len);
+	assert_int_equal(tq_read_array(&r, &n), TQ_OK);
+	assert_int_equal(n, 3);
+	assert_int_equal(tq_read_uint(&r, start), TQ_OK);
+	assert_int_equal(tq_read_uint(&r, end), TQ_OK);
+}
+
+/* The most spans running at one instant, from each one's start and end. */
+static int max_overlap(const uint64_t *start, const uint64_t *end, int n)
+{
+	int best = 0;
+	for (int i = 0; i < n; i++) {
+		int running = 0; /* at start[i] */
+		for (int j = 0; j < n; j++)
+			running += start[j] <= start[i] && start[i] < end[j];
+		best = running > best ? running : best;
+	}
+	return best;
+}
+
+/* Maps `span ms` over n inputs and returns the most that ran at once. */
+static int run_spans(tq_client *c, unsigned max_concurrency, int n, const char *ms)
+{
+	const char *json[33];
+	assert_true(n < 33);
+	for (int i = 0; i < n; i++)
+		json[i] = ms;
+	json[n] = NULL;
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .max_concurrency = max_concurrency, .unordered = true };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "span", next_json, &in, &o, &s), TQ_OK);
+	uint64_t start[32], end[32];
+	tq_stream_item it;
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+		assert_int_equal(it.outcome, TQ_OK);
+		read_span(&it, &start[it.index], &end[it.index]);
+	}
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	tq_stream_destroy(&s);
+	return max_overlap(start, end, n);
+}
+
+static void test_max_concurrency_is_respected(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	assert_non_null(th_worker(e, "w2", conc4));
+	tq_client *c = th_client(e, 0);
+	/* 8 slots offered, 3 allowed: never more than 3 at once, and the
+	 * stream does run several at once. */
+	int most = run_spans(c, 3, 12, "[100]");
+	printf("max_concurrency 3: at most %d at once\n", most);
+	assert_true(most <= 3);
+	assert_true(most >= 2);
+	/* 0: as many as the workers that offer the function have slots (8). */
+	most = run_spans(c, 0, 24, "[200]");
+	printf("max_concurrency 0 (8 slots): at most %d at once\n", most);
+	assert_true(most <= 8);
+	assert_true(most >= 3);
+	tq_client_destroy(&c);
+}
+
+static void test_a_failing_input_callback_fails_the_stream(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[1]", "[2]", "FAIL", "[4]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .max_concurrency = 1 };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &o, &s), TQ_OK);
+	/* Items up to the failure, in order (whether the second, which has
+	 * ended when the third input is pulled, comes out first is not
+	 * specified), then TQ_EINVAL for good. */
+	tq_stream_item it;
+	tq_err err;
+	int64_t want = 2;
+	while ((err = tq_stream_next(s, &it)) == TQ_OK) {
+		assert_true(want <= 4);
+		assert_int_equal(item_int(&it), want);
+		want += 2;
+	}
+	assert_true(want > 2); /* the first item, at least */
+	assert_int_equal(err, TQ_EINVAL);
+	assert_string_equal(tq_stream_error(s), "the input callback failed");
+	assert_int_equal(tq_stream_next(s, &it), TQ_EINVAL);
+	assert_int_equal(in.pulled, 2); /* nothing after the failure was pulled */
+	assert_int_equal(in.next, 3);
+	tq_stream_destroy(&s);
+
+	/* Bad options are refused up front. */
+	tq_stream_opts bad = { .on_timeout = (tq_on_timeout)7 };
+	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &bad, &s), TQ_EINVAL);
+	assert_int_equal(tq_client_async_stream(c, "", next_json, &in, NULL, &s), TQ_EINVAL);
+	assert_int_equal(tq_client_async_stream(c, "double", NULL, &in, NULL, &s), TQ_EINVAL);
+	tq_client_destroy(&c);
+}
+
+static void test_destroy_cancels_what_still_runs(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[10]", "[5000]", "[5000]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .max_concurrency = 3, .timeout_ms = 10000 };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "sleep", next_json, &in, &o, &s), TQ_OK);
+	tq_stream_item it;
+	assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+	assert_int_equal(item_int(&it), 10);
+	assert_true(th_stat_reaches(e, "load", 2, 3000)); /* both 5 s tasks run */
+	tq_stream_destroy(&s);
+	/* The stream halted: its running tasks are shut down. */
+	assert_true(th_stat_reaches(e, "counters.cancelled", 2, 3000));
+	uint64_t completed = 99;
+	assert_int_equal(th_stat(e, "counters.completed", &completed), 0);
+	assert_int_equal(completed, 1);
+	tq_client_destroy(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_ordered_stream_yields_in_input_order, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_unordered_stream_yields_as_tasks_finish,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_failing_element_is_an_item_and_the_stream_goes_on, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(test_kill_task_makes_a_timeout_an_item, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_exit_makes_a_timeout_fail_the_stream, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_max_concurrency_is_respected, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_a_failing_input_callback_fails_the_stream,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_destroy_cancels_what_still_runs, th_setup,
+		                                th_teardown),
+	};
+	return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
+}
