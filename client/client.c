@@ -213,6 +213,7 @@ tq_err tqi_submit(tq_client *c, tq_task *t)
 	t->state = CT_SUBMITTED;
 	t->session = c->session;
 	t->seq = ++c->seq;
+	t->submitted_ms = now;
 	t->deadline_sent = false;
 	tqi_env e = { .cmd = TQI_SUBMIT,
 		      .session = c->session,
@@ -519,7 +520,6 @@ static void on_message(tq_client *c, tqi_frames *f)
 		return;
 	}
 	c->last_heard_ms = tqi_now_ms();
-	c->declared_lost = false;
 	c->probe_gap_ms = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
 	tq_task *t;
 	switch (e.cmd) {
@@ -563,26 +563,37 @@ static void on_message(tq_client *c, tqi_frames *f)
 }
 
 typedef struct {
-	tq_client *c;
-	size_t n;
+	uint64_t now, limit;
+	uint64_t last_heard;
+	size_t n, cap;
 	tq_task **v;
 } silent_walk;
 
+/* A task without retries that has had no word from the broker for the
+ * broker timeout since it was submitted. */
 static void collect_unretryable(tqi_hnode *n, void *arg)
 {
 	silent_walk *sw = arg;
 	tq_task *t = tqi_container_of(n, tq_task, hnode);
 	if (t->state != CT_SUBMITTED || t->retries_left > 0)
 		return;
-	tq_task **v = realloc(sw->v, (sw->n + 1) * sizeof *v);
-	if (v == NULL)
+	uint64_t since = sw->last_heard > t->submitted_ms ? sw->last_heard : t->submitted_ms;
+	if (sw->now - since <= sw->limit)
 		return;
-	sw->v = v;
+	if (sw->n == sw->cap) {
+		size_t cap = sw->cap ? 2 * sw->cap : 64;
+		tq_task **v = realloc(sw->v, cap * sizeof *v);
+		if (v == NULL)
+			return;
+		sw->v = v;
+		sw->cap = cap;
+	}
 	sw->v[sw->n++] = t;
 }
 
-/* Called while waiting: probe a silent broker, and give up on it after
- * the broker timeout. */
+/* Called while waiting: probe a silent broker, and give up on it for the
+ * tasks that cannot be retried once it has been silent for the broker
+ * timeout since each was submitted. */
 static void watch_broker(tq_client *c, uint64_t now)
 {
 	if (tqi_hmap_count(&c->pending) == 0)
@@ -596,28 +607,25 @@ static void watch_broker(tq_client *c, uint64_t now)
 		c->probe_gap_ms =
 		    c->probe_gap_ms * 2 > PROBE_GAP_MAX_MS ? PROBE_GAP_MAX_MS : c->probe_gap_ms * 2;
 	}
-	if (silent > (uint64_t)c->broker_timeout_ms && !c->declared_lost) {
-		c->declared_lost = true;
-		silent_walk sw = { c, 0, NULL };
-		tqi_hmap_foreach(&c->pending, collect_unretryable, &sw);
+	if (now - c->last_heard_ms <= (uint64_t)c->broker_timeout_ms)
+		return;
+	silent_walk sw = {now, (uint64_t)c->broker_timeout_ms, c->last_heard_ms, 0, 0, NULL};
+	tqi_hmap_foreach(&c->pending, collect_unretryable, &sw);
+	if (sw.n > 0) {
 		char why[320];
 		snprintf(why, sizeof why, "no word from the broker at %s for %llu ms", c->broker,
-		         (unsigned long long)silent);
-		if (sw.n > 0)
-			tqi_warn("%s: failing %zu tasks that have no retries", why, sw.n);
+			 (unsigned long long)(now - (c->last_heard_ms ? c->last_heard_ms : since)));
+		tqi_warn("%s: failing %zu tasks that have no retries", why, sw.n);
 		for (size_t i = 0; i < sw.n; i++) {
 			/* If the broker is only cut off, let it know when it
 			 * hears from us again. */
 			tqi_send_cancel(c, sw.v[i], 0);
 			lost(c, sw.v[i], why);
 		}
-		free(sw.v);
 	}
+	free(sw.v);
 }
 
-/* Reads what has arrived, stopping as soon as the caller's wait is over:
- * the read that would find nothing more costs ZeroMQ two system calls, and
- * one task's await should not pay them for nothing. */
 static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg)
 {
 	for (;;) {

@@ -61,6 +61,7 @@ struct tq_task {
 	char *error;          /* explanation of a failure (malloc'd) */
 	uint64_t session;     /* nonce it was last submitted under */
 	uint64_t seq;         /* order of that submission */
+	uint64_t submitted_ms; /* when (monotonic) */
 	uint64_t deadline_ms; /* absolute, monotonic; 0 = none */
 	unsigned retries_left;
 	unsigned attempt;
@@ -93,7 +94,6 @@ struct tq_client {
 	uint32_t broker_hb_ms;
 	uint64_t last_heard_ms;
 	uint64_t waiting_since_ms; /* when pending went from none to some */
-	bool declared_lost;        /* pending tasks were failed for silence */
 
 	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
 	tqi_list tasks;   /* every live handle */

@@ -32,6 +32,7 @@ struct tq_stream {
 	tq_stream_opts o;
 	tq_buf *args;
 	bool inputs_done;
+	bool input_failed; /* the callback failed: fail once the rest is yielded */
 	size_t next_index; /* the next input to pull */
 	size_t head;       /* ordered: the next index to yield */
 	size_t yielded;
@@ -161,7 +162,10 @@ static void fill(tq_stream *s)
 			return;
 		}
 		if (rc < 0 || tq_buf_error(s->args) != TQ_OK) {
-			fail_stream(s, TQ_EINVAL, "the input callback failed");
+			/* Stop pulling; what was submitted before is still
+			 * yielded, then the stream fails. */
+			s->inputs_done = true;
+			s->input_failed = true;
 			return;
 		}
 		/* The broker and worker get the deadline one heartbeat late, so
@@ -209,7 +213,7 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 			continue;
 		}
 		char msg[TQI_MAX_NAME + 160];
-		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms (input %zu)", t->refhex,
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms (stream index %zu)", t->refhex,
 			 s->fn, (long long)s->o.timeout_ms, slot->index);
 		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
 			fail_stream(s, TQ_ETIMEDOUT, msg);
@@ -281,8 +285,16 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 				s->head++;
 			return TQ_OK;
 		}
-		if (s->inputs_done && s->yielded == s->next_index)
+		if (s->inputs_done && s->yielded == s->next_index) {
+			if (s->input_failed) {
+				char why[64];
+				snprintf(why, sizeof why, "the input callback failed after %zu inputs",
+					 s->next_index);
+				fail_stream(s, TQ_EINVAL, why);
+				return s->failed;
+			}
 			return TQ_EEND;
+		}
 		tq_err e = tqi_pump(s->c, next_deadline, progressed, s);
 		if (e != TQ_OK && e != TQ_ETIMEDOUT) {
 			fail_stream(s, e, tq_strerror(e));

@@ -74,9 +74,10 @@ TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_
 					void *arg, const tq_stream_opts *opts, tq_stream **out);
 
 /* Waits for the next item.  TQ_OK: *item holds it.  TQ_EEND: every input
- * has been yielded.  Any other error fails the stream (a task timed out
- * under TQ_ON_TIMEOUT_EXIT, the input callback failed): the tasks still
- * running are cancelled and later calls return the same error. */
+ * has been yielded.  Any other error fails the stream: a task timed out
+ * under TQ_ON_TIMEOUT_EXIT (the tasks still running are cancelled), or the
+ * input callback failed (after the items of the inputs before it).  Later
+ * calls return the same error. */
 TQ_EXPORT tq_err tq_stream_next(tq_stream *s, tq_stream_item *item);
 
 /* The stream's failure explained, "" if none. */

@@ -229,6 +229,13 @@ static void test_broker_gone_for_good_fails_tasks_without_hanging(void **state)
 	assert_true(took < 10000);
 	assert_non_null(strstr(tq_task_error(t), "no word from the broker"));
 	tq_task_destroy(&t);
+	/* A task submitted later has its own broker timeout, and ends the
+	 * same way rather than at its (infinite) await. */
+	t = th_async(c, "double", "[2]", NULL);
+	t0 = th_now_ms();
+	assert_int_equal(tq_task_await(t, TQ_INFINITY), TQ_EBROKERLOST);
+	assert_true(th_now_ms() - t0 < 10000);
+	tq_task_destroy(&t);
 	tq_client_destroy(&c);
 }
 
