@@ -408,27 +408,6 @@ static bool report_ends(void)
 
 /* ---- the broker's stats ------------------------------------------------ */
 
-/* Positions *out at the value of key k in the map at m; 0 if found. */
-static int find_key(tq_reader m, const char *k, tq_reader *out)
-{
-	uint32_t n;
-	if (tq_read_map(&m, &n) != TQ_OK)
-		return -1;
-	for (uint32_t i = 0; i < n; i++) {
-		const char *s;
-		size_t len;
-		if (tq_read_str(&m, &s, &len) != TQ_OK)
-			return -1;
-		if (len == strlen(k) && memcmp(s, k, len) == 0) {
-			*out = m;
-			return 0;
-		}
-		if (tq_read_skip(&m) != TQ_OK)
-			return -1;
-	}
-	return -1;
-}
-
 /* The workers the broker knows (their names, comma-separated, into names)
  * and its count of completed and cancelled tasks; -1 when it does not
  * answer within timeout_ms. */
@@ -447,19 +426,19 @@ static int look(tq_client *c, int64_t timeout_ms, broker_view *v)
 		return -1;
 	tq_reader m, ws, x;
 	tq_reader_init(&m, data, len);
-	if (find_key(m, "counters", &x) == 0) {
+	if (tq_read_find(&m, "counters", &x) == TQ_OK) {
 		tq_reader y;
-		if (find_key(x, "completed", &y) == 0)
+		if (tq_read_find(&x, "completed", &y) == TQ_OK)
 			tq_read_uint(&y, &v->completed);
-		if (find_key(x, "cancelled", &y) == 0)
+		if (tq_read_find(&x, "cancelled", &y) == TQ_OK)
 			tq_read_uint(&y, &v->cancelled);
 	}
-	if (find_key(m, "workers", &ws) == 0 && tq_read_array(&ws, &v->workers) == TQ_OK) {
+	if (tq_read_find(&m, "workers", &ws) == TQ_OK && tq_read_array(&ws, &v->workers) == TQ_OK) {
 		size_t used = 0;
 		for (uint32_t i = 0; i < v->workers; i++) {
 			const char *s;
 			size_t sl;
-			if (find_key(ws, "name", &x) == 0 && tq_read_str(&x, &s, &sl) == TQ_OK &&
+			if (tq_read_find(&ws, "name", &x) == TQ_OK && tq_read_str(&x, &s, &sl) == TQ_OK &&
 			    used + sl + 3 < sizeof v->names) {
 				used += (size_t)snprintf(v->names + used, sizeof v->names - used,
 				                         "%s%.*s", i ? ", " : "", (int)sl, s);
