@@ -577,19 +577,32 @@ void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, u
 		ex->kill_at = at;
 }
 
+/* The tasks in ex's pipe (with a deadline only, when asked), oldest first. */
+static uint32_t pipe_tasks(tqi_exec *ex, wtask **out, bool with_deadline)
+{
+	uint32_t n = 0;
+	tqi_node *it, *nx;
+	tqi_list_each(&ex->inpipe, it, nx) {
+		wtask *t = tqi_container_of(it, pentry, node)->t;
+		if (t != NULL && (!with_deadline || t->deadline_ms != 0))
+			out[n++] = t;
+	}
+	return n;
+}
+
 void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text)
 {
 	tqi_node *n;
 	while ((n = tqi_list_front(&w->queue)) != NULL)
 		tqi_pool_stop_task(w, tqi_container_of(n, wtask, qnode), code, text, 0);
 	for (uint32_t i = 0; i < w->nexecs; i++) {
-		tqi_exec *ex = &w->execs[i];
-		tqi_node *it, *nx;
-		tqi_list_each(&ex->inpipe, it, nx) {
-			wtask *t = tqi_container_of(it, pentry, node)->t;
-			if (t != NULL)
-				tqi_pool_stop_task(w, t, code, text, 0);
-		}
+		/* Stopping one task may take the others out of the pipe (its
+		 * executor is doomed): list them first. */
+		wtask *ts[TQI_EXEC_DEPTH];
+		uint32_t count = pipe_tasks(&w->execs[i], ts, false);
+		for (uint32_t j = 0; j < count; j++)
+			if (ts[j]->entry != NULL || tqi_node_linked(&ts[j]->qnode))
+				tqi_pool_stop_task(w, ts[j], code, text, 0);
 	}
 }
 
@@ -664,11 +677,13 @@ uint64_t tqi_pool_timers(tq_worker *w)
 			tqi_exec *ex = &w->execs[i];
 			if (ex->state == EX_DOOMED)
 				continue;
-			tqi_node *it, *nx;
-			tqi_list_each(&ex->inpipe, it, nx) {
-				wtask *t = tqi_container_of(it, pentry, node)->t;
-				if (t == NULL || t->deadline_ms == 0)
-					continue;
+			/* Expiring one may move the others: list them first. */
+			wtask *ts[TQI_EXEC_DEPTH];
+			uint32_t n = pipe_tasks(ex, ts, true);
+			for (uint32_t j = 0; j < n; j++) {
+				wtask *t = ts[j];
+				if (t->entry == NULL || t->entry->ex != ex || ex->state == EX_DOOMED)
+					continue; /* moved to the local queue, scanned below */
 				if (t->deadline_ms <= w->now)
 					expire(w, t);
 				else if (t->deadline_ms < next)

@@ -11,7 +11,9 @@
 
 #include "harness.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,6 +141,32 @@ static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_stopping_at_once_answers_every_held_task(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w = th_worker(e, "w1", opts);
+	assert_non_null(w);
+	tq_client *c = th_client(e, 0);
+	tq_task *ts[5];
+	for (int i = 0; i < 5; i++)
+		ts[i] = th_async(c, "sleep", "[3000]", NULL);
+	assert_true(th_stat_reaches(e, "load", 5, 3000));
+	/* The first signal drains; the second stops at once, with four tasks
+	 * waiting in the executor's pipe behind the running one. */
+	th_signal(w, SIGTERM);
+	assert_true(th_log_has(w, "draining", 2000));
+	th_signal(w, SIGTERM);
+	int status = th_wait_exit(w, 5000);
+	assert_true(status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(tq_task_await(ts[i], 5000), TQ_ECANCELLED);
+		tq_task_destroy(&ts[i]);
+	}
+	tq_client_destroy(&c);
+}
+
 typedef struct {
 	th_env *e;
 	uint64_t at_most;
@@ -196,6 +224,8 @@ int main(void)
 						th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times, th_setup,
 						th_teardown),
+		cmocka_unit_test_setup_teardown(test_stopping_at_once_answers_every_held_task,
+						th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }
