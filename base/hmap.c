@@ -85,7 +85,8 @@ static void rehash_step(tqi_hmap *m)
 static void start_resize(tqi_hmap *m, size_t size)
 {
 	/* Shrinking back to the smallest size reuses the inline table. */
-	tqi_hnode **t = size == MIN_SIZE && m->tab[0] != m->small ? m->small : calloc(size, sizeof *t);
+	tqi_hnode **t =
+	    size == MIN_SIZE && m->tab[0] != m->small ? m->small : calloc(size, sizeof *t);
 	if (t == m->small)
 		memset(m->small, 0, sizeof m->small);
 	if (t == NULL)

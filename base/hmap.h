@@ -28,8 +28,8 @@ typedef struct {
 	tqi_hnode **tab[2];
 	size_t size[2]; /* buckets; a power of two, or 0 */
 	size_t used[2];
-	size_t rehash_idx; /* next bucket of tab[0] to move; valid while tab[1] */
-	int iterating;     /* inside tqi_hmap_foreach: no rehash, no resize */
+	size_t rehash_idx;    /* next bucket of tab[0] to move; valid while tab[1] */
+	int iterating;        /* inside tqi_hmap_foreach: no rehash, no resize */
 	tqi_hnode *small[16]; /* the first table: an insert never lacks one */
 	tqi_hmap_eq_fn eq;
 	uint8_t key[16];

@@ -47,7 +47,7 @@ int tqi_log_enabled(tqi_log_level level)
 }
 
 static void vlog(tqi_log_level level, const char *extra, const char *fmt, va_list ap)
-	__attribute__((format(printf, 3, 0)));
+    __attribute__((format(printf, 3, 0)));
 static void vlog(tqi_log_level level, const char *extra, const char *fmt, va_list ap)
 {
 	char line[1024];

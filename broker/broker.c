@@ -63,7 +63,7 @@ void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
  * kept much longer, so that what a worker cut off for a moment sent (a
  * late result) still arrives - to be fenced, and counted. */
 static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_ms, char *bound,
-			 size_t boundlen)
+                         size_t boundlen)
 {
 	void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
 	if (s == NULL)
@@ -134,13 +134,13 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 		goto fail;
 	int liveness_ms = (int)(b->opts.heartbeat_ms * b->opts.liveness);
 	b->clients_sock = make_router(b, b->opts.client_endpoint, liveness_ms, b->client_endpoint,
-				      sizeof b->client_endpoint);
+	                              sizeof b->client_endpoint);
 	if (b->clients_sock == NULL)
 		goto fail;
 	b->worker_endpoint[0] = '\0';
 	b->workers_sock = make_router(b, b->opts.worker_endpoint,
-				      liveness_ms * 20 > 30000 ? liveness_ms * 20 : 30000,
-				      b->worker_endpoint, sizeof b->worker_endpoint);
+	                              liveness_ms * 20 > 30000 ? liveness_ms * 20 : 30000,
+	                              b->worker_endpoint, sizeof b->worker_endpoint);
 	if (b->workers_sock == NULL)
 		goto fail;
 	b->started_ms = b->now_ms = tqi_now_ms();

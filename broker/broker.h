@@ -180,7 +180,7 @@ typedef struct tqi_broker {
 
 	bclient *last_client; /* the peer of the previous message, if still alive */
 	bworker *last_worker;
-	btask *free_tasks;    /* recycled task records (linked through worker) */
+	btask *free_tasks; /* recycled task records (linked through worker) */
 	uint32_t nfree_tasks;
 
 	tqi_counters n;

@@ -212,7 +212,7 @@ static void on_detach(tqi_broker *b, bclient *c, const tqi_env *e)
 	/* Acknowledged, so that a client may ignore a task and exit at once:
 	 * its disconnection can be noticed before the DETACH behind it is
 	 * read, and would cancel the task. */
-	tqi_env a = {.cmd = TQI_ACCEPTED};
+	tqi_env a = { .cmd = TQI_ACCEPTED };
 	memcpy(a.ref, t->ref, TQI_REF_LEN);
 	tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL);
 }

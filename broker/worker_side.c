@@ -55,20 +55,22 @@ static void orphan_tasks(tqi_broker *b, bworker *w)
 			if (!(t->flags & TASKF_ANSWERED)) {
 				b->n.cancelled++;
 				tqi_task_fail(b, t, TQ_ECANCELLED,
-					      "cancelled (its worker was lost meanwhile)");
+				              "cancelled (its worker was lost meanwhile)");
 			}
 			tqi_task_free(b, t);
 		} else if (t->retries_left > 0) {
 			t->retries_left--;
 			b->n.retried++;
-			tqi_info("task %02x%02x%02x%02x (%s) attempt %u lost with worker %s (%s): retrying",
-				 t->ref[0], t->ref[1], t->ref[2], t->ref[3], t->fn->name, t->attempt,
-				 w->peer.name, w->peer.gone_why);
+			tqi_info("task %02x%02x%02x%02x (%s) attempt %u lost with worker %s (%s): "
+			         "retrying",
+			         t->ref[0], t->ref[1], t->ref[2], t->ref[3], t->fn->name,
+			         t->attempt, w->peer.name, w->peer.gone_why);
 			tqi_unassign(b, t);
 			tqi_enqueue(b, t, true);
 		} else {
 			b->n.worker_lost++;
-			snprintf(msg, sizeof msg, "worker %s lost: %s", w->peer.name, w->peer.gone_why);
+			snprintf(msg, sizeof msg, "worker %s lost: %s", w->peer.name,
+			         w->peer.gone_why);
 			/* Still assigned, so the answer names the worker. */
 			tqi_task_fail(b, t, TQ_EWORKERLOST, msg);
 			tqi_task_free(b, t);

@@ -438,8 +438,8 @@ static int look(tq_client *c, int64_t timeout_ms, broker_view *v)
 		for (uint32_t i = 0; i < v->workers; i++) {
 			const char *s;
 			size_t sl;
-			if (tq_read_find(&ws, "name", &x) == TQ_OK && tq_read_str(&x, &s, &sl) == TQ_OK &&
-			    used + sl + 3 < sizeof v->names) {
+			if (tq_read_find(&ws, "name", &x) == TQ_OK &&
+			    tq_read_str(&x, &s, &sl) == TQ_OK && used + sl + 3 < sizeof v->names) {
 				used += (size_t)snprintf(v->names + used, sizeof v->names - used,
 				                         "%s%.*s", i ? ", " : "", (int)sl, s);
 			}

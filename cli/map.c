@@ -18,16 +18,16 @@
 #include <unistd.h>
 
 static const char map_usage[] =
-	"usage: tq map [--broker EP] [--concurrency N] [--unordered] [--timeout MS|infinity]\n"
-	"              [--on-timeout fail|kill] [--retries N] [--fail-fast] FUNCTION < inputs\n"
-	"  Runs FUNCTION over the argument list on each input line (words as in tq call;\n"
-	"  a JSON array, object or string may contain blanks) and prints one JSON line\n"
-	"  per input line: the result, or {\"error\":NAME,\"message\":TEXT}.\n"
-	"  --concurrency  tasks at once [the slots of the workers that offer FUNCTION]\n"
-	"  --unordered    print as tasks finish: {\"line\":N,\"result\":...}\n"
-	"  --timeout      per task, from its submission [5000]\n"
-	"  --on-timeout   fail: a timeout stops the run; kill: it is that line's error [kill]\n"
-	"  --fail-fast    stop at the first failed line\n";
+    "usage: tq map [--broker EP] [--concurrency N] [--unordered] [--timeout MS|infinity]\n"
+    "              [--on-timeout fail|kill] [--retries N] [--fail-fast] FUNCTION < inputs\n"
+    "  Runs FUNCTION over the argument list on each input line (words as in tq call;\n"
+    "  a JSON array, object or string may contain blanks) and prints one JSON line\n"
+    "  per input line: the result, or {\"error\":NAME,\"message\":TEXT}.\n"
+    "  --concurrency  tasks at once [the slots of the workers that offer FUNCTION]\n"
+    "  --unordered    print as tasks finish: {\"line\":N,\"result\":...}\n"
+    "  --timeout      per task, from its submission [5000]\n"
+    "  --on-timeout   fail: a timeout stops the run; kill: it is that line's error [kill]\n"
+    "  --fail-fast    stop at the first failed line\n";
 
 /* A line that could not be parsed: reported in its place, never run. */
 typedef struct {
@@ -40,8 +40,8 @@ typedef struct {
 	FILE *in;
 	char *buf;
 	size_t cap;
-	size_t lines;    /* read so far */
-	size_t valid;    /* submitted so far */
+	size_t lines; /* read so far */
+	size_t valid; /* submitted so far */
 	bad_line *bad;
 	size_t nbad, capbad;
 	size_t bad_printed;
@@ -72,7 +72,7 @@ static int next_input(void *arg, tq_buf *args)
 			r->bad = b;
 			r->capbad = cap;
 		}
-		r->bad[r->nbad++] = (bad_line){r->lines, r->valid, why ? why : "unreadable"};
+		r->bad[r->nbad++] = (bad_line){ r->lines, r->valid, why ? why : "unreadable" };
 	}
 }
 
@@ -172,7 +172,8 @@ static void progress(size_t done, size_t total, size_t failed, uint64_t t0, bool
 	if (total > done && rate > 0)
 		snprintf(eta, sizeof eta, "  ETA %.0fs", (double)(total - done) / rate);
 	if (total > 0)
-		fprintf(stderr, "\r  %zu/%zu  %.0f/s%s  failures %zu   ", done, total, rate, eta, failed);
+		fprintf(stderr, "\r  %zu/%zu  %.0f/s%s  failures %zu   ", done, total, rate, eta,
+		        failed);
 	else
 		fprintf(stderr, "\r  %zu done  %.0f/s  failures %zu   ", done, rate, failed);
 	if (final)
@@ -182,14 +183,17 @@ static void progress(size_t done, size_t total, size_t failed, uint64_t t0, bool
 
 int tqc_map(int argc, char **argv)
 {
-	static const struct option longs[] = {
-		{"broker", required_argument, 0, 'b'},	   {"concurrency", required_argument, 0, 'c'},
-		{"unordered", no_argument, 0, 'u'},	   {"timeout", required_argument, 0, 't'},
-		{"on-timeout", required_argument, 0, 'o'}, {"retries", required_argument, 0, 'r'},
-		{"fail-fast", no_argument, 0, 'f'},	   {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	static const struct option longs[] = { { "broker", required_argument, 0, 'b' },
+		                               { "concurrency", required_argument, 0, 'c' },
+		                               { "unordered", no_argument, 0, 'u' },
+		                               { "timeout", required_argument, 0, 't' },
+		                               { "on-timeout", required_argument, 0, 'o' },
+		                               { "retries", required_argument, 0, 'r' },
+		                               { "fail-fast", no_argument, 0, 'f' },
+		                               { "help", no_argument, 0, 'h' },
+		                               { 0, 0, 0, 0 } };
 	const char *broker = NULL;
-	tq_stream_opts so = {.on_timeout = TQ_ON_TIMEOUT_KILL_TASK};
+	tq_stream_opts so = { .on_timeout = TQ_ON_TIMEOUT_KILL_TASK };
 	unsigned long v;
 	int fail_fast = 0, c;
 	optind = 1;
@@ -201,8 +205,9 @@ int tqc_map(int argc, char **argv)
 			break;
 		case 'c':
 			if (tqc_parse_count(optarg, 100000, &v) != 0 || v == 0)
-				return tqc_usage_error("map", map_usage, "--concurrency %s: expected 1..100000",
-						       optarg);
+				return tqc_usage_error("map", map_usage,
+				                       "--concurrency %s: expected 1..100000",
+				                       optarg);
 			so.max_concurrency = (unsigned)v;
 			break;
 		case 'u':
@@ -210,8 +215,9 @@ int tqc_map(int argc, char **argv)
 			break;
 		case 't':
 			if (tqc_parse_timeout(optarg, &so.timeout_ms) != 0 || so.timeout_ms == 0)
-				return tqc_usage_error("map", map_usage,
-						       "--timeout %s: expected milliseconds or infinity", optarg);
+				return tqc_usage_error(
+				    "map", map_usage,
+				    "--timeout %s: expected milliseconds or infinity", optarg);
 			break;
 		case 'o':
 			if (strcmp(optarg, "fail") == 0)
@@ -219,12 +225,14 @@ int tqc_map(int argc, char **argv)
 			else if (strcmp(optarg, "kill") == 0)
 				so.on_timeout = TQ_ON_TIMEOUT_KILL_TASK;
 			else
-				return tqc_usage_error("map", map_usage, "--on-timeout %s: expected fail or kill",
-						       optarg);
+				return tqc_usage_error("map", map_usage,
+				                       "--on-timeout %s: expected fail or kill",
+				                       optarg);
 			break;
 		case 'r':
 			if (tqc_parse_count(optarg, 255, &v) != 0)
-				return tqc_usage_error("map", map_usage, "--retries %s: expected 0..255", optarg);
+				return tqc_usage_error("map", map_usage,
+				                       "--retries %s: expected 0..255", optarg);
 			so.retries = (unsigned)v;
 			break;
 		case 'f':
@@ -234,24 +242,28 @@ int tqc_map(int argc, char **argv)
 			fputs(map_usage, stdout);
 			return TQC_OK;
 		default:
-			return tqc_usage_error("map", map_usage, "unknown or incomplete option '%s'",
-					       argv[optind - 1]);
+			return tqc_usage_error("map", map_usage,
+			                       "unknown or incomplete option '%s'",
+			                       argv[optind - 1]);
 		}
 	}
 	if (optind != argc - 1)
-		return tqc_usage_error("map", map_usage, optind >= argc ? "missing FUNCTION" : "one FUNCTION only");
+		return tqc_usage_error("map", map_usage,
+		                       optind >= argc ? "missing FUNCTION" : "one FUNCTION only");
 	const char *fn = argv[optind];
-	tq_client_opts co = {.broker = tqc_broker(broker)};
+	tq_client_opts co = { .broker = tqc_broker(broker) };
 	tq_client *cl;
 	if (tq_client_new(&cl, &co) != TQ_OK)
 		return tqc_usage_error("map", map_usage, "bad broker endpoint '%s'", co.broker);
-	reader r = {.in = stdin, .unordered = so.unordered};
+	reader r = { .in = stdin, .unordered = so.unordered };
 	bool tty = isatty(STDERR_FILENO);
 	size_t total = tty ? count_lines(stdin) : 0;
 	tq_stream *s;
 	tq_buf *out;
-	if (tq_buf_new(&out) != TQ_OK || tq_client_async_stream(cl, fn, next_input, &r, &so, &s) != TQ_OK) {
-		fprintf(stderr, "tq map: cannot start: %s\n", strlen(fn) > 255 ? "FUNCTION too long" : "out of memory");
+	if (tq_buf_new(&out) != TQ_OK ||
+	    tq_client_async_stream(cl, fn, next_input, &r, &so, &s) != TQ_OK) {
+		fprintf(stderr, "tq map: cannot start: %s\n",
+		        strlen(fn) > 255 ? "FUNCTION too long" : "out of memory");
 		tq_client_destroy(&cl);
 		return TQC_USAGE;
 	}
@@ -284,7 +296,8 @@ int tqc_map(int argc, char **argv)
 		progress(done + r.bad_printed, total, failed + r.bad_printed, t0, true);
 	int rc = TQC_OK;
 	if (e != TQ_OK && e != TQ_EEND) {
-		fprintf(stderr, "tq map: stopped: %s\n", *tq_stream_error(s) ? tq_stream_error(s) : tq_strerror(e));
+		fprintf(stderr, "tq map: stopped: %s\n",
+		        *tq_stream_error(s) ? tq_stream_error(s) : tq_strerror(e));
 		rc = tqc_exit_code(e);
 	} else if (first_failure != TQ_OK || r.nbad > 0) {
 		if (fail_fast)

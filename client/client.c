@@ -609,12 +609,12 @@ static void watch_broker(tq_client *c, uint64_t now)
 	}
 	if (now - c->last_heard_ms <= (uint64_t)c->broker_timeout_ms)
 		return;
-	silent_walk sw = {now, (uint64_t)c->broker_timeout_ms, c->last_heard_ms, 0, 0, NULL};
+	silent_walk sw = { now, (uint64_t)c->broker_timeout_ms, c->last_heard_ms, 0, 0, NULL };
 	tqi_hmap_foreach(&c->pending, collect_unretryable, &sw);
 	if (sw.n > 0) {
 		char why[320];
 		snprintf(why, sizeof why, "no word from the broker at %s for %llu ms", c->broker,
-			 (unsigned long long)(now - (c->last_heard_ms ? c->last_heard_ms : since)));
+		         (unsigned long long)(now - (c->last_heard_ms ? c->last_heard_ms : since)));
 		tqi_warn("%s: failing %zu tasks that have no retries", why, sw.n);
 		for (size_t i = 0; i < sw.n; i++) {
 			/* If the broker is only cut off, let it know when it
@@ -657,7 +657,7 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 		uint64_t wait = hb;
 		if (until != UINT64_MAX && until - now < wait)
 			wait = until - now;
-		zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+		zmq_pollitem_t item = { c->sock, 0, ZMQ_POLLIN, 0 };
 		if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
 			return TQ_ETRANSPORT;
 		/* A deadline that has passed wins over a reply that came after

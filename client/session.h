@@ -56,13 +56,13 @@ struct tq_task {
 	char refhex[2 * TQI_REF_LEN + 1];
 	const cname *fn;
 	const cname *worker;
-	zmq_msg_t args;       /* kept for resubmission until the task ends */
-	zmq_msg_t result;     /* after TQ_OK */
-	char *error;          /* explanation of a failure (malloc'd) */
-	uint64_t session;     /* nonce it was last submitted under */
-	uint64_t seq;         /* order of that submission */
+	zmq_msg_t args;        /* kept for resubmission until the task ends */
+	zmq_msg_t result;      /* after TQ_OK */
+	char *error;           /* explanation of a failure (malloc'd) */
+	uint64_t session;      /* nonce it was last submitted under */
+	uint64_t seq;          /* order of that submission */
 	uint64_t submitted_ms; /* when (monotonic) */
-	uint64_t deadline_ms; /* absolute, monotonic; 0 = none */
+	uint64_t deadline_ms;  /* absolute, monotonic; 0 = none */
 	unsigned retries_left;
 	unsigned attempt;
 	ct_state state;

@@ -36,12 +36,12 @@ struct tq_stream {
 	size_t next_index; /* the next input to pull */
 	size_t head;       /* ordered: the next index to yield */
 	size_t yielded;
-	size_t running;    /* submitted, no outcome yet */
+	size_t running; /* submitted, no outcome yet */
 	size_t window;
 	sslot *ring;
-	cgroup group;      /* counts outcomes of the stream's tasks */
-	size_t seen;       /* group.ended when last looked */
-	tq_task *current;  /* the last item's task, freed at the next call */
+	cgroup group;     /* counts outcomes of the stream's tasks */
+	size_t seen;      /* group.ended when last looked */
+	tq_task *current; /* the last item's task, freed at the next call */
 	tq_err failed;
 	char error[TQI_MAX_TEXT];
 };
@@ -92,14 +92,14 @@ static unsigned worker_slots(tq_client *c, const char *fn)
 }
 
 tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input, void *arg,
-			      const tq_stream_opts *opts, tq_stream **out)
+                              const tq_stream_opts *opts, tq_stream **out)
 {
 	if (c == NULL || fn == NULL || input == NULL || out == NULL)
 		return TQ_EINVAL;
 	size_t fl = strlen(fn);
 	if (fl == 0 || fl > TQI_MAX_NAME)
 		return TQ_EINVAL;
-	tq_stream_opts o = {0};
+	tq_stream_opts o = { 0 };
 	if (opts != NULL)
 		o = *opts;
 	if (o.timeout_ms == 0)
@@ -170,11 +170,13 @@ static void fill(tq_stream *s)
 		}
 		/* The broker and worker get the deadline one heartbeat late, so
 		 * that the stream's own timer is the one that speaks. */
-		tq_task_opts to = {.retries = s->o.retries};
+		tq_task_opts to = { .retries = s->o.retries };
 		if (s->o.timeout_ms > 0)
-			to.timeout_ms = s->o.timeout_ms + (s->c->broker_hb_ms ? s->c->broker_hb_ms : 250);
+			to.timeout_ms =
+			    s->o.timeout_ms + (s->c->broker_hb_ms ? s->c->broker_hb_ms : 250);
 		tq_task *t;
-		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args), &to, &t);
+		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
+		                           &to, &t);
 		if (e != TQ_OK) {
 			char why[96];
 			snprintf(why, sizeof why, "input %zu: %s", s->next_index, tq_strerror(e));
@@ -185,7 +187,8 @@ static void fill(tq_stream *s)
 		t->group_index = s->next_index;
 		slot->task = t;
 		slot->index = s->next_index++;
-		slot->deadline = s->o.timeout_ms > 0 ? tqi_now_ms() + (uint64_t)s->o.timeout_ms : UINT64_MAX;
+		slot->deadline =
+		    s->o.timeout_ms > 0 ? tqi_now_ms() + (uint64_t)s->o.timeout_ms : UINT64_MAX;
 		s->running++;
 		if (t->state == CT_DONE) /* ended at once (e.g. no time at all) */
 			s->running--;
@@ -213,8 +216,9 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 			continue;
 		}
 		char msg[TQI_MAX_NAME + 160];
-		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms (stream index %zu)", t->refhex,
-			 s->fn, (long long)s->o.timeout_ms, slot->index);
+		snprintf(msg, sizeof msg,
+		         "task %.8s (%s) timed out after %lld ms (stream index %zu)", t->refhex,
+		         s->fn, (long long)s->o.timeout_ms, slot->index);
 		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
 			fail_stream(s, TQ_ETIMEDOUT, msg);
 			return UINT64_MAX;
@@ -288,8 +292,9 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 		if (s->inputs_done && s->yielded == s->next_index) {
 			if (s->input_failed) {
 				char why[64];
-				snprintf(why, sizeof why, "the input callback failed after %zu inputs",
-					 s->next_index);
+				snprintf(why, sizeof why,
+				         "the input callback failed after %zu inputs",
+				         s->next_index);
 				fail_stream(s, TQ_EINVAL, why);
 				return s->failed;
 			}

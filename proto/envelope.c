@@ -87,55 +87,33 @@ typedef struct {
 	uint8_t f[6];
 } schema;
 
+/* clang-format off: one command a line reads best as a table */
 static const schema schemas[128] = {
-	[TQI_HELLO] = { "HELLO", 0, 1, { ROUTE(C, B) }, 3, { F_SESSION, F_NAME, F_MARK } },
-	[TQI_WELCOME] = { "WELCOME",
-	                  0,
-	                  2,
-	                  { ROUTE(B, C), ROUTE(B, W) },
-	                  4,
-	                  { F_INSTANCE, F_RESUMED, F_HEARTBEAT, F_MARK } },
-	[TQI_SUBMIT] = { "SUBMIT",
-	                 1,
-	                 1,
-	                 { ROUTE(C, B) },
-	                 6,
-	                 { F_SESSION, F_REF, F_FUNCTION, F_TIMEOUT, F_RETRIES, F_FLAGS } },
-	[TQI_ACCEPTED] = { "ACCEPTED", 0, 1, { ROUTE(B, C) }, 1, { F_REF } },
-	[TQI_RESULT] = { "RESULT", 1, 1, { ROUTE(B, C) }, 3, { F_REF, F_NAME, F_ATTEMPT } },
-	[TQI_FAILED] = { "FAILED",
-	                 0,
-	                 1,
-	                 { ROUTE(B, C) },
-	                 5,
-	                 { F_REF, F_CODE, F_TEXT, F_NAME, F_ATTEMPT } },
-	[TQI_NOTICE] = { "NOTICE", 0, 1, { ROUTE(B, C) }, 2, { F_REF, F_CODE } },
-	[TQI_CANCEL] = { "CANCEL", 0, 2, { ROUTE(C, B), ROUTE(B, W) }, 2, { F_REF, F_GRACE } },
-	[TQI_DETACH] = { "DETACH", 0, 1, { ROUTE(C, B) }, 1, { F_REF } },
-	[TQI_DEADLINE] = { "DEADLINE", 0, 1, { ROUTE(C, B) }, 2, { F_TIMEOUT, F_REFS } },
-	[TQI_STATS] = { "STATS", 0, 1, { ROUTE(C, B) }, 0, { 0 } },
-	[TQI_STATS_REPLY] = { "STATS_REPLY", 0, 1, { ROUTE(B, C) }, 1, { F_STATS } },
-	[TQI_HEARTBEAT] = { "HEARTBEAT", 0, 2, { ROUTE(B, C), ROUTE(B, W) }, 1, { F_INSTANCE } },
-	[TQI_READY] = { "READY",
-	                0,
-	                1,
-	                { ROUTE(W, B) },
-	                5,
-	                { F_NAME, F_CONCURRENCY, F_CAPACITY, F_HEARTBEAT, F_FUNCTIONS } },
-	[TQI_TASK] = { "TASK",
-	               1,
-	               1,
-	               { ROUTE(B, W) },
-	               5,
-	               { F_REF, F_FUNCTION, F_ATTEMPT, F_TIMEOUT, F_NAME } },
-	[TQI_DONE] = { "DONE", 1, 1, { ROUTE(W, B) }, 4, { F_REF, F_ATTEMPT, F_CODE, F_TEXT } },
-	[TQI_PING] = { "PING", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
-	[TQI_DRAIN] = { "DRAIN", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
-	[TQI_BYE] = { "BYE", 0, 1, { ROUTE(W, B) }, 0, { 0 } },
-	[TQI_CAPACITY] = { "CAPACITY", 0, 1, { ROUTE(W, B) }, 1, { F_CAPACITY } },
-	[TQI_DISCONNECT] = { "DISCONNECT", 0, 1, { ROUTE(B, W) }, 1, { F_TEXT } },
-	[TQI_ERROR] = { "ERROR", 0, 2, { ROUTE(B, C), ROUTE(B, W) }, 2, { F_CODE, F_TEXT } },
+	/*                 name           payload routes                            fields */
+	[TQI_HELLO]       = {"HELLO",       0, 1, {ROUTE(C, B)},              3, {F_SESSION, F_NAME, F_MARK}},
+	[TQI_WELCOME]     = {"WELCOME",     0, 2, {ROUTE(B, C), ROUTE(B, W)}, 4, {F_INSTANCE, F_RESUMED, F_HEARTBEAT, F_MARK}},
+	[TQI_SUBMIT]      = {"SUBMIT",      1, 1, {ROUTE(C, B)},              6, {F_SESSION, F_REF, F_FUNCTION, F_TIMEOUT, F_RETRIES, F_FLAGS}},
+	[TQI_ACCEPTED]    = {"ACCEPTED",    0, 1, {ROUTE(B, C)},              1, {F_REF}},
+	[TQI_RESULT]      = {"RESULT",      1, 1, {ROUTE(B, C)},              3, {F_REF, F_NAME, F_ATTEMPT}},
+	[TQI_FAILED]      = {"FAILED",      0, 1, {ROUTE(B, C)},              5, {F_REF, F_CODE, F_TEXT, F_NAME, F_ATTEMPT}},
+	[TQI_NOTICE]      = {"NOTICE",      0, 1, {ROUTE(B, C)},              2, {F_REF, F_CODE}},
+	[TQI_CANCEL]      = {"CANCEL",      0, 2, {ROUTE(C, B), ROUTE(B, W)}, 2, {F_REF, F_GRACE}},
+	[TQI_DETACH]      = {"DETACH",      0, 1, {ROUTE(C, B)},              1, {F_REF}},
+	[TQI_DEADLINE]    = {"DEADLINE",    0, 1, {ROUTE(C, B)},              2, {F_TIMEOUT, F_REFS}},
+	[TQI_STATS]       = {"STATS",       0, 1, {ROUTE(C, B)},              0, {0}},
+	[TQI_STATS_REPLY] = {"STATS_REPLY", 0, 1, {ROUTE(B, C)},              1, {F_STATS}},
+	[TQI_HEARTBEAT]   = {"HEARTBEAT",   0, 2, {ROUTE(B, C), ROUTE(B, W)}, 1, {F_INSTANCE}},
+	[TQI_READY]       = {"READY",       0, 1, {ROUTE(W, B)},              5, {F_NAME, F_CONCURRENCY, F_CAPACITY, F_HEARTBEAT, F_FUNCTIONS}},
+	[TQI_TASK]        = {"TASK",        1, 1, {ROUTE(B, W)},              5, {F_REF, F_FUNCTION, F_ATTEMPT, F_TIMEOUT, F_NAME}},
+	[TQI_DONE]        = {"DONE",        1, 1, {ROUTE(W, B)},              4, {F_REF, F_ATTEMPT, F_CODE, F_TEXT}},
+	[TQI_PING]        = {"PING",        0, 1, {ROUTE(W, B)},              0, {0}},
+	[TQI_DRAIN]       = {"DRAIN",       0, 1, {ROUTE(W, B)},              0, {0}},
+	[TQI_BYE]         = {"BYE",         0, 1, {ROUTE(W, B)},              0, {0}},
+	[TQI_DISCONNECT]  = {"DISCONNECT",  0, 1, {ROUTE(B, W)},              1, {F_TEXT}},
+	[TQI_CAPACITY]    = {"CAPACITY",    0, 1, {ROUTE(W, B)},              1, {F_CAPACITY}},
+	[TQI_ERROR]       = {"ERROR",       0, 2, {ROUTE(B, C), ROUTE(B, W)}, 2, {F_CODE, F_TEXT}},
 };
+/* clang-format on */
 
 static const schema *lookup(uint8_t cmd)
 {
@@ -207,8 +185,8 @@ static tq_err fail_type(tq_err e, char *why, size_t n, const char *cmd, const ch
 /* The field describing one element of list field f. */
 static field element_of(const field *f)
 {
-	field elem = {f->name, f->k == K_STRS ? K_STR : K_BIN16,
-		      f->k == K_STRS ? OFF(name) : OFF(ref), 1, TQI_MAX_NAME};
+	field elem = { f->name, f->k == K_STRS ? K_STR : K_BIN16,
+		       f->k == K_STRS ? OFF(name) : OFF(ref), 1, TQI_MAX_NAME };
 	return elem;
 }
 
@@ -387,7 +365,7 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
 }
 
 tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
-			   char *why, size_t whylen)
+                           char *why, size_t whylen)
 {
 	if (len >= TQI_HDR_LEN && buf[0] == TQI_MAGIC0 && buf[1] == TQI_MAGIC1 &&
 	    buf[2] == TQI_VERSION && lookup(buf[3]) != NULL && !tqi_cmd_allowed(buf[3], from, to)) {

@@ -66,7 +66,7 @@ tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd)
 }
 
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
-		      int zmtp_ivl_ms)
+                      int zmtp_ivl_ms)
 {
 	void *s = zmq_socket(ctx, ZMQ_DEALER);
 	if (s == NULL)
@@ -95,13 +95,15 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 }
 
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
-			 size_t whylen)
+                         size_t whylen)
 {
 	zmq_msg_t *env = (zmq_msg_t *)&f->env;
-	tq_err err = tqi_env_decode_from(zmq_msg_data(env), zmq_msg_size(env), from, to, e, why, whylen);
+	tq_err err =
+	    tqi_env_decode_from(zmq_msg_data(env), zmq_msg_size(env), from, to, e, why, whylen);
 	if (err == TQ_OK && tqi_frames_check(f, e->cmd) != TQ_OK) {
 		if (why != NULL && whylen > 0)
-			snprintf(why, whylen, "%s with %u frames", tqi_cmd_name(e->cmd), f->nframes);
+			snprintf(why, whylen, "%s with %u frames", tqi_cmd_name(e->cmd),
+			         f->nframes);
 		err = TQ_EFRAMES;
 	}
 	return err;

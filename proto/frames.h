@@ -42,7 +42,7 @@ tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd);
  * receiver makes.  Errors as tqi_env_decode_from, or TQ_EFRAMES; why (may be
  * NULL) explains. */
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
-			 size_t whylen);
+                         size_t whylen);
 
 /* Opens the DEALER a client or worker talks to the broker with, and
  * connects it to endpoint: a random 16-byte routing id (never starting with
@@ -51,7 +51,7 @@ tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_en
  * zmtp_ivl_ms > 0, ZMTP heartbeats that drop a connection silent for three
  * intervals.  Returns the socket, or NULL with errno set. */
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
-		      int zmtp_ivl_ms);
+                      int zmtp_ivl_ms);
 
 /* Sends one message.  id may be NULL (DEALER).  The envelope bytes are
  * copied; *payload, when not NULL, is moved into the message on success and

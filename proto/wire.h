@@ -121,7 +121,7 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
  * of role `to`: a command not allowed on that route is refused with
  * TQ_ECOMMAND before its body is read. */
 tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
-			   char *why, size_t whylen);
+                           char *why, size_t whylen);
 
 /* Encodes e (e->cmd's fields) into out, which is reset first.  Returns
  * TQ_OK, TQ_ENOMEM, or TQ_EINVAL when a field breaks a limit (a bug in the

@@ -84,7 +84,7 @@ static uint32_t get32(const uint8_t *p)
 }
 
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-			  int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len)
+                          int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len)
 {
 	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
 	hdr[4] = TQI_EXEC_TASK;
@@ -122,7 +122,9 @@ static void send_result(int fd, uint32_t code, const char *text, const uint8_t *
 	put32(hdr + 5, code);
 	put32(hdr + 9, (uint32_t)tlen);
 	/* One write for the whole frame: the loop wakes once per result. */
-	struct iovec iov[3] = {{hdr, sizeof hdr}, {(void *)text, tlen}, {(void *)data, len}};
+	struct iovec iov[3] = { { hdr, sizeof hdr },
+		                { (void *)text, tlen },
+		                { (void *)data, len } };
 	int n = 3, i = 0;
 	while (i < n) {
 		ssize_t w = writev(fd, iov + i, n - i);
@@ -141,12 +143,12 @@ static void send_result(int fd, uint32_t code, const char *text, const uint8_t *
 }
 
 static void run_one(int fd, const tqi_registry *reg, const char *worker, const uint8_t *frame,
-		    size_t len, tq_buf *reply, tqi_tickets *tickets)
+                    size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	static const uint8_t nil = 0xc0;
 	uint32_t idx = get32(frame + 1);
 	uint32_t ticket = get32(frame + 33);
-	tq_ctx ctx = {.worker = worker, .attempt = get32(frame + 5)};
+	tq_ctx ctx = { .worker = worker, .attempt = get32(frame + 5) };
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (ticket >= tickets->n ||
 	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
@@ -195,7 +197,7 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 }
 
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
-		       tqi_tickets *tickets)
+                       tqi_tickets *tickets)
 {
 	/* Ctrl-C at a terminal reaches the whole process group; the worker's
 	 * loop decides what happens to running tasks, not the keyboard. */

@@ -30,7 +30,7 @@
 
 /* Serves tasks read from fd until it closes, then exits the process. */
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
-		       tqi_tickets *tickets) __attribute__((noreturn));
+                       tqi_tickets *tickets) __attribute__((noreturn));
 
 /* A result frame, as parsed by tqi_exec_result_parse: pointers into the
  * frame's bytes. */
@@ -47,6 +47,6 @@ int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out
 
 /* Writes the header of a task frame whose arguments are args_len bytes. */
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-			  int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len);
+                          int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len);
 
 #endif

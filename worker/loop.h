@@ -42,13 +42,13 @@ typedef struct wtask {
 
 /* One task written (or being written) into an executor's socket. */
 struct pentry {
-	tqi_node node;   /* in tqi_exec.inpipe, oldest first */
-	wtask *t;        /* NULL: withdrawn; the executor will answer SKIPPED */
+	tqi_node node; /* in tqi_exec.inpipe, oldest first */
+	wtask *t;      /* NULL: withdrawn; the executor will answer SKIPPED */
 	tqi_exec *ex;
-	zmq_msg_t args;  /* the arguments until the frame is written */
+	zmq_msg_t args;                 /* the arguments until the frame is written */
 	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
-	uint64_t given_us; /* when it entered the pipe */
-	uint32_t ticket; /* index on the ticket board */
+	uint64_t given_us;              /* when it entered the pipe */
+	uint32_t ticket;                /* index on the ticket board */
 	bool in_use;
 };
 
@@ -63,10 +63,10 @@ struct tqi_exec {
 	int fd;
 	ex_state state;
 	pentry entries[TQI_EXEC_DEPTH]; /* ticket = slot * DEPTH + index */
-	tqi_list inpipe;  /* pentry.node, in the order written */
-	uint32_t held;    /* tasks (not withdrawn) in the pipe */
-	tq_err stop_code; /* why we signalled it; TQ_OK if we did not */
-	uint64_t kill_at; /* SIGKILL due (after a grace period); 0 = none */
+	tqi_list inpipe;                /* pentry.node, in the order written */
+	uint32_t held;                  /* tasks (not withdrawn) in the pipe */
+	tq_err stop_code;               /* why we signalled it; TQ_OK if we did not */
+	uint64_t kill_at;               /* SIGKILL due (after a grace period); 0 = none */
 	uint64_t respawn_at;
 	uint64_t last_result_us;
 	/* writing: the first entry not fully written, and how far */

@@ -198,7 +198,7 @@ static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 	if (t->deadline_ms != 0)
 		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
 	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, left, t->ref, e->ticket,
-			     zmq_msg_size(&e->args));
+	                     zmq_msg_size(&e->args));
 	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
 	tqi_list_push_back(&ex->inpipe, &e->node);
@@ -356,7 +356,8 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 		size_t len = get32(ex->rbuf + at);
 		if (len > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
 		    len < TQI_EXEC_RESULT_HDR - 4) {
-			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot, len);
+			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
+			         len);
 			doom(w, ex, TQ_ETASKCRASHED);
 			at = ex->rlen;
 			break;
@@ -399,10 +400,10 @@ static void describe_exit(int status, char *out, size_t n)
 		int sig = WTERMSIG(status);
 		const char *abbrev = sigabbrev_np(sig);
 		snprintf(out, n, "killed by signal %d (SIG%s%s)", sig, abbrev ? abbrev : "?",
-			 WCOREDUMP(status) ? ", core dumped" : "");
+		         WCOREDUMP(status) ? ", core dumped" : "");
 	} else {
 		snprintf(out, n, "its executor exited with status %d",
-			 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+		         WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	}
 }
 
@@ -582,7 +583,8 @@ static uint32_t pipe_tasks(tqi_exec *ex, wtask **out, bool with_deadline)
 {
 	uint32_t n = 0;
 	tqi_node *it, *nx;
-	tqi_list_each(&ex->inpipe, it, nx) {
+	tqi_list_each(&ex->inpipe, it, nx)
+	{
 		wtask *t = tqi_container_of(it, pentry, node)->t;
 		if (t != NULL && (!with_deadline || t->deadline_ms != 0))
 			out[n++] = t;
@@ -615,7 +617,8 @@ void tqi_pool_drop_all(tq_worker *w)
 		tqi_exec *ex = &w->execs[i];
 		bool running = false;
 		tqi_node *it, *nx;
-		tqi_list_each(&ex->inpipe, it, nx) {
+		tqi_list_each(&ex->inpipe, it, nx)
+		{
 			pentry *e = tqi_container_of(it, pentry, node);
 			wtask *t = e->t;
 			if (t == NULL)
@@ -644,9 +647,9 @@ void tqi_pool_drop_all(tq_worker *w)
 
 static void expire(tq_worker *w, wtask *t)
 {
-	tqi_pool_stop_task(w, t, TQ_ETIMEDOUT,
-			   t->entry ? "stopped: ran past its deadline" : "deadline passed before it started",
-			   0);
+	tqi_pool_stop_task(
+	    w, t, TQ_ETIMEDOUT,
+	    t->entry ? "stopped: ran past its deadline" : "deadline passed before it started", 0);
 }
 
 uint64_t tqi_pool_timers(tq_worker *w)
@@ -682,7 +685,8 @@ uint64_t tqi_pool_timers(tq_worker *w)
 			uint32_t n = pipe_tasks(ex, ts, true);
 			for (uint32_t j = 0; j < n; j++) {
 				wtask *t = ts[j];
-				if (t->entry == NULL || t->entry->ex != ex || ex->state == EX_DOOMED)
+				if (t->entry == NULL || t->entry->ex != ex ||
+				    ex->state == EX_DOOMED)
 					continue; /* moved to the local queue, scanned below */
 				if (t->deadline_ms <= w->now)
 					expire(w, t);
@@ -691,7 +695,8 @@ uint64_t tqi_pool_timers(tq_worker *w)
 			}
 		}
 		tqi_node *it, *nx;
-		tqi_list_each(&w->queue, it, nx) {
+		tqi_list_each(&w->queue, it, nx)
+		{
 			wtask *t = tqi_container_of(it, wtask, qnode);
 			if (t->deadline_ms == 0)
 				continue;

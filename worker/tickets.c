@@ -7,7 +7,7 @@
 int tqi_tickets_map(tqi_tickets *b, uint32_t n)
 {
 	void *p = mmap(NULL, (size_t)n * sizeof(uint32_t), PROT_READ | PROT_WRITE,
-		       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	b->v = p; /* zero-filled: every ticket FREE */

@@ -45,7 +45,7 @@ static inline void tqi_ticket_set(tqi_tickets *b, uint32_t i, uint32_t state)
 static inline bool tqi_ticket_move(tqi_tickets *b, uint32_t i, uint32_t from, uint32_t to)
 {
 	return __atomic_compare_exchange_n(&b->v[i], &from, to, false, __ATOMIC_SEQ_CST,
-					   __ATOMIC_SEQ_CST);
+	                                   __ATOMIC_SEQ_CST);
 }
 
 #endif

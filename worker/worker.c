@@ -143,7 +143,7 @@ static void adjust_capacity(tq_worker *w)
 	uint32_t step = have / 4 ? have / 4 : 1;
 	if (want + step > have && want < have + step)
 		return;
-	tqi_env e = {.cmd = TQI_CAPACITY, .capacity = want};
+	tqi_env e = { .cmd = TQI_CAPACITY, .capacity = want };
 	if (send_env(w, &e, NULL) == 0) {
 		tqi_debug("capacity %u -> %u (tasks take %.0f us)", have, want, w->service_us);
 		w->capacity_sent = want;
@@ -260,7 +260,7 @@ static void on_cancel(tq_worker *w, const tqi_env *e)
 	if (n == NULL)
 		return; /* finished already: its DONE is on the way */
 	tqi_pool_stop_task(w, tqi_container_of(n, wtask, hnode), TQ_ECANCELLED,
-			   "cancelled before it started", e->grace_ms);
+	                   "cancelled before it started", e->grace_ms);
 }
 
 static void on_message(tq_worker *w, tqi_frames *f)
@@ -403,11 +403,11 @@ static tq_err serve(tq_worker *w)
 		w->now = tqi_now_ms();
 		tqi_pool_schedule(w);
 		int n = 0;
-		items[n++] = (zmq_pollitem_t){NULL, w->zygote.fd, ZMQ_POLLIN, 0};
+		items[n++] = (zmq_pollitem_t){ NULL, w->zygote.fd, ZMQ_POLLIN, 0 };
 		int sock_at = -1;
 		if (w->sock != NULL) {
 			sock_at = n;
-			items[n++] = (zmq_pollitem_t){w->sock, 0, ZMQ_POLLIN, 0};
+			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
 		}
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);

@@ -82,7 +82,7 @@ static int send_msg(int fd, const zmsg *m, int pass_fd)
 }
 
 static void spawn(int ctl, uint32_t slot, const tqi_registry *reg, const char *name,
-		  tqi_tickets *tickets)
+                  tqi_tickets *tickets)
 {
 	int sv[2];
 	zmsg m = { TQI_ZY_SPAWNED, slot, -1, 0 };
@@ -170,7 +170,7 @@ static void zygote_main(int ctl, const tqi_registry *reg, const char *name, tqi_
 }
 
 int tqi_zygote_start(tqi_zygote *z, const tqi_registry *reg, const char *worker_name,
-		     tqi_tickets *tickets)
+                     tqi_tickets *tickets)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)

@@ -37,7 +37,7 @@ typedef struct {
 
 /* Forks the zygote.  Returns 0, or -1 with errno set. */
 int tqi_zygote_start(tqi_zygote *z, const tqi_registry *reg, const char *worker_name,
-		     tqi_tickets *tickets);
+                     tqi_tickets *tickets);
 
 /* Asks for an executor for slot; the answer is a SPAWNED event.  0 or -1. */
 int tqi_zygote_spawn(tqi_zygote *z, uint32_t slot);

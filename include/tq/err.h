@@ -46,7 +46,7 @@ extern "C" {
 	X(ETOOBIG, 26, "message too large")                                  \
 	X(EEXIST, 27, "task reference already in use")                       \
 	X(ESHUTDOWN, 28, "shutting down")                                    \
-	X(ESYS, 29, "system call failed")                                      \
+	X(ESYS, 29, "system call failed")                                    \
 	X(EEND, 30, "no more items")
 
 typedef enum {

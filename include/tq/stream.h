@@ -51,27 +51,27 @@ typedef struct {
 	/* Tasks running at once; 0: the slots (concurrency) of the workers that
 	 * offer the function now, as the broker reports them. */
 	unsigned max_concurrency;
-	bool unordered;      /* yield items as they finish, not in input order */
-	int64_t timeout_ms;  /* per task, from its submission; 0: 5000; TQ_INFINITY */
+	bool unordered;     /* yield items as they finish, not in input order */
+	int64_t timeout_ms; /* per task, from its submission; 0: 5000; TQ_INFINITY */
 	tq_on_timeout on_timeout;
-	unsigned retries;    /* per task, as tq_task_opts.retries */
+	unsigned retries; /* per task, as tq_task_opts.retries */
 } tq_stream_opts;
 
 /* One outcome.  Pointers stay valid until the next tq_stream_next. */
 typedef struct {
-	size_t index;           /* the input's position, from 0 */
-	tq_err outcome;         /* TQ_OK or the task's error */
-	const uint8_t *result;  /* msgpack, when outcome is TQ_OK */
+	size_t index;          /* the input's position, from 0 */
+	tq_err outcome;        /* TQ_OK or the task's error */
+	const uint8_t *result; /* msgpack, when outcome is TQ_OK */
 	size_t len;
-	const char *error;      /* the explanation, "" on success */
-	const char *worker;     /* who ran it, "" if none did */
+	const char *error;  /* the explanation, "" on success */
+	const char *worker; /* who ran it, "" if none did */
 } tq_stream_item;
 
 /* Starts mapping fn over the inputs that `input` produces.  Nothing is
  * submitted until the first tq_stream_next.  opts may be NULL.  Returns
  * TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's thread. */
 TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input,
-					void *arg, const tq_stream_opts *opts, tq_stream **out);
+                                        void *arg, const tq_stream_opts *opts, tq_stream **out);
 
 /* Waits for the next item.  TQ_OK: *item holds it.  TQ_EEND: every input
  * has been yielded.  Any other error fails the stream: a task timed out

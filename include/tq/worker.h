@@ -59,9 +59,9 @@ typedef tq_err (*tq_handler)(tq_reader *args, tq_buf *reply, tq_ctx *ctx);
 #define TQ_PREFETCH_NONE 0xffffffffu
 
 typedef struct {
-	const char *broker;    /* worker endpoint; NULL: $TQ_BROKER, else tcp://127.0.0.1:5556 */
-	const char *name;      /* shown in logs, stats and results; NULL: host:pid */
-	unsigned concurrency;  /* tasks run at once; 0: the number of cores */
+	const char *broker;   /* worker endpoint; NULL: $TQ_BROKER, else tcp://127.0.0.1:5556 */
+	const char *name;     /* shown in logs, stats and results; NULL: host:pid */
+	unsigned concurrency; /* tasks run at once; 0: the number of cores */
 	/* Tasks held beyond concurrency, to hide latency.  0: automatic -
 	 * as many as take about 2 ms to run by the times measured so far, at
 	 * most 32 per executor (so long tasks get none, and no task waits long
@@ -120,7 +120,8 @@ TQ_EXPORT const char *tq_ctx_worker(const tq_ctx *ctx);
 #if defined(__GNUC__)
 __attribute__((visibility("default")))
 #endif
-tq_err tq_plugin_init(tq_worker *w);
+tq_err
+tq_plugin_init(tq_worker *w);
 
 #ifdef __cplusplus
 }

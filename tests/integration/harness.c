@@ -32,7 +32,7 @@ bool th_file_exists(void *arg)
 
 static void pause_ms(int ms)
 {
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 	nanosleep(&ts, NULL);
 }
 
@@ -173,7 +173,7 @@ static bool log_contains(void *arg)
 
 bool th_log_has(th_proc *p, const char *text, int timeout_ms)
 {
-	log_wait lw = {p, text};
+	log_wait lw = { p, text };
 	return th_wait_for(log_contains, &lw, timeout_ms);
 }
 
@@ -192,7 +192,8 @@ static const char **build_argv(const char *const *fixed, const char *const *extr
 
 static th_proc *start_broker(th_env *e, const char *cep, const char *wep, const char *const *args)
 {
-	const char *fixed[] = {TQ_BROKER_BIN, "--clients", cep, "--workers", wep, "--grace", "500", NULL};
+	const char *fixed[] = { TQ_BROKER_BIN, "--clients", cep,   "--workers",
+		                wep,           "--grace",   "500", NULL };
 	th_proc *p = th_spawn(e, "broker", build_argv(fixed, args));
 	if (p == NULL || !th_log_has(p, "listening clients=", 5000))
 		return NULL;
@@ -230,8 +231,8 @@ th_proc *th_broker_again(th_env *e, const char *const *args)
 
 th_proc *th_worker(th_env *e, const char *name, const char *const *args)
 {
-	const char *fixed[] = {TQ_WORKER_BIN, "--broker", e->worker_ep, "--name", name,
-			       "--plugin", e->plugin, NULL};
+	const char *fixed[] = { TQ_WORKER_BIN, "--broker", e->worker_ep, "--name",
+		                name,          "--plugin", e->plugin,    NULL };
 	th_proc *p = th_spawn(e, name, build_argv(fixed, args));
 	if (p == NULL || !th_log_has(p, "registered with broker", 10000))
 		return NULL;
@@ -268,7 +269,7 @@ int th_run(th_env *e, const char *const *argv, int timeout_ms, char **out, char 
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	th_proc p = {.pid = pid};
+	th_proc p = { .pid = pid };
 	int status = th_wait_exit(&p, timeout_ms);
 	if (status < 0) {
 		kill(pid, SIGKILL);
@@ -310,7 +311,7 @@ int th_wait_exit(th_proc *p, int timeout_ms)
 
 tq_client *th_client(th_env *e, int broker_timeout_ms)
 {
-	tq_client_opts o = {.broker = e->client_ep, .broker_timeout_ms = broker_timeout_ms};
+	tq_client_opts o = { .broker = e->client_ep, .broker_timeout_ms = broker_timeout_ms };
 	tq_client *c = NULL;
 	if (tq_client_new(&c, &o) != TQ_OK)
 		return NULL;
@@ -337,19 +338,22 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 		tq_reader r;
 		tq_reader_init(&r, data, len);
 		if (strncmp(what, "counters.", 9) == 0) {
-			if (tq_read_find(&r, "counters", &r) == TQ_OK && tq_read_find(&r, what + 9, &r) == TQ_OK &&
+			if (tq_read_find(&r, "counters", &r) == TQ_OK &&
+			    tq_read_find(&r, what + 9, &r) == TQ_OK &&
 			    tq_read_uint(&r, out) == TQ_OK)
 				rc = 0;
 		} else if (strcmp(what, "load") == 0 || strcmp(what, "capacity") == 0) {
 			/* the tasks held (or that may be held) by all workers together */
 			uint32_t n;
 			*out = 0;
-			if (tq_read_find(&r, "workers", &r) == TQ_OK && tq_read_array(&r, &n) == TQ_OK) {
+			if (tq_read_find(&r, "workers", &r) == TQ_OK &&
+			    tq_read_array(&r, &n) == TQ_OK) {
 				rc = 0;
 				for (uint32_t i = 0; i < n && rc == 0; i++) {
 					tq_reader w = r;
 					uint64_t load;
-					if (tq_read_find(&w, what, &w) == TQ_OK && tq_read_uint(&w, &load) == TQ_OK)
+					if (tq_read_find(&w, what, &w) == TQ_OK &&
+					    tq_read_uint(&w, &load) == TQ_OK)
 						*out += load;
 					else
 						rc = -1;
@@ -359,7 +363,8 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 			}
 		} else if (strcmp(what, "workers") == 0) {
 			uint32_t n;
-			if (tq_read_find(&r, "workers", &r) == TQ_OK && tq_read_array(&r, &n) == TQ_OK) {
+			if (tq_read_find(&r, "workers", &r) == TQ_OK &&
+			    tq_read_array(&r, &n) == TQ_OK) {
 				*out = n;
 				rc = 0;
 			}
@@ -386,10 +391,10 @@ static bool stat_ok(void *arg)
 
 bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms)
 {
-	stat_wait sw = {e, what, want, 0};
+	stat_wait sw = { e, what, want, 0 };
 	bool ok = th_wait_for(stat_ok, &sw, timeout_ms);
 	if (!ok)
 		fprintf(stderr, "stat %s stayed at %llu, wanted %llu\n", what,
-			(unsigned long long)sw.last, (unsigned long long)want);
+		        (unsigned long long)sw.last, (unsigned long long)want);
 	return ok;
 }

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const char *const one[] = {"--concurrency", "1", NULL};
+static const char *const one[] = { "--concurrency", "1", NULL };
 
 /* Submits `mark PATH ms` and waits until it runs. */
 static tq_task *running_task(th_env *e, tq_client *c, const char *tag, int ms, unsigned retries)
@@ -28,7 +28,7 @@ static tq_task *running_task(th_env *e, tq_client *c, const char *tag, int ms, u
 	snprintf(fw.path, sizeof fw.path, "%s/%s", e->dir, tag);
 	char args[640];
 	snprintf(args, sizeof args, "[\"%s\", %d]", fw.path, ms);
-	tq_task_opts o = {.retries = retries};
+	tq_task_opts o = { .retries = retries };
 	tq_task *t = th_async(c, "mark", args, &o);
 	assert_non_null(t);
 	assert_true(th_wait_for(th_file_exists, &fw, 5000));
@@ -93,14 +93,16 @@ static void test_frozen_worker_is_replaced_and_its_late_result_fenced(void **sta
 	/* A frozen worker is told apart from a dead one in the broker's log. */
 	assert_true(th_log_has(e->broker, "worker w1 (", 100));
 	assert_true(th_log_has(e->broker, "lost: missed heartbeats", 2000));
-	printf("frozen worker replaced; result after %llu ms\n", (unsigned long long)(th_now_ms() - t0));
+	printf("frozen worker replaced; result after %llu ms\n",
+	       (unsigned long long)(th_now_ms() - t0));
 	th_signal(w1, SIGCONT);
 	/* w1's late result for attempt 1 reaches the broker and is fenced. */
 	assert_true(th_stat_reaches(e, "counters.fenced", 1, 5000));
 	/* Exactly one result reached the client. */
 	assert_int_equal(tq_client_strays(c), 0);
 	/* w1 rejoins and serves again. */
-	assert_true(th_log_has(w1, "told to reconnect", 5000) || th_log_has(w1, "broker lost", 100));
+	assert_true(th_log_has(w1, "told to reconnect", 5000) ||
+	            th_log_has(w1, "broker lost", 100));
 	assert_true(th_stat_reaches(e, "workers", 2, 5000));
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
@@ -114,7 +116,7 @@ static void test_queued_task_with_no_worker_left_times_out_at_its_deadline(void 
 	assert_non_null(w1);
 	tq_client *c = th_client(e, 0);
 	tq_task *busy = running_task(e, c, "d1", 20000, 0);
-	tq_task_opts o = {.timeout_ms = 1500};
+	tq_task_opts o = { .timeout_ms = 1500 };
 	uint64_t t0 = th_now_ms();
 	tq_task *queued = th_async(c, "sleep", "[10]", &o);
 	th_signal(w1, SIGKILL);
@@ -138,17 +140,17 @@ static void test_killed_client_tasks_are_cancelled_but_started_ones_run_on(void 
 	snprintf(run.path, sizeof run.path, "%s/owned", e->dir);
 	snprintf(done.path, sizeof done.path, "%s/started", e->dir);
 	/* The owner is a `tq call` process: one running task, one queued. */
-	const char *call1[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
-			       "mark", run.path, "20000", NULL};
+	const char *call1[] = { TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout",
+		                "60000",    "mark", run.path,   "20000",      NULL };
 	th_proc *owner = th_spawn(e, "owner", call1);
 	assert_true(th_wait_for(th_file_exists, &run, 5000));
-	const char *call2[] = {TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout", "60000",
-			       "sleep", "20000", NULL};
+	const char *call2[] = { TQ_CLI_BIN, "call",  "--broker", e->client_ep, "--timeout",
+		                "60000",    "sleep", "20000",    NULL };
 	th_proc *owner2 = th_spawn(e, "owner2", call2);
 	assert_true(th_stat_reaches(e, "tasks", 2, 5000));
 	/* A fire-and-forget task from a third client that then exits. */
-	const char *start[] = {TQ_CLI_BIN, "start", "--broker", e->client_ep, "touch", done.path,
-			       "0", NULL};
+	const char *start[] = { TQ_CLI_BIN, "start",   "--broker", e->client_ep,
+		                "touch",    done.path, "0",        NULL };
 	th_proc *starter = th_spawn(e, "starter", start);
 	assert_int_equal(th_wait_exit(starter, 5000), 0);
 	th_signal(owner, SIGKILL);
@@ -170,7 +172,7 @@ static void test_broker_killed_and_restarted_under_load(void **state)
 {
 	th_env *e = *state;
 	enum { N = 40 };
-	static const char *const opts[] = {"--concurrency", "2", NULL};
+	static const char *const opts[] = { "--concurrency", "2", NULL };
 	assert_non_null(th_broker(e, NULL));
 	th_proc *w1 = th_worker(e, "w1", opts);
 	th_proc *w2 = th_worker(e, "w2", opts);
@@ -179,7 +181,7 @@ static void test_broker_killed_and_restarted_under_load(void **state)
 	tq_client *c = th_client(e, 1500);
 	tq_task *ts[N];
 	for (int i = 0; i < N; i++) {
-		tq_task_opts o = {.retries = i % 2 ? 3 : 0};
+		tq_task_opts o = { .retries = i % 2 ? 3 : 0 };
 		ts[i] = th_async(c, "sleep", "[300]", &o);
 		assert_non_null(ts[i]);
 	}
@@ -286,22 +288,27 @@ static void test_worker_drains_on_sigterm(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_killed_worker_retryable_task_completes_elsewhere,
-						th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_killed_worker_fails_a_plain_task_within_the_bound,
-						th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_frozen_worker_is_replaced_and_its_late_result_fenced,
-						th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_queued_task_with_no_worker_left_times_out_at_its_deadline, th_setup, th_teardown),
+		    test_killed_worker_retryable_task_completes_elsewhere, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(
-			test_killed_client_tasks_are_cancelled_but_started_ones_run_on, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_broker_killed_and_restarted_under_load, th_setup,
-						th_teardown),
-		cmocka_unit_test_setup_teardown(test_broker_gone_for_good_fails_tasks_without_hanging,
-						th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_broker_stops_gracefully, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_worker_drains_on_sigterm, th_setup, th_teardown),
+		    test_killed_worker_fails_a_plain_task_within_the_bound, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_frozen_worker_is_replaced_and_its_late_result_fenced, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_queued_task_with_no_worker_left_times_out_at_its_deadline, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_killed_client_tasks_are_cancelled_but_started_ones_run_on, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_killed_and_restarted_under_load,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_broker_gone_for_good_fails_tasks_without_hanging, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_stops_gracefully, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_worker_drains_on_sigterm, th_setup,
+		                                th_teardown),
 	};
 	return cmocka_run_group_tests_name("failures", tests, NULL, NULL);
 }

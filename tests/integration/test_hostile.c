@@ -52,7 +52,7 @@ static void raw_send(raw_peer *p, int nframes, ...)
  * and, for ERROR, the code (msgpack positive fixint at byte 5). */
 static int raw_reply(raw_peer *p, int *cmd, int *code)
 {
-	zmq_pollitem_t it = {p->sock, 0, ZMQ_POLLIN, 0};
+	zmq_pollitem_t it = { p->sock, 0, ZMQ_POLLIN, 0 };
 	if (zmq_poll(&it, 1, 3000) <= 0)
 		return -1;
 	uint8_t buf[512];
@@ -162,7 +162,7 @@ static void test_garbage_on_the_worker_endpoint(void **state)
 static void test_oversized_and_unknown_session(void **state)
 {
 	th_env *e = *state;
-	static const char *const small[] = {"--max-payload", "1024", NULL};
+	static const char *const small[] = { "--max-payload", "1024", NULL };
 	assert_non_null(th_broker(e, small));
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
@@ -173,7 +173,8 @@ static void test_oversized_and_unknown_session(void **state)
 	tq_pack_array(b, 1);
 	tq_pack_strn(b, big, sizeof big);
 	tq_task *t;
-	assert_int_equal(tq_client_async(c, "echo", tq_buf_data(b), tq_buf_size(b), NULL, &t), TQ_OK);
+	assert_int_equal(tq_client_async(c, "echo", tq_buf_data(b), tq_buf_size(b), NULL, &t),
+	                 TQ_OK);
 	assert_int_equal(tq_task_await(t, 5000), TQ_ETOOBIG);
 	tq_task_destroy(&t);
 	tq_buf_destroy(&b);
@@ -184,7 +185,11 @@ static void test_oversized_and_unknown_session(void **state)
 	raw_open(&p, e->client_ep);
 	uint8_t sub[64] = "TQ\x01\x03\x96\x01\xc4\x10";
 	memset(sub + 8, 0xcd, 16);
-	memcpy(sub + 24, "\xa6" "double" "\x00\x00\x00", 10);
+	memcpy(sub + 24,
+	       "\xa6"
+	       "double"
+	       "\x00\x00\x00",
+	       10);
 	raw_send(&p, 2, sub, (size_t)34, "\x91\x01", (size_t)2);
 	int cmd = -1, code = -1;
 	assert_int_equal(raw_reply(&p, &cmd, &code), 0);
@@ -201,9 +206,12 @@ static void test_oversized_and_unknown_session(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_garbage_on_the_client_endpoint, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_garbage_on_the_worker_endpoint, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_oversized_and_unknown_session, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_on_the_client_endpoint, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_on_the_worker_endpoint, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_oversized_and_unknown_session, th_setup,
+		                                th_teardown),
 	};
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 }

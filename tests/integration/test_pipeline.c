@@ -45,7 +45,7 @@ static uint64_t span_end(tq_task *t)
 static void test_cancelled_waiting_task_never_runs(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
@@ -71,7 +71,7 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 static void test_idle_executor_takes_waiting_tasks(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "2", "--prefetch", "8", NULL};
+	static const char *const opts[] = { "--concurrency", "2", "--prefetch", "8", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
@@ -95,14 +95,14 @@ static void test_idle_executor_takes_waiting_tasks(void **state)
 static void test_waiting_task_expires_at_its_deadline(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
 	th_path first, second;
 	tq_task *a = mark(e, c, &first, "a", 1500);
 	assert_true(th_wait_for(th_file_exists, &first, 5000));
-	tq_task_opts o = {.timeout_ms = 300};
+	tq_task_opts o = { .timeout_ms = 300 };
 	snprintf(second.path, sizeof second.path, "%s/late", e->dir);
 	char args[640];
 	snprintf(args, sizeof args, "[\"%s\", 0]", second.path);
@@ -118,7 +118,7 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
@@ -144,7 +144,7 @@ static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 static void test_stopping_at_once_answers_every_held_task(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "1", "--prefetch", "4", NULL};
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
 	assert_non_null(th_broker(e, NULL));
 	th_proc *w = th_worker(e, "w1", opts);
 	assert_non_null(w);
@@ -182,7 +182,7 @@ static bool capacity_down(void *arg)
 static void test_automatic_prefetch_follows_task_times(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "1", NULL};
+	static const char *const opts[] = { "--concurrency", "1", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
@@ -206,7 +206,7 @@ static void test_automatic_prefetch_follows_task_times(void **state)
 		assert_int_equal(tq_task_await(t, 5000), TQ_OK);
 		tq_task_destroy(&t);
 	}
-	cap_wait cw = {e, 1};
+	cap_wait cw = { e, 1 };
 	assert_true(th_wait_for(capacity_down, &cw, 3000));
 	tq_client_destroy(&c);
 }
@@ -215,17 +215,17 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cancelled_waiting_task_never_runs, th_setup,
-						th_teardown),
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_idle_executor_takes_waiting_tasks, th_setup,
-						th_teardown),
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_task_expires_at_its_deadline, th_setup,
-						th_teardown),
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
-						th_teardown),
-		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times, th_setup,
-						th_teardown),
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_stopping_at_once_answers_every_held_task,
-						th_setup, th_teardown),
+		                                th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
 }

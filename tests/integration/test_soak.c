@@ -20,7 +20,7 @@ enum { N = 20000, WINDOW = 600, WORKERS = 3 };
 static void test_soak_with_a_worker_killed_every_second(void **state)
 {
 	th_env *e = *state;
-	static const char *const opts[] = {"--concurrency", "2", NULL};
+	static const char *const opts[] = { "--concurrency", "2", NULL };
 	assert_non_null(th_broker(e, NULL));
 	th_proc *w[WORKERS];
 	int generation = 0;
@@ -37,14 +37,14 @@ static void test_soak_with_a_worker_killed_every_second(void **state)
 	assert_non_null(out);
 	int next = 0, done = 0, kills = 0;
 	uint64_t next_kill = th_now_ms() + 1000, t0 = th_now_ms();
-	int counts[32] = {0};
+	int counts[32] = { 0 };
 	while (done < N) {
 		while (next < N && next - done < WINDOW) {
 			char args[16];
 			/* A few ms of work so that the run spans many kills. */
 			/* Most may run twice; every tenth may not, and then
 			 * ends with the worker's loss. */
-			tq_task_opts o = {.retries = next % 10 == 0 ? 0 : 5};
+			tq_task_opts o = { .retries = next % 10 == 0 ? 0 : 5 };
 			snprintf(args, sizeof args, "[%d]", next % 7 == 0 ? 5 : 1);
 			ts[next] = th_async(c, "sleep", args, &o);
 			assert_non_null(ts[next]);
@@ -103,8 +103,8 @@ static void test_soak_with_a_worker_killed_every_second(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_soak_with_a_worker_killed_every_second, th_setup,
-						th_teardown),
+		cmocka_unit_test_setup_teardown(test_soak_with_a_worker_killed_every_second,
+		                                th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("soak", tests, NULL, NULL);
 }

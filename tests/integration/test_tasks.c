@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *const one[] = {"--concurrency", "1", NULL};
+static const char *const one[] = { "--concurrency", "1", NULL };
 
 static int64_t result_int(tq_task *t)
 {
@@ -57,7 +57,7 @@ static void test_two_sleeps_run_in_parallel(void **state)
 	uint64_t t0 = th_now_ms();
 	tq_task *a = th_async(c, "span", "[1000]", NULL);
 	tq_task *b = th_async(c, "span", "[1000]", NULL);
-	tq_task *both[] = {a, b};
+	tq_task *both[] = { a, b };
 	assert_int_equal(tq_await_many(both, 2, 5000, NULL), TQ_OK);
 	uint64_t elapsed = th_now_ms() - t0;
 	uint64_t s1, e1, s2, e2;
@@ -144,8 +144,9 @@ static void test_await_many_names_the_failure(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
-	tq_task *ts[3] = {th_async(c, "double", "[1]", NULL), th_async(c, "fail", "[\"nope\"]", NULL),
-			  th_async(c, "sleep", "[3000]", NULL)};
+	tq_task *ts[3] = { th_async(c, "double", "[1]", NULL),
+		           th_async(c, "fail", "[\"nope\"]", NULL),
+		           th_async(c, "sleep", "[3000]", NULL) };
 	size_t failed = 99;
 	assert_int_equal(tq_await_many(ts, 3, 5000, &failed), TQ_EFAILED);
 	assert_int_equal(failed, 1);
@@ -200,8 +201,8 @@ static void test_yield_many(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
-	tq_task *ts[3] = {th_async(c, "double", "[1]", NULL), th_async(c, "sleep", "[1500]", NULL),
-			  th_async(c, "fail", "[\"no\"]", NULL)};
+	tq_task *ts[3] = { th_async(c, "double", "[1]", NULL), th_async(c, "sleep", "[1500]", NULL),
+		           th_async(c, "fail", "[\"no\"]", NULL) };
 	tq_err out[3];
 	assert_int_equal(tq_yield_many(ts, 3, 700, out), TQ_OK);
 	assert_int_equal(out[0], TQ_OK);
@@ -221,7 +222,7 @@ static void test_kept_task_runs_on_and_its_late_result_is_a_stray(void **state)
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
-	tq_task_opts keep = {.keep_on_timeout = true};
+	tq_task_opts keep = { .keep_on_timeout = true };
 	tq_task *t = th_async(c, "sleep", "[600]", &keep);
 	assert_int_equal(tq_task_await(t, 100), TQ_ETIMEDOUT);
 	/* Not cancelled: it completes on the worker, and its result, which
@@ -367,7 +368,7 @@ static void test_no_worker_is_named(void **state)
 	assert_non_null(strstr(tq_task_error(t), "no worker offers 'nosuch'"));
 	tq_task_destroy(&t);
 	/* With a deadline of its own, the broker says so too. */
-	tq_task_opts o = {.timeout_ms = 200};
+	tq_task_opts o = { .timeout_ms = 200 };
 	t = th_async(c, "nosuch", "[]", &o);
 	assert_int_equal(tq_task_await(t, 5000), TQ_ENOWORKER);
 	tq_task_destroy(&t);
@@ -397,7 +398,7 @@ static void test_ten_thousand_tasks_none_lost_or_duplicated(void **state)
 {
 	th_env *e = *state;
 	enum { N = 10000 };
-	static const char *const opts[] = {"--concurrency", "2", "--prefetch", "16", NULL};
+	static const char *const opts[] = { "--concurrency", "2", "--prefetch", "16", NULL };
 	assert_non_null(th_broker(e, NULL));
 	assert_non_null(th_worker(e, "w1", opts));
 	assert_non_null(th_worker(e, "w2", opts));
@@ -412,7 +413,7 @@ static void test_ten_thousand_tasks_none_lost_or_duplicated(void **state)
 		assert_non_null(ts[i]);
 	}
 	assert_int_equal(tq_await_many(ts, N, 60000, NULL), TQ_OK);
-	int per_worker[3] = {0};
+	int per_worker[3] = { 0 };
 	for (int i = 0; i < N; i++) {
 		assert_int_equal(result_int(ts[i]), 2 * i);
 		const char *w = tq_task_worker(ts[i]);
@@ -451,7 +452,7 @@ static void test_infinity_and_refs(void **state)
 	tq_task_destroy(&b);
 	/* Bad arguments never reach the broker. */
 	tq_task *t = NULL;
-	static const uint8_t bad[] = {0x92, 0x01}; /* an array of 2 with 1 item */
+	static const uint8_t bad[] = { 0x92, 0x01 }; /* an array of 2 with 1 item */
 	assert_int_equal(tq_client_async(c, "echo", bad, sizeof bad, NULL, &t), TQ_EINVAL);
 	assert_int_equal(tq_client_async_json(c, "echo", "[1,", NULL, &t), TQ_EINVAL);
 	assert_int_equal(tq_client_async_json(c, "", "[]", NULL, &t), TQ_EINVAL);
@@ -462,29 +463,34 @@ static void test_infinity_and_refs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_two_sleeps_run_in_parallel, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_two_sleeps_run_in_parallel, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_await_many_doubles, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_await_many_names_the_failure, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_await_many_names_the_failure, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_start_returns_before_the_task_runs, th_setup,
-						th_teardown),
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_yield_then_await, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_yield_many, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_kept_task_runs_on_and_its_late_result_is_a_stray,
-						th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_of_a_queued_task, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_kills_a_running_task, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_shutdown_returns_a_result_that_arrived, th_setup,
-						th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_kept_task_runs_on_and_its_late_result_is_a_stray, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_of_a_queued_task, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_kills_a_running_task, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_shutdown_returns_a_result_that_arrived,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_crashing_handler_costs_only_its_task, th_setup,
-						th_teardown),
-		cmocka_unit_test_setup_teardown(test_failure_carries_the_reason, th_setup, th_teardown),
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_failure_carries_the_reason, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_no_worker_is_named, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_ignored_task_runs_on, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_infinity_and_refs, th_setup, th_teardown),
-		cmocka_unit_test_setup_teardown(test_ten_thousand_tasks_none_lost_or_duplicated, th_setup,
-						th_teardown),
+		cmocka_unit_test_setup_teardown(test_ten_thousand_tasks_none_lost_or_duplicated,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_default_timeout_cancels_the_task, th_setup,
-						th_teardown),
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_await_7000_succeeds, th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("tasks", tests, NULL, NULL);

@@ -25,7 +25,7 @@ typedef struct {
 static void *run(void *arg)
 {
 	job *j = arg;
-	tq_client_opts o = {.broker = j->ep};
+	tq_client_opts o = { .broker = j->ep };
 	tq_client *c;
 	if (tq_client_new(&c, &o) != TQ_OK)
 		return NULL;
@@ -55,7 +55,7 @@ static void test_one_client_per_thread(void **state)
 	pthread_t th[THREADS];
 	job jobs[THREADS];
 	for (int i = 0; i < THREADS; i++) {
-		jobs[i] = (job){e->client_ep, i, 0};
+		jobs[i] = (job){ e->client_ep, i, 0 };
 		assert_int_equal(pthread_create(&th[i], NULL, run, &jobs[i]), 0);
 	}
 	for (int i = 0; i < THREADS; i++) {
