@@ -87,7 +87,8 @@ typedef struct {
 	uint8_t f[6];
 } schema;
 
-/* clang-format off: one command a line reads best as a table */
+/* One command a line reads best as a table. */
+/* clang-format off */
 static const schema schemas[128] = {
 	/*                 name           payload routes                            fields */
 	[TQI_HELLO]       = {"HELLO",       0, 1, {ROUTE(C, B)},              3, {F_SESSION, F_NAME, F_MARK}},
