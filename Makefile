@@ -31,7 +31,7 @@ endef
 build:
 	@scripts/bootstrap.sh build
 	$(call configure,$(BUILD),)
-	cmake --build $(BUILD) -j$(JOBS)
+	cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 demo: build
 	$(BUILD)/cli/tq demo --local
@@ -39,27 +39,27 @@ demo: build
 test:
 	@scripts/bootstrap.sh test
 	$(call configure,$(BUILD),)
-	cmake --build $(BUILD) -j$(JOBS)
+	cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 	@scripts/compose-check.sh
 	cd $(BUILD) && ctest $(CTEST_FLAGS) $(shell scripts/compose-check.sh --ctest-args)
 
 sanitize:
 	@scripts/bootstrap.sh test
 	$(call configure,build-asan,-DTQ_SANITIZER=address,undefined -DTQ_BUILD_BENCH=OFF -DCMAKE_BUILD_TYPE=Debug)
-	cmake --build build-asan -j$(JOBS)
+	cmake --build build-asan -j$(JOBS) -- --no-print-directory
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 		ctest $(CTEST_FLAGS) -L 'unit|integration' -LE slow
 
 tsan:
 	@scripts/bootstrap.sh test
 	$(call configure,build-tsan,-DTQ_SANITIZER=thread -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Debug)
-	cmake --build build-tsan -j$(JOBS)
+	cmake --build build-tsan -j$(JOBS) -- --no-print-directory
 	cd build-tsan && ctest $(CTEST_FLAGS) -L tsan
 
 fuzz:
 	@scripts/bootstrap.sh test
 	CC=clang $(call configure,build-fuzz,-DTQ_BUILD_FUZZ=ON -DTQ_BUILD_TESTS=OFF -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF)
-	cmake --build build-fuzz -j$(JOBS)
+	cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 valgrind: build
@@ -78,7 +78,7 @@ BENCH_FLAGS ?=
 bench:
 	@scripts/bootstrap.sh bench
 	$(call configure,$(BUILD),)
-	cmake --build $(BUILD) -j$(JOBS)
+	cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 	$(BUILD)/bench/tq-bench $(if $(QUICK),--quick --json bench/out/results-quick.json,--json bench/results.json) $(BENCH_FLAGS)
 	@if command -v gnuplot >/dev/null; then \
 		gnuplot -e "data='bench/out'; dest='$(if $(QUICK),bench/out,bench)'" bench/plot.gp; fi

@@ -4,8 +4,8 @@
 #   scripts/bootstrap.sh [build|test|bench|all]
 #
 #   build  compiler, CMake, libzmq, msgpack-c, cmocka           (make, make demo)
-#   test   build + clang with libFuzzer, valgrind, and Python's zmq and
-#          msgpack for the protocol conformance test        (make test)
+#   test   build + clang with libFuzzer, clang-format, valgrind, and
+#          Python's zmq and msgpack for the conformance test (make test)
 #   bench  build + gearmand, libgearman, gnuplot                 (make bench)
 #   all    everything above
 #
@@ -16,7 +16,7 @@ set -eu
 
 profile=${1:-build}
 build="cmake make gcc pkg-config libzmq3-dev libmsgpack-dev libcmocka-dev"
-test_extra="clang libclang-rt-14-dev valgrind python3-zmq python3-msgpack"
+test_extra="clang libclang-rt-14-dev clang-format valgrind python3-zmq python3-msgpack"
 bench_extra="gearman-job-server libgearman-dev gnuplot-nox"
 
 case "$profile" in
