@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define TQB_PREFETCH_AUTO 0xffffffffu
 #include <sys/types.h>
 
 /* The systems compared side by side. */
@@ -34,7 +36,7 @@ typedef struct {
 	const char *json_path; /* NULL: no JSON */
 	const char *out_dir;   /* logs and plot data */
 	unsigned concurrency;  /* tq-worker --concurrency (its default: the cores) */
-	unsigned prefetch;     /* tq-worker --prefetch */
+	unsigned prefetch;     /* tq-worker --prefetch; TQB_PREFETCH_AUTO: its default */
 	unsigned liveness;     /* tq-broker and tq-worker --liveness; 0: theirs */
 	bool gearman;          /* false: --no-gearman */
 	bool tq_only;          /* --tq-only: neither floor nor Gearman (profiling) */

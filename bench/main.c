@@ -40,7 +40,7 @@ static void usage(FILE *out)
 	             "  --json PATH        write the figures to PATH\n"
 	             "  --out DIR          logs and plot data [" TQB_OUT_DIR "]\n"
 	             "  --concurrency N    tq-worker --concurrency [the cores]\n"
-	             "  --prefetch N       tq-worker --prefetch [64]\n"
+	             "  --prefetch N|auto  tq-worker --prefetch [auto, tq-worker's default]\n"
 	             "  --only LIST        sections: latency,throughput,scale,many,speedup\n"
 	             "  --no-gearman       leave Gearman out\n"
 	             "  --tq-only          only tq's side of each run (for profiling)\n"
@@ -355,7 +355,7 @@ int main(int argc, char **argv)
 	cfg.concurrency = cfg.ncpu;
 	/* Prefetch hides the broker round trip between a worker's tasks;
 	 * bench/README.md gives the figures with tq-worker's default (0) too. */
-	cfg.prefetch = 64;
+	cfg.prefetch = TQB_PREFETCH_AUTO;
 	static const struct option longs[] = { { "quick", no_argument, 0, 'q' },
 		                               { "json", required_argument, 0, 'j' },
 		                               { "out", required_argument, 0, 'o' },
@@ -387,8 +387,10 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'p':
-			cfg.prefetch = (unsigned)strtoul(optarg, NULL, 10);
-			if (cfg.prefetch > 65535) {
+			cfg.prefetch = strcmp(optarg, "auto") == 0
+			                   ? TQB_PREFETCH_AUTO
+			                   : (unsigned)strtoul(optarg, NULL, 10);
+			if (cfg.prefetch > 65535 && cfg.prefetch != TQB_PREFETCH_AUTO) {
 				fprintf(stderr, "tq-bench: --prefetch: 0..65535\n");
 				return 2;
 			}
@@ -431,8 +433,12 @@ int main(int argc, char **argv)
 	tqb_proc_init(cfg.quick ? 150 : 1800);
 
 	static tqb_results r; /* large: off the stack */
-	snprintf(r.tq_worker_opts, sizeof r.tq_worker_opts, "--concurrency %u --prefetch %u",
-	         cfg.concurrency, cfg.prefetch);
+	if (cfg.prefetch == TQB_PREFETCH_AUTO)
+		snprintf(r.tq_worker_opts, sizeof r.tq_worker_opts,
+		         "--concurrency %u --prefetch auto (the default)", cfg.concurrency);
+	else
+		snprintf(r.tq_worker_opts, sizeof r.tq_worker_opts,
+		         "--concurrency %u --prefetch %u", cfg.concurrency, cfg.prefetch);
 	r.gearman_built = tqb_gearman_built();
 	if (!r.gearman_built)
 		snprintf(r.gearman_why, sizeof r.gearman_why, "tq-bench built without libgearman");

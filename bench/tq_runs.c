@@ -111,7 +111,10 @@ static int start_worker(tqb_tq *t, const tqb_config *cfg)
 	char conc[16], pre[16], name[32], live[16];
 	snprintf(live, sizeof live, "%u", cfg->liveness ? cfg->liveness : 3);
 	snprintf(conc, sizeof conc, "%u", cfg->concurrency);
-	snprintf(pre, sizeof pre, "%u", cfg->prefetch);
+	if (cfg->prefetch == TQB_PREFETCH_AUTO)
+		snprintf(pre, sizeof pre, "auto");
+	else
+		snprintf(pre, sizeof pre, "%u", cfg->prefetch);
 	snprintf(name, sizeof name, "bench-w%u", t->nworkers);
 	const char *argv[] = { TQB_WORKER_PATH,
 		               "--broker",
@@ -172,7 +175,7 @@ int tqb_tq_start(tqb_tq **out, const tqb_config *cfg, unsigned workers)
 	if (t == NULL)
 		return -1;
 	t->broker.pid = -1;
-	t->capacity = cfg->concurrency + cfg->prefetch;
+	t->capacity = cfg->concurrency + (cfg->prefetch == TQB_PREFETCH_AUTO ? 0 : cfg->prefetch);
 	tq_client_opts o = { .name = "tq-bench" };
 	if (start_broker(t, cfg) != 0)
 		goto fail;
@@ -419,6 +422,9 @@ static int side_fill(scale_side *s, const tqb_config *cfg, size_t q, tqb_results
 	/* The worker is stopped between the timed parts: give it and the
 	 * broker 25 s of silence before either gives up on the other. */
 	patient.liveness = 100;
+	/* The plugs must fill a known capacity: a fixed prefetch here. */
+	if (patient.prefetch == TQB_PREFETCH_AUTO)
+		patient.prefetch = 64;
 	s->q = q;
 	if (tqb_tq_start(&s->t, &patient, 1) != 0)
 		return -1;
