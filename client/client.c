@@ -639,8 +639,27 @@ static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg
 	}
 }
 
+static bool never(tq_client *c, void *arg)
+{
+	(void)c;
+	(void)arg;
+	return false;
+}
+
+void tqi_read_ahead(tq_client *c)
+{
+	/* A burst of submissions reads what came back meanwhile every so
+	 * often, so the answers are processed while the broker works rather
+	 * than all at once after the burst. */
+	if (++c->since_read < 64)
+		return;
+	c->since_read = 0;
+	drain(c, never, NULL);
+}
+
 tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
 {
+	c->since_read = 0;
 	for (;;) {
 		if (done(c, arg))
 			return TQ_OK; /* it came while waiting for something else */

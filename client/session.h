@@ -107,6 +107,7 @@ struct tq_client {
 	bool stats_ready;
 
 	uint64_t strays, resubmitted;
+	unsigned since_read; /* submissions since the last read */
 };
 
 /* ---- client.c ---- */
@@ -131,6 +132,9 @@ void tqi_send_await_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t u
  * `until` (absolute ms; UINT64_MAX: no limit).  TQ_OK when done,
  * TQ_ETIMEDOUT otherwise. */
 tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg);
+/* Reads what has arrived without waiting, once every 64 calls: for bursts
+ * of submissions. */
+void tqi_read_ahead(tq_client *c);
 /* Ends t with an outcome (and an explanation, formatted by the caller). */
 void tqi_task_end(tq_task *t, tq_err outcome, const char *why);
 /* Takes t out of pending/waiting. */

@@ -89,6 +89,7 @@ tq_err tq_client_async(tq_client *c, const char *fn, const void *args, size_t le
 		return e;
 	}
 	*out = t;
+	tqi_read_ahead(c);
 	return TQ_OK;
 }
 
