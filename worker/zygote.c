@@ -66,6 +66,8 @@ static int send_msg(int fd, const zmsg *m, int pass_fd)
 		struct cmsghdr align;
 	} u;
 	if (pass_fd >= 0) {
+		/* The padding after the fd is sent too: no stack bytes leak. */
+		memset(&u, 0, sizeof u);
 		mh.msg_control = u.buf;
 		mh.msg_controllen = sizeof u.buf;
 		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
