@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MIN_SIZE = 16, STEP = 4 };
+enum { MIN_SIZE = TQI_HMAP_MIN_SIZE, STEP = 4 };
+
+_Static_assert((MIN_SIZE & (MIN_SIZE - 1)) == 0, "bucket counts are powers of two");
 
 void tqi_hmap_init(tqi_hmap *m, tqi_hmap_eq_fn eq)
 {

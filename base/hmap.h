@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Buckets of the smallest table, which lives inside the map (a power of
+ * two): a map never shrinks below it, and an empty map allocates nothing. */
+#define TQI_HMAP_MIN_SIZE 16
+
 typedef struct tqi_hnode {
 	struct tqi_hnode *next;
 	uint64_t hash;
@@ -28,9 +32,9 @@ typedef struct {
 	tqi_hnode **tab[2];
 	size_t size[2]; /* buckets; a power of two, or 0 */
 	size_t used[2];
-	size_t rehash_idx;    /* next bucket of tab[0] to move; valid while tab[1] */
-	int iterating;        /* inside tqi_hmap_foreach: no rehash, no resize */
-	tqi_hnode *small[16]; /* the first table: an insert never lacks one */
+	size_t rehash_idx;                   /* next bucket of tab[0] to move; valid while tab[1] */
+	int iterating;                       /* inside tqi_hmap_foreach: no rehash, no resize */
+	tqi_hnode *small[TQI_HMAP_MIN_SIZE]; /* the first table: an insert never lacks one */
 	tqi_hmap_eq_fn eq;
 	uint8_t key[16];
 } tqi_hmap;

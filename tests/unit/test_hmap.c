@@ -169,6 +169,19 @@ static void test_grow_and_shrink(void **state)
 	free(order);
 	assert_true(rehash_seen > 0);
 	assert_int_equal(tqi_hmap_count(&f->map), 0);
+
+	/* a few more operations finish the shrinking: back on the inline
+	 * table of TQI_HMAP_MIN_SIZE buckets, which is never freed */
+	for (int i = 0; i < 1000 && (rehashing(f) || f->map.size[0] > TQI_HMAP_MIN_SIZE); i++) {
+		insert(f, &f->items[0]);
+		remove_item(f, &f->items[0]);
+	}
+	assert_false(rehashing(f));
+	assert_int_equal(f->map.size[0], TQI_HMAP_MIN_SIZE);
+	assert_ptr_equal(f->map.tab[0], f->map.small);
+	assert_int_equal(sizeof f->map.small / sizeof f->map.small[0], TQI_HMAP_MIN_SIZE);
+	insert(f, &f->items[1]);
+	assert_ptr_equal(find(f, f->items[1].key), &f->items[1]);
 }
 
 /* Inserts and removes interleaved at random, so that growth and shrinkage
