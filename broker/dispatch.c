@@ -49,28 +49,25 @@ static bool has_room(const bworker *w)
 
 static bworker *least_loaded(bfunc *f)
 {
-	bworker *best = NULL;
+	boffer *best = NULL;
 	tqi_node *it, *nx;
 	tqi_list_each(&f->offers, it, nx)
 	{
-		bworker *w = tqi_container_of(it, boffer, fnode)->worker;
+		boffer *o = tqi_container_of(it, boffer, fnode);
+		bworker *w = o->worker;
 		if (!has_room(w))
 			continue;
 		/* Compare load as a fraction of concurrency, so a big worker
 		 * is not starved by small idle ones. */
-		if (best == NULL ||
-		    (uint64_t)w->load * best->concurrency < (uint64_t)best->load * w->concurrency)
-			best = w;
+		if (best == NULL || (uint64_t)w->load * best->worker->concurrency <
+		                        (uint64_t)best->worker->load * w->concurrency)
+			best = o;
 	}
-	if (best != NULL && f->offers.len > 1) {
-		/* Rotate so that equal loads take turns. */
-		for (uint32_t i = 0; i < best->noffers; i++)
-			if (best->offers[i].fn == f) {
-				tqi_list_move_back(&f->offers, &best->offers[i].fnode);
-				break;
-			}
-	}
-	return best;
+	if (best == NULL)
+		return NULL;
+	/* Rotate so that equal loads take turns. */
+	tqi_list_move_back(&f->offers, &best->fnode);
+	return best->worker;
 }
 
 static void assign(tqi_broker *b, btask *t, bworker *w)
