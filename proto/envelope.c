@@ -135,15 +135,18 @@ bool tqi_cmd_has_payload(uint8_t cmd)
 	return s != NULL && s->payload;
 }
 
+static bool has_route(const schema *s, int route)
+{
+	for (int i = 0; i < s->nroutes; i++)
+		if (s->routes[i] == route)
+			return true;
+	return false;
+}
+
 bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to)
 {
 	const schema *s = lookup(cmd);
-	if (s == NULL)
-		return false;
-	for (int i = 0; i < s->nroutes; i++)
-		if (s->routes[i] == ROUTE(from, to))
-			return true;
-	return false;
+	return s != NULL && has_route(s, ROUTE(from, to));
 }
 
 /* ---- decoding --------------------------------------------------------- */
@@ -319,7 +322,11 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
 	return TQ_ETYPE;
 }
 
-tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen)
+/* The decoder behind both entry points: the header, then the route (when
+ * `route` is ROUTE(from, to); 0 checks none), then the body.  A misrouted
+ * command is refused before its body is read. */
+static tq_err decode(const uint8_t *buf, size_t len, int route, tqi_env *e, char *why,
+                     size_t whylen)
 {
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
@@ -341,6 +348,11 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
 		char c[32];
 		snprintf(c, sizeof c, "unknown command 0x%02x", buf[3]);
 		return fail(TQ_ECOMMAND, why, whylen, "", "", c);
+	}
+	if (route != 0 && !has_route(s, route)) {
+		char d[64];
+		snprintf(d, sizeof d, "%s is not allowed on this route", s->name);
+		return fail(TQ_ECOMMAND, why, whylen, "", "", d);
 	}
 	e->cmd = buf[3];
 	tq_reader r;
@@ -365,17 +377,15 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
 	return TQ_OK;
 }
 
+tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen)
+{
+	return decode(buf, len, 0, e, why, whylen);
+}
+
 tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
                            char *why, size_t whylen)
 {
-	if (len >= TQI_HDR_LEN && buf[0] == TQI_MAGIC0 && buf[1] == TQI_MAGIC1 &&
-	    buf[2] == TQI_VERSION && lookup(buf[3]) != NULL && !tqi_cmd_allowed(buf[3], from, to)) {
-		memset(e, 0, sizeof *e);
-		char d[64];
-		snprintf(d, sizeof d, "%s is not allowed on this route", lookup(buf[3])->name);
-		return fail(TQ_ECOMMAND, why, whylen, "", "", d);
-	}
-	return tqi_env_decode(buf, len, e, why, whylen);
+	return decode(buf, len, ROUTE(from, to), e, why, whylen);
 }
 
 /* ---- encoding --------------------------------------------------------- */
