@@ -86,24 +86,29 @@ void tqi_log(tqi_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ...)
+bool tqi_ratelimit_take(tqi_ratelimit *rl, uint64_t now_ms, double per_sec, double burst)
 {
-	const double per_sec = 5.0, burst = 20.0;
-	if (!tqi_log_enabled(level))
-		return;
-	uint64_t now = tqi_now_ms();
 	if (rl->last_ms == 0)
 		rl->tokens = burst;
-	else
-		rl->tokens += (double)(now - rl->last_ms) * per_sec / 1000.0;
+	else if (now_ms > rl->last_ms)
+		rl->tokens += (double)(now_ms - rl->last_ms) * per_sec / 1000.0;
 	if (rl->tokens > burst)
 		rl->tokens = burst;
-	rl->last_ms = now;
-	if (rl->tokens < 1.0) {
+	rl->last_ms = now_ms;
+	if (rl->tokens < 1.0)
+		return false;
+	rl->tokens -= 1.0;
+	return true;
+}
+
+void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ...)
+{
+	if (!tqi_log_enabled(level))
+		return;
+	if (!tqi_ratelimit_take(rl, tqi_now_ms(), 5.0, 20.0)) {
 		rl->suppressed++;
 		return;
 	}
-	rl->tokens -= 1.0;
 	char extra[64] = "";
 	if (rl->suppressed > 0)
 		snprintf(extra, sizeof extra, " (%llu similar lines suppressed)",

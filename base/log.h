@@ -8,6 +8,7 @@
 #ifndef TQI_LOG_H
 #define TQI_LOG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum { TQI_LOG_ERROR, TQI_LOG_WARN, TQI_LOG_INFO, TQI_LOG_DEBUG } tqi_log_level;
@@ -20,15 +21,20 @@ int tqi_log_enabled(tqi_log_level level);
 
 void tqi_log(tqi_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* A token bucket: at most `burst` lines, refilled at `per_sec` a second. */
+/* A token bucket.  Zero-initialised, it is full at its first use. */
 typedef struct {
 	double tokens;
-	uint64_t last_ms;
+	uint64_t last_ms;    /* of the last take; 0 before the first */
 	uint64_t suppressed; /* lines dropped since the last one printed */
 } tqi_ratelimit;
 
-/* Logs like tqi_log when the bucket has a token; otherwise counts the line
- * as suppressed.  The next line printed says how many were suppressed. */
+/* Refills rl at per_sec tokens a second, holding at most burst, and takes
+ * one token: true when there was one.  now_ms: the monotonic clock. */
+bool tqi_ratelimit_take(tqi_ratelimit *rl, uint64_t now_ms, double per_sec, double burst);
+
+/* Logs like tqi_log when the bucket has a token (a burst of 20 lines, then 5
+ * a second); otherwise counts the line as suppressed.  The next line
+ * printed says how many were suppressed. */
 void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -20,6 +20,11 @@
 
 enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 100000 };
 
+/* ERROR answers to malformed messages, all peers together: a burst of 100,
+ * then 20 a second. */
+#define BAD_REPLY_BURST 100.0
+#define BAD_REPLY_PER_SEC 20.0
+
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	(void)len;
@@ -231,22 +236,13 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	                addr ? addr : "address unknown", tq_errname(code), why);
 	/* Answer with an ERROR in our version so that the peer can tell what
 	 * went wrong, at a bounded rate so that a flood cannot amplify. */
-	if (b->bad_reply.last_ms == 0)
-		b->bad_reply.tokens = 20;
-	b->bad_reply.tokens += (double)(b->now_ms - b->bad_reply.last_ms) * 20.0 / 1000.0;
-	if (b->bad_reply.tokens > 100)
-		b->bad_reply.tokens = 100;
-	b->bad_reply.last_ms = b->now_ms;
-	if (b->bad_reply.tokens < 1)
+	if (!tqi_ratelimit_take(&b->bad_reply, b->now_ms, BAD_REPLY_PER_SEC, BAD_REPLY_BURST))
 		return;
-	b->bad_reply.tokens -= 1;
 	char text[TQI_MAX_TEXT];
 	snprintf(text, sizeof text, "%s: %s (this broker speaks tq/%d)", tq_strerror(code), why,
 	         TQI_VERSION);
 	tqi_env e = { .cmd = TQI_ERROR, .code = code, .text = { text, (uint32_t)strlen(text) } };
-	if (tqi_env_encode(&e, &b->scratch) == TQ_OK)
-		tqi_send(sock, zmq_msg_data(&f->id), idlen, b->scratch.data, b->scratch.len, NULL,
-		         ZMQ_DONTWAIT);
+	tqi_send_raw(b, sock, &f->id, &e);
 }
 
 static void drain_socket(tqi_broker *b, void *sock, bool workers)

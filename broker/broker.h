@@ -203,6 +203,12 @@ void tqi_broker_destroy(tqi_broker **bp);
  * outbox; a peer that is gone is marked gone.  Returns 0, or -1 when the
  * peer is gone or memory ran out (the message is then dropped). */
 int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload);
+/* Encodes e and sends it once, without an outbox, to the routing id `id` on
+ * sock: for a peer the broker keeps no record of (a client without a
+ * session, an unknown worker) and for answers that may be lost (ERROR).
+ * Returns 0, or -1 when it could not be encoded or sent (EAGAIN,
+ * EHOSTUNREACH): the message is then dropped. */
+int tqi_send_raw(tqi_broker *b, void *sock, const zmq_msg_t *id, const tqi_env *e);
 /* Retries queued sends of blocked peers. */
 void tqi_outbox_flush(tqi_broker *b);
 void tqi_outbox_clear(tqi_broker *b, bpeer *p);
@@ -246,7 +252,8 @@ void tqi_clients_free_all(tqi_broker *b);
 /* ---- worker_side.c ---- */
 void tqi_worker_message(tqi_broker *b, tqi_frames *f);
 void tqi_workers_tick(tqi_broker *b);
-/* The worker is gone: retries or fails its tasks, frees it. */
+/* The worker is gone: retries or fails its tasks, frees it.  Only for a
+ * worker marked gone (tqi_peer_gone); tqi_peers_reap calls it. */
 void tqi_worker_free(tqi_broker *b, bworker *w);
 void tqi_workers_free_all(tqi_broker *b);
 

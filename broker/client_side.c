@@ -36,10 +36,7 @@ static void reply(tqi_broker *b, bclient *c, const zmq_msg_t *id, const tqi_env 
 		tqi_send_to(b, b->clients_sock, &c->peer, e, NULL);
 		return;
 	}
-	if (tqi_env_encode(e, &b->scratch) != TQ_OK)
-		return;
-	if (tqi_send(b->clients_sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
-	             b->scratch.data, b->scratch.len, NULL, ZMQ_DONTWAIT) != 0)
+	if (tqi_send_raw(b, b->clients_sock, id, e) != 0)
 		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
 		                "could not answer a client without a session");
 }

@@ -69,6 +69,16 @@ int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t
 	return -1;
 }
 
+int tqi_send_raw(tqi_broker *b, void *sock, const zmq_msg_t *id, const tqi_env *e)
+{
+	if (tqi_env_encode(e, &b->scratch) != TQ_OK) {
+		tqi_error("cannot encode %s", tqi_cmd_name(e->cmd));
+		return -1;
+	}
+	return tqi_send(sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
+	                b->scratch.data, b->scratch.len, NULL, ZMQ_DONTWAIT);
+}
+
 static void *sock_of(tqi_broker *b, bpeer *p)
 {
 	return p->role == TQI_ROLE_WORKER ? b->workers_sock : b->clients_sock;

@@ -12,6 +12,7 @@
  */
 #include "broker/broker.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,10 +38,7 @@ static void welcome(tqi_broker *b, bworker *w)
 static void disconnect(tqi_broker *b, const zmq_msg_t *id, const char *why)
 {
 	tqi_env e = { .cmd = TQI_DISCONNECT, .text = { why, (uint32_t)strlen(why) } };
-	if (tqi_env_encode(&e, &b->scratch) == TQ_OK)
-		tqi_send(b->workers_sock, zmq_msg_data((zmq_msg_t *)id),
-		         zmq_msg_size((zmq_msg_t *)id), b->scratch.data, b->scratch.len, NULL,
-		         ZMQ_DONTWAIT);
+	tqi_send_raw(b, b->workers_sock, id, &e);
 }
 
 /* The worker's tasks after its death: retry or fail each. */
@@ -90,9 +88,9 @@ void tqi_worker_free(tqi_broker *b, bworker *w)
 	/* Out of the tables first; its offers stay linked (it is marked gone,
 	 * so nothing is dispatched to it) until its tasks are dealt with, so
 	 * that no function is freed under a task that still points to it. */
+	assert(w->peer.gone); /* only tqi_peers_reap frees a worker */
 	tqi_hmap_remove(&b->workers, &w->peer.hnode);
 	tqi_list_remove(&b->live, &w->live);
-	w->peer.gone = true;
 	if (b->last_worker == w)
 		b->last_worker = NULL;
 	orphan_tasks(b, w);
