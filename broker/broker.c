@@ -61,6 +61,17 @@ void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
 	p->last_seen_ms = 0;
 }
 
+bpeer *tqi_peer_find(tqi_hmap *map, bpeer **last, const zmq_msg_t *id)
+{
+	const void *key = zmq_msg_data((zmq_msg_t *)id);
+	size_t len = zmq_msg_size((zmq_msg_t *)id);
+	bpeer *p = *last;
+	if (p != NULL && p->idlen == len && memcmp(p->id, key, len) == 0)
+		return p;
+	tqi_hnode *n = tqi_hmap_find(map, key, len);
+	return *last = n ? tqi_container_of(n, bpeer, hnode) : NULL;
+}
+
 /* zmtp_timeout_ms: how long a silent connection is kept.  On the client
  * socket it is the liveness bound: a frozen or vanished owner's connection
  * closes, and the next heartbeat to it names it gone.  On the worker

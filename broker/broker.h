@@ -178,9 +178,9 @@ typedef struct tqi_broker {
 	volatile sig_atomic_t stop;
 	uint64_t stop_at_ms; /* when stopping: the end of the grace period */
 
-	bclient *last_client; /* the peer of the previous message, if still alive */
-	bworker *last_worker;
-	btask *free_tasks; /* recycled task records (linked through worker) */
+	bpeer *last_client; /* tqi_peer_find's cache: the previous message's client */
+	bpeer *last_worker; /* and worker; cleared when that peer is freed */
+	btask *free_tasks;  /* recycled task records (linked through worker) */
 	uint32_t nfree_tasks;
 
 	tqi_counters n;
@@ -262,6 +262,11 @@ tq_err tqi_stats_encode(tqi_broker *b, tqi_wbuf *out);
 
 /* ---- peer helpers (broker.c) ---- */
 void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id);
+/* The peer with routing id `id` in map (clients or workers), or NULL.
+ * *last remembers the answer, and is checked first: a burst of messages
+ * comes from one peer, and skips the hash.  Whoever frees a peer clears a
+ * *last that points to it. */
+bpeer *tqi_peer_find(tqi_hmap *map, bpeer **last, const zmq_msg_t *id);
 /* Marks p dead (why: a static string).  Nothing is freed until
  * tqi_peers_reap at the end of the loop turn, so callers deep inside a
  * handler may call it safely. */

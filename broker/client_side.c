@@ -19,14 +19,8 @@
 
 static bclient *find_client(tqi_broker *b, const zmq_msg_t *id)
 {
-	const void *key = zmq_msg_data((zmq_msg_t *)id);
-	size_t len = zmq_msg_size((zmq_msg_t *)id);
-	/* A burst of messages comes from one client: skip the hash for it. */
-	bclient *c = b->last_client;
-	if (c != NULL && c->peer.idlen == len && memcmp(c->peer.id, key, len) == 0)
-		return c;
-	tqi_hnode *n = tqi_hmap_find(&b->clients, key, len);
-	return b->last_client = n ? tqi_container_of(n, bclient, peer.hnode) : NULL;
+	bpeer *p = tqi_peer_find(&b->clients, &b->last_client, id);
+	return p ? tqi_container_of(p, bclient, peer) : NULL;
 }
 
 /* Answers a message from a peer that may have no session. */
@@ -75,7 +69,7 @@ void tqi_client_free(tqi_broker *b, bclient *c)
 	}
 	tqi_hmap_remove(&b->clients, &c->peer.hnode);
 	tqi_list_remove(&b->client_list, &c->all);
-	if (b->last_client == c)
+	if (b->last_client == &c->peer)
 		b->last_client = NULL;
 	tqi_outbox_clear(b, &c->peer);
 	free(c);

@@ -19,13 +19,8 @@
 
 static bworker *find_worker(tqi_broker *b, const zmq_msg_t *id)
 {
-	const void *key = zmq_msg_data((zmq_msg_t *)id);
-	size_t len = zmq_msg_size((zmq_msg_t *)id);
-	bworker *w = b->last_worker;
-	if (w != NULL && w->peer.idlen == len && memcmp(w->peer.id, key, len) == 0)
-		return w;
-	tqi_hnode *n = tqi_hmap_find(&b->workers, key, len);
-	return b->last_worker = n ? tqi_container_of(n, bworker, peer.hnode) : NULL;
+	bpeer *p = tqi_peer_find(&b->workers, &b->last_worker, id);
+	return p ? tqi_container_of(p, bworker, peer) : NULL;
 }
 
 static void welcome(tqi_broker *b, bworker *w)
@@ -91,7 +86,7 @@ void tqi_worker_free(tqi_broker *b, bworker *w)
 	assert(w->peer.gone); /* only tqi_peers_reap frees a worker */
 	tqi_hmap_remove(&b->workers, &w->peer.hnode);
 	tqi_list_remove(&b->live, &w->live);
-	if (b->last_worker == w)
+	if (b->last_worker == &w->peer)
 		b->last_worker = NULL;
 	orphan_tasks(b, w);
 	for (uint32_t i = 0; i < w->noffers; i++) {
@@ -281,7 +276,7 @@ void tqi_workers_free_all(tqi_broker *b)
 		bworker *w = tqi_container_of(n, bworker, live);
 		tqi_node_init(&w->live);
 		tqi_hmap_remove(&b->workers, &w->peer.hnode);
-		if (b->last_worker == w)
+		if (b->last_worker == &w->peer)
 			b->last_worker = NULL;
 		for (uint32_t i = 0; i < w->noffers; i++)
 			tqi_list_remove(&w->offers[i].fn->offers, &w->offers[i].fnode);
