@@ -301,14 +301,7 @@ static bool stopping(tqi_broker *b)
 		tqi_info("stopping: %llu tasks in flight, up to %llu ms for running ones to finish",
 		         (unsigned long long)b->ntasks, (unsigned long long)b->opts.grace_ms);
 	}
-	bool running = false;
-	tqi_node *it, *nx;
-	tqi_list_each(&b->live, it, nx)
-	{
-		if (tqi_container_of(it, bworker, live)->load > 0)
-			running = true;
-	}
-	return !running || b->now_ms >= b->stop_at_ms;
+	return b->nassigned == 0 || b->now_ms >= b->stop_at_ms;
 }
 
 static void say_goodbye(tqi_broker *b)

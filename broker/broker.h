@@ -105,7 +105,7 @@ struct bworker {
 	uint32_t load;         /* tasks assigned to it */
 	bool draining;
 	tqi_list tasks; /* btask.qnode, assigned to this worker */
-	tqi_node live;  /* in broker.live, ordered by last_seen_ms */
+	tqi_node live;  /* in broker.live */
 	boffer *offers;
 	uint32_t noffers;
 };
@@ -165,11 +165,12 @@ typedef struct tqi_broker {
 	tqi_hmap clients;     /* bclient by routing id */
 	tqi_hmap workers;     /* bworker by routing id */
 	tqi_list client_list; /* every bclient, for heartbeats */
-	tqi_list live;        /* every live bworker, least recently heard first */
+	tqi_list live;        /* every registered bworker, in order of registration */
 	tqi_list gone;        /* bpeer.gone_node: found dead, not yet cleaned up */
 	tqi_list blocked;     /* peers with a non-empty outbox */
 	tqi_heap deadlines;
 	uint64_t ntasks;
+	uint64_t nassigned; /* tasks held by workers: the sum of their loads */
 	uint64_t seq;
 
 	uint64_t now_ms;

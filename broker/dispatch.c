@@ -78,6 +78,7 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 	t->attempt++;
 	tqi_list_push_back(&w->tasks, &t->qnode);
 	w->load++;
+	b->nassigned++;
 	t->fn->running++;
 	if (t->flags & TASKF_NOWORKER) {
 		/* The owner was told no worker offered the function; now one
@@ -109,12 +110,12 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 
 void tqi_unassign(tqi_broker *b, btask *t)
 {
-	(void)b;
 	bworker *w = t->worker;
 	if (w == NULL)
 		return;
 	tqi_list_remove(&w->tasks, &t->qnode);
 	w->load--;
+	b->nassigned--;
 	t->fn->running--;
 	t->worker = NULL;
 	t->state = TASK_QUEUED; /* in no queue until someone queues it */

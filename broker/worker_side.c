@@ -222,7 +222,6 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 		return;
 	}
 	w->peer.last_seen_ms = b->now_ms;
-	tqi_list_move_back(&b->live, &w->live);
 	switch (e.cmd) {
 	case TQI_DONE:
 		on_done(b, w, f, &e);
