@@ -100,9 +100,9 @@ typedef struct boffer {
 struct bworker {
 	bpeer peer;
 	uint32_t concurrency;  /* tasks it runs at once */
-	uint32_t capacity;     /* tasks it may hold: concurrency + prefetch */
+	uint32_t capacity;     /* tasks it may be given: concurrency + prefetch */
 	uint32_t heartbeat_ms; /* its interval; it is dead after liveness of them */
-	uint32_t load;         /* tasks assigned to it */
+	uint32_t load;         /* tasks assigned to it (may exceed a lowered capacity) */
 	bool draining;
 	tqi_list tasks; /* btask.qnode, assigned to this worker */
 	tqi_node live;  /* in broker.live */

@@ -23,6 +23,14 @@ static bworker *find_worker(tqi_broker *b, const zmq_msg_t *id)
 	return p ? tqi_container_of(p, bworker, peer) : NULL;
 }
 
+/* The tasks a worker may hold, from what it asked for (READY, CAPACITY):
+ * never below its concurrency.  A lower capacity than its current load
+ * takes no task back; it only stops dispatch until the load falls below. */
+static uint32_t capacity_of(uint32_t concurrency, uint32_t requested)
+{
+	return requested < concurrency ? concurrency : requested;
+}
+
 static void welcome(tqi_broker *b, bworker *w)
 {
 	tqi_env e = { .cmd = TQI_WELCOME, .resumed = false, .heartbeat_ms = b->opts.heartbeat_ms };
@@ -119,7 +127,7 @@ static void on_ready(tqi_broker *b, tqi_frames *f, const tqi_env *e)
 	memcpy(w->peer.name, e->name.p, e->name.n);
 	w->peer.name[e->name.n] = '\0';
 	w->concurrency = e->concurrency;
-	w->capacity = e->capacity < e->concurrency ? e->concurrency : e->capacity;
+	w->capacity = capacity_of(e->concurrency, e->capacity);
 	w->heartbeat_ms = e->heartbeat_ms;
 	w->peer.last_seen_ms = b->now_ms;
 	tqi_list_init(&w->tasks);
@@ -229,8 +237,8 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 	case TQI_PING:
 		break;
 	case TQI_CAPACITY:
-		/* The worker's prefetch changed: never below its concurrency. */
-		w->capacity = e.capacity < w->concurrency ? w->concurrency : e.capacity;
+		/* The worker's prefetch changed. */
+		w->capacity = capacity_of(w->concurrency, e.capacity);
 		tqi_worker_pull(b, w);
 		break;
 	case TQI_DRAIN:

@@ -2,7 +2,10 @@
  * test_hostile.c - a broker that meets garbage: raw ZeroMQ peers send
  * malformed, misrouted, wrong-version and oversized messages to both of its
  * endpoints.  Each is dropped, counted and answered with ERROR (a version
- * mismatch gets EVERSION); the broker serves on.
+ * mismatch gets EVERSION); the broker serves on.  Raw peers that speak the
+ * protocol but push its limits - a worker that shrinks its capacity or
+ * returns a result over the limit, a client with a timeout of 2^64-1 ms or
+ * one that never reads - are answered by the rules and cannot hurt others.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +13,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "proto/wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +75,113 @@ static int raw_reply(raw_peer *p, int *cmd, int *code)
 	*cmd = buf[3];
 	*code = buf[5];
 	return 0;
+}
+
+/* ---- raw peers that speak the protocol, through the codec ---- */
+
+/* Sends e, with payload (plen bytes) when e->cmd carries one. */
+static void raw_send_env(raw_peer *p, const tqi_env *e, const void *payload, size_t plen)
+{
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	assert_int_equal(tqi_env_encode(e, &w), TQ_OK);
+	bool with_payload = tqi_cmd_has_payload(e->cmd);
+	assert_true(zmq_send(p->sock, w.data, w.len, with_payload ? ZMQ_SNDMORE : 0) >= 0);
+	if (with_payload)
+		assert_true(zmq_send(p->sock, payload, plen, 0) >= 0);
+	tqi_wbuf_free(&w);
+}
+
+/* One message received by a raw peer: its envelope decoded (e's fields
+ * point into env) and its payload's size. */
+typedef struct {
+	zmq_msg_t env;
+	tqi_env e;
+	size_t payload_len;
+} raw_msg;
+
+static void raw_msg_close(raw_msg *m)
+{
+	zmq_msg_close(&m->env);
+}
+
+/* Waits up to 5 s for the next message other than HEARTBEAT, and checks
+ * that it is a well-formed `cmd`.  Close m afterwards. */
+static void raw_expect(raw_peer *p, uint8_t cmd, raw_msg *m)
+{
+	for (;;) {
+		zmq_pollitem_t it = { p->sock, 0, ZMQ_POLLIN, 0 };
+		assert_int_equal(zmq_poll(&it, 1, 5000), 1);
+		zmq_msg_init(&m->env);
+		assert_true(zmq_msg_recv(&m->env, p->sock, 0) >= 0);
+		m->payload_len = 0;
+		bool more = zmq_msg_more(&m->env);
+		while (more) {
+			zmq_msg_t part;
+			zmq_msg_init(&part);
+			assert_true(zmq_msg_recv(&part, p->sock, 0) >= 0);
+			m->payload_len += zmq_msg_size(&part);
+			more = zmq_msg_more(&part);
+			zmq_msg_close(&part);
+		}
+		assert_int_equal(
+		    tqi_env_decode(zmq_msg_data(&m->env), zmq_msg_size(&m->env), &m->e, NULL, 0),
+		    TQ_OK);
+		if (m->e.cmd != TQI_HEARTBEAT)
+			break;
+		raw_msg_close(m);
+	}
+	if (m->e.cmd != cmd)
+		fail_msg("expected %s, got %s (code %u)", tqi_cmd_name(cmd), tqi_cmd_name(m->e.cmd),
+		         m->e.code);
+}
+
+/* A raw worker: READY with one function, and the WELCOME that answers it. */
+static void raw_worker_ready(raw_peer *w, const char *fn, uint32_t concurrency, uint32_t capacity)
+{
+	tqi_wbuf fns;
+	tqi_wbuf_init(&fns);
+	assert_int_equal(tqi_raw_add_str(&fns, fn, strlen(fn)), 0);
+	tqi_env e = { .cmd = TQI_READY,
+		      .name = { "raw", 3 },
+		      .concurrency = concurrency,
+		      .capacity = capacity,
+		      .heartbeat_ms = TQI_MAX_HEARTBEAT_MS, /* its silence is not death */
+		      .functions = tqi_raw_of(&fns, 1) };
+	raw_send_env(w, &e, NULL, 0);
+	tqi_wbuf_free(&fns);
+	raw_msg m;
+	raw_expect(w, TQI_WELCOME, &m);
+	raw_msg_close(&m);
+}
+
+/* A raw worker receives one TASK; *ref and *attempt say which. */
+static void raw_worker_take(raw_peer *w, uint8_t ref[TQI_REF_LEN], uint32_t *attempt)
+{
+	raw_msg m;
+	raw_expect(w, TQI_TASK, &m);
+	memcpy(ref, m.e.ref, TQI_REF_LEN);
+	*attempt = m.e.attempt;
+	raw_msg_close(&m);
+}
+
+static void raw_worker_done(raw_peer *w, const uint8_t ref[TQI_REF_LEN], uint32_t attempt,
+                            const void *result, size_t len)
+{
+	tqi_env e = { .cmd = TQI_DONE, .attempt = attempt };
+	memcpy(e.ref, ref, TQI_REF_LEN);
+	raw_send_env(w, &e, result, len);
+}
+
+static bool stat_is(th_env *e, const char *what, uint64_t want)
+{
+	uint64_t v = ~want;
+	if (th_stat(e, what, &v) != 0)
+		return false;
+	if (v != want)
+		fprintf(stderr, "stat %s is %llu, expected %llu\n", what, (unsigned long long)v,
+		        (unsigned long long)want);
+	return v == want;
 }
 
 static void expect_error(raw_peer *p, int want_code)
@@ -203,6 +314,44 @@ static void test_oversized_and_unknown_session(void **state)
 	still_serves(e);
 }
 
+/* CAPACITY may lower a worker's capacity below the tasks it holds: none is
+ * taken back, and it gets no new task until its load is below the new
+ * capacity (ARCHITECTURE.md, broker invariants). */
+static void test_capacity_below_load(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	raw_peer w;
+	raw_open(&w, e->worker_ep);
+	raw_worker_ready(&w, "rawfn", 1, 3);
+	tq_client *c = th_client(e, 0);
+	tq_task *t[4];
+	for (int i = 0; i < 4; i++)
+		assert_non_null(t[i] = th_async(c, "rawfn", "[1]", NULL));
+	uint8_t ref[4][TQI_REF_LEN];
+	uint32_t attempt[4];
+	for (int i = 0; i < 3; i++)
+		raw_worker_take(&w, ref[i], &attempt[i]);
+	tqi_env cap = { .cmd = TQI_CAPACITY, .capacity = 1 };
+	raw_send_env(&w, &cap, NULL, 0);
+	raw_worker_done(&w, ref[0], attempt[0], "\x01", 1);
+	assert_true(th_stat_reaches(e, "counters.completed", 1, 5000));
+	/* One finished, two held, capacity 1: nothing new was given. */
+	assert_true(stat_is(e, "capacity", 1));
+	assert_true(stat_is(e, "load", 2));
+	raw_worker_done(&w, ref[1], attempt[1], "\x02", 1);
+	raw_worker_done(&w, ref[2], attempt[2], "\x03", 1);
+	/* Load 0 < 1: the queued task goes out now. */
+	raw_worker_take(&w, ref[3], &attempt[3]);
+	raw_worker_done(&w, ref[3], attempt[3], "\x04", 1);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(tq_task_await(t[i], 5000), TQ_OK);
+		tq_task_destroy(&t[i]);
+	}
+	tq_client_destroy(&c);
+	raw_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -212,6 +361,7 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_and_unknown_session, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_capacity_below_load, th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 }
