@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 100000 };
+enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 100000, ENVELOPE_ROOM = 64 * 1024 };
 
 /* ERROR answers to malformed messages, all peers together: a burst of 100,
  * then 20 a second. */
@@ -87,7 +87,16 @@ static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_m
 	int one = 1, zero = 0, hwm = SNDHWM;
 	int ivl = (int)b->opts.heartbeat_ms;
 	int timeout = zmtp_timeout_ms;
-	int64_t maxmsg = (int64_t)b->opts.max_payload + 65536;
+	/* ZeroMQ drops the connection of a peer that sends more than this,
+	 * without a word to it or to us.  So it stays at least the default
+	 * payload limit: a payload between --max-payload and that gets an
+	 * ETOOBIG answer from the handler instead (a SUBMIT is refused, a
+	 * result fails its task), and only a message no tq peer sends by
+	 * default closes a connection.  The margin holds the envelope. */
+	uint64_t payload_max = b->opts.max_payload > TQI_DEFAULT_MAX_PAYLOAD
+	                           ? b->opts.max_payload
+	                           : TQI_DEFAULT_MAX_PAYLOAD;
+	int64_t maxmsg = (int64_t)(payload_max + ENVELOPE_ROOM);
 	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
 	zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);

@@ -187,20 +187,32 @@ static void on_done(tqi_broker *b, bworker *w, tqi_frames *f, const tqi_env *e)
 		tqi_debug("fenced a result from %s for attempt %u", w->peer.name, e->attempt);
 		return;
 	}
+	uint32_t code = e->code;
+	char msg[TQI_MAX_TEXT + 1];
+	if (code == TQ_OK && zmq_msg_size(&f->payload) > b->opts.max_payload) {
+		/* The same handler would make the same result again: no retry. */
+		code = TQ_ETOOBIG;
+		snprintf(msg, sizeof msg, "result of %zu bytes exceeds the limit of %llu",
+		         zmq_msg_size(&f->payload), (unsigned long long)b->opts.max_payload);
+		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
+		                "task %02x%02x%02x%02x (%s) on worker %s (%s): %s", t->ref[0],
+		                t->ref[1], t->ref[2], t->ref[3], t->fn->name, w->peer.name,
+		                w->peer.idhex, msg);
+	} else if (code != TQ_OK) {
+		memcpy(msg, e->text.p, e->text.n);
+		msg[e->text.n] = '\0';
+	}
 	if (!(t->flags & TASKF_ANSWERED)) {
-		count_outcome(b, e->code);
-		if (e->code == TQ_OK && t->owner != NULL) {
+		count_outcome(b, code);
+		if (code == TQ_OK && t->owner != NULL) {
 			t->flags |= TASKF_ANSWERED;
 			tqi_env r = { .cmd = TQI_RESULT,
 				      .name = { w->peer.name, (uint32_t)strlen(w->peer.name) },
 				      .attempt = t->attempt };
 			memcpy(r.ref, t->ref, TQI_REF_LEN);
 			tqi_send_to(b, b->clients_sock, &t->owner->peer, &r, &f->payload);
-		} else if (e->code != TQ_OK) {
-			char msg[TQI_MAX_TEXT + 1];
-			memcpy(msg, e->text.p, e->text.n);
-			msg[e->text.n] = '\0';
-			tqi_task_fail(b, t, (tq_err)e->code, msg);
+		} else if (code != TQ_OK) {
+			tqi_task_fail(b, t, (tq_err)code, msg);
 		}
 	}
 	tqi_task_free(b, t);

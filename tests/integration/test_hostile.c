@@ -314,6 +314,71 @@ static void test_oversized_and_unknown_session(void **state)
 	still_serves(e);
 }
 
+/* Packs [a string of n bytes] as a task's arguments. */
+static tq_task *async_of_size(tq_client *c, const char *fn, size_t n)
+{
+	tq_buf *b;
+	assert_int_equal(tq_buf_new(&b), TQ_OK);
+	char *big = malloc(n);
+	assert_non_null(big);
+	memset(big, 'x', n);
+	tq_pack_array(b, 1);
+	tq_pack_strn(b, big, n);
+	tq_task *t = NULL;
+	assert_int_equal(tq_client_async(c, fn, tq_buf_data(b), tq_buf_size(b), NULL, &t), TQ_OK);
+	free(big);
+	tq_buf_destroy(&b);
+	return t;
+}
+
+/* With --max-payload far below ZeroMQ's message limit, arguments and results
+ * over it - up to the default 16 MiB - are answered with ETOOBIG; none of
+ * them closes a connection, so no client waits in vain and no worker is
+ * knocked off by a result. */
+static void test_over_the_limit_below_16_mib(void **state)
+{
+	th_env *e = *state;
+	static const char *const small[] = { "--max-payload", "1024", NULL };
+	assert_non_null(th_broker(e, small));
+	raw_peer w;
+	raw_open(&w, e->worker_ep);
+	raw_worker_ready(&w, "rawfn", 1, 1);
+	tq_client *c = th_client(e, 0);
+
+	/* 200 KB of arguments: refused, not a dropped connection. */
+	tq_task *t = async_of_size(c, "rawfn", 200 * 1024);
+	assert_int_equal(tq_task_await(t, 5000), TQ_ETOOBIG);
+	tq_task_destroy(&t);
+
+	/* A result of 200 KB: that task fails with ETOOBIG, naming the worker. */
+	uint8_t ref[TQI_REF_LEN];
+	uint32_t attempt;
+	assert_non_null(t = th_async(c, "rawfn", "[1]", NULL));
+	raw_worker_take(&w, ref, &attempt);
+	size_t big = 200 * 1024;
+	char *result = malloc(big);
+	assert_non_null(result);
+	memset(result, 0xc0, big); /* 200k msgpack nils: well-formed, but too big */
+	raw_worker_done(&w, ref, attempt, result, big);
+	free(result);
+	assert_int_equal(tq_task_await(t, 5000), TQ_ETOOBIG);
+	assert_non_null(strstr(tq_task_error(t), "exceeds the limit of 1024"));
+	assert_string_equal(tq_task_worker(t), "raw");
+	tq_task_destroy(&t);
+
+	/* The worker is still registered and connected: it gets the next task. */
+	assert_non_null(t = th_async(c, "rawfn", "[2]", NULL));
+	raw_worker_take(&w, ref, &attempt);
+	raw_worker_done(&w, ref, attempt, "\x2a", 1);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	tq_task_destroy(&t);
+	assert_true(stat_is(e, "counters.workers_lost", 0));
+	assert_true(stat_is(e, "counters.submitted", 2));
+	assert_true(stat_is(e, "counters.rejected", 1));
+	tq_client_destroy(&c);
+	raw_close(&w);
+}
+
 /* CAPACITY may lower a worker's capacity below the tasks it holds: none is
  * taken back, and it gets no new task until its load is below the new
  * capacity (ARCHITECTURE.md, broker invariants). */
@@ -360,6 +425,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_on_the_worker_endpoint, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_oversized_and_unknown_session, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_over_the_limit_below_16_mib, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_below_load, th_setup, th_teardown),
 	};
