@@ -12,6 +12,14 @@ uint64_t tqi_now_ms(void);
 /* Microseconds on CLOCK_MONOTONIC, for measurements. */
 uint64_t tqi_now_us(void);
 
+/* The deadline timeout_ms after now_ms, saturating: a timeout too long to
+ * represent (one from a peer may be any uint64) gives UINT64_MAX, a
+ * deadline that never comes - never one that wrapped into the past. */
+static inline uint64_t tqi_deadline_after(uint64_t now_ms, uint64_t timeout_ms)
+{
+	return timeout_ms > UINT64_MAX - now_ms ? UINT64_MAX : now_ms + timeout_ms;
+}
+
 /* Sleeps for ms milliseconds (restarting after signals).  Only for pacing
  * loops that poll a condition, never as a stand-in for a condition. */
 void tqi_sleep_ms(uint64_t ms);

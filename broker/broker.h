@@ -227,7 +227,8 @@ void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms);
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg);
 /* Expires every task whose deadline has passed. */
 void tqi_tasks_expire(tqi_broker *b);
-/* Milliseconds left before t's deadline, 0 for none; at least 1 if set. */
+/* Milliseconds left before t's deadline, 0 for none; at least 1 if set,
+ * at most TQI_MAX_TIMEOUT_MS. */
 uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t);
 
 /* ---- dispatch.c: functions, queues and workers' offers ---- */

@@ -13,6 +13,8 @@
  */
 #include "broker/broker.h"
 
+#include "base/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,7 +153,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 	zmq_msg_move(&t->payload, &f->payload);
 	t->retries_left = (uint8_t)e->retries;
 	if (e->timeout_ms > 0)
-		tqi_task_set_deadline(b, t, b->now_ms + e->timeout_ms);
+		tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, e->timeout_ms));
 	if (e->flags & TQI_SUBMIT_DETACHED) {
 		t->flags |= TASKF_DETACHED;
 		tqi_env a = { .cmd = TQI_ACCEPTED };
@@ -215,7 +217,7 @@ static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)
 	while (tqi_raw_next_ref(&e->refs, &cur, &ref)) {
 		btask *t = owned(b, c, ref);
 		if (t != NULL)
-			tqi_task_set_deadline(b, t, b->now_ms + e->timeout_ms);
+			tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, e->timeout_ms));
 	}
 }
 

@@ -122,7 +122,9 @@ uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t)
 {
 	if (!tqi_heap_node_queued(&t->deadline))
 		return 0;
-	return t->deadline.key > b->now_ms ? t->deadline.key - b->now_ms : 1;
+	uint64_t left = t->deadline.key > b->now_ms ? t->deadline.key - b->now_ms : 1;
+	/* A worker adds it to its own clock: keep room for that. */
+	return left < TQI_MAX_TIMEOUT_MS ? left : TQI_MAX_TIMEOUT_MS;
 }
 
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg)

@@ -36,6 +36,10 @@
 #define TQI_MAX_HEARTBEAT_MS 60000
 #define TQI_STATS_DEPTH 8
 #define TQI_DEFAULT_MAX_PAYLOAD (16u << 20)
+/* The longest time left a broker passes on in a TASK (2^63-1 ms, 292
+ * million years): a larger timeout is valid on the wire, but this one can
+ * be added to any monotonic clock reading without overflow. */
+#define TQI_MAX_TIMEOUT_MS ((uint64_t)INT64_MAX)
 
 /* SUBMIT flags */
 #define TQI_SUBMIT_DETACHED 0x1u /* start: no owner; broker answers ACCEPTED */

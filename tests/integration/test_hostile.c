@@ -379,6 +379,93 @@ static void test_over_the_limit_below_16_mib(void **state)
 	raw_close(&w);
 }
 
+/* A raw client opens a session (HELLO, WELCOME). */
+static void raw_client_hello(raw_peer *c, uint64_t session)
+{
+	tqi_env e = { .cmd = TQI_HELLO, .session = session, .name = { "raw", 3 } };
+	raw_send_env(c, &e, NULL, 0);
+	raw_msg m;
+	raw_expect(c, TQI_WELCOME, &m);
+	raw_msg_close(&m);
+}
+
+static void raw_client_submit(raw_peer *c, uint64_t session, uint8_t refbyte, const char *fn,
+                              uint64_t timeout_ms, const char *args, size_t len)
+{
+	tqi_env e = { .cmd = TQI_SUBMIT,
+		      .session = session,
+		      .function = { fn, (uint32_t)strlen(fn) },
+		      .timeout_ms = timeout_ms };
+	memset(e.ref, refbyte, TQI_REF_LEN);
+	raw_send_env(c, &e, args, len);
+}
+
+/* A round trip through the broker's loop: what the peer sent before has
+ * been handled, and the loop turn that handled it has ended. */
+static void raw_client_sync(raw_peer *c)
+{
+	tqi_env e = { .cmd = TQI_STATS };
+	raw_send_env(c, &e, NULL, 0);
+	raw_msg m;
+	raw_expect(c, TQI_STATS_REPLY, &m);
+	raw_msg_close(&m);
+}
+
+/* A timeout of 2^64-1 ms (any u64 is valid on the wire) means a deadline
+ * that never comes, not one that wrapped around into the past: neither the
+ * broker nor the worker may expire the task at once. */
+static void test_huge_timeout_is_not_expired(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	raw_peer c;
+	raw_open(&c, e->client_ep);
+	raw_client_hello(&c, 77);
+	raw_msg m;
+
+	/* Queued (nobody offers "nobody"): told ENOWORKER, and waits. */
+	raw_client_submit(&c, 77, 0xa1, "nobody", UINT64_MAX, "\x90", 1);
+	raw_expect(&c, TQI_NOTICE, &m);
+	assert_int_equal(m.e.code, TQ_ENOWORKER);
+	raw_msg_close(&m);
+	/* The same through DEADLINE, for a task that had no deadline. */
+	raw_client_submit(&c, 77, 0xa2, "nobody", 0, "\x90", 1);
+	raw_expect(&c, TQI_NOTICE, &m);
+	raw_msg_close(&m);
+	tqi_wbuf refs;
+	tqi_wbuf_init(&refs);
+	uint8_t ref[TQI_REF_LEN];
+	memset(ref, 0xa2, sizeof ref);
+	assert_int_equal(tqi_raw_add_ref(&refs, ref), 0);
+	tqi_env d = { .cmd = TQI_DEADLINE, .timeout_ms = UINT64_MAX, .refs = tqi_raw_of(&refs, 1) };
+	raw_send_env(&c, &d, NULL, 0);
+	tqi_wbuf_free(&refs);
+	raw_client_sync(&c);
+	assert_true(stat_is(e, "counters.expired", 0));
+	assert_true(stat_is(e, "tasks", 2));
+
+	/* Dispatched: the worker is given a time left it can add to its own
+	 * clock, and runs the task. */
+	raw_client_submit(&c, 77, 0xa3, "double", UINT64_MAX, "\x91\x15", 2);
+	raw_expect(&c, TQI_RESULT, &m);
+	assert_int_equal(m.e.ref[0], 0xa3);
+	raw_msg_close(&m);
+	/* What a worker is told: a time left that fits in an int64_t. */
+	raw_peer w;
+	raw_open(&w, e->worker_ep);
+	raw_worker_ready(&w, "rawfn", 1, 1);
+	raw_client_submit(&c, 77, 0xa4, "rawfn", UINT64_MAX, "\x90", 1);
+	raw_expect(&w, TQI_TASK, &m);
+	assert_int_equal(m.e.ref[0], 0xa4);
+	assert_true(m.e.timeout_ms > 0);
+	assert_true(m.e.timeout_ms <= (uint64_t)INT64_MAX);
+	raw_msg_close(&m);
+	assert_true(stat_is(e, "counters.expired", 0));
+	raw_close(&w);
+	raw_close(&c);
+}
+
 /* CAPACITY may lower a worker's capacity below the tasks it holds: none is
  * taken back, and it gets no new task until its load is below the new
  * capacity (ARCHITECTURE.md, broker invariants). */
@@ -429,6 +516,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_over_the_limit_below_16_mib, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_below_load, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_huge_timeout_is_not_expired, th_setup,
+		                                th_teardown),
 	};
 	return cmocka_run_group_tests_name("hostile", tests, NULL, NULL);
 }
