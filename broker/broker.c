@@ -54,6 +54,7 @@ void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
 	tqi_hex(p->id, n < 6 ? n : 6, p->idhex);
 	p->name[0] = '\0';
 	tqi_list_init(&p->outbox);
+	p->outbox_bytes = 0;
 	tqi_node_init(&p->blocked);
 	tqi_node_init(&p->gone_node);
 	p->gone = false;
@@ -140,6 +141,8 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 		b->opts.max_payload = TQI_DEFAULT_MAX_PAYLOAD;
 	if (b->opts.session_idle_ms == 0)
 		b->opts.session_idle_ms = 60000;
+	if (b->opts.max_outbox == 0)
+		b->opts.max_outbox = TQI_DEFAULT_MAX_OUTBOX;
 
 	tqi_hmap_init(&b->tasks, ref_eq);
 	tqi_hmap_init(&b->functions, func_eq);

@@ -38,7 +38,15 @@ typedef struct tqi_broker_opts {
 	uint64_t max_payload;        /* bytes of arguments or result */
 	uint64_t session_idle_ms;    /* a session with no tasks is dropped after this */
 	uint64_t grace_ms;           /* on stop: time given to running tasks to finish */
+	uint64_t max_outbox;         /* messages queued for a peer that is not reading */
 } tqi_broker_opts;
+
+/* A peer that does not read what it is sent fills its socket's high-water
+ * mark, then its outbox; past these it is let go as if it had died
+ * (outbox.c).  A worker may also queue two messages (TASK, CANCEL) per task
+ * it holds; a TASK's arguments, shared with the task, are not counted. */
+#define TQI_DEFAULT_MAX_OUTBOX 100000
+#define TQI_OUTBOX_MAX_BYTES (256u << 20) /* beyond the first message */
 
 /* The counters `tq stats` prints (PROTOCOL.md, STATS_REPLY). */
 #define TQI_COUNTERS(X) \
@@ -72,6 +80,7 @@ typedef struct {
 	tqi_node node;
 	zmq_msg_t env;
 	zmq_msg_t payload;
+	size_t bytes; /* counted in its peer's outbox_bytes */
 	bool has_payload;
 } boutmsg;
 
@@ -82,11 +91,12 @@ typedef struct {
 	uint8_t id[TQI_MAX_ROUTING_ID];
 	uint8_t idlen;
 	char name[TQI_MAX_NAME + 1];
-	char idhex[13];     /* first 6 bytes of the id, for logs */
-	tqi_list outbox;    /* boutmsg: sends that met EAGAIN, in order */
-	tqi_node blocked;   /* in broker.blocked while outbox is not empty */
-	tqi_node gone_node; /* in broker.gone once found dead */
-	bool gone;          /* found dead; cleaned up at the end of the loop turn */
+	char idhex[13];      /* first 6 bytes of the id, for logs */
+	tqi_list outbox;     /* boutmsg: sends that met EAGAIN, in order */
+	size_t outbox_bytes; /* what the outbox holds (see TQI_OUTBOX_MAX_BYTES) */
+	tqi_node blocked;    /* in broker.blocked while outbox is not empty */
+	tqi_node gone_node;  /* in broker.gone once found dead */
+	bool gone;           /* found dead; cleaned up at the end of the loop turn */
 	const char *gone_why;
 	uint64_t last_seen_ms;
 } bpeer;
@@ -201,8 +211,9 @@ void tqi_broker_destroy(tqi_broker **bp);
 /* ---- outbox.c: sending to a peer without ever blocking ---- */
 /* Encodes e and sends it to peer p on sock, with *payload (may be NULL)
  * moved.  A peer at its high-water mark gets the message queued in its
- * outbox; a peer that is gone is marked gone.  Returns 0, or -1 when the
- * peer is gone or memory ran out (the message is then dropped). */
+ * outbox; a peer that is gone, or whose outbox is full (it is not
+ * reading), is marked gone.  Returns 0, or -1 when the peer is gone or
+ * memory ran out (the message is then dropped, *payload left). */
 int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload);
 /* Encodes e and sends it once, without an outbox, to the routing id `id` on
  * sock: for a peer the broker keeps no record of (a client without a

@@ -36,6 +36,8 @@ static void usage(FILE *out)
 	        "  --max-tasks N      tasks held at once (queued + running) [2000000]\n"
 	        "  --max-payload B    largest arguments or result in bytes [16777216]\n"
 	        "  --grace MS         on SIGTERM, time for running tasks to finish [5000]\n"
+	        "  --max-outbox N     messages queued for a peer that does not read them, beyond\n"
+	        "                     its socket's 100000, before it is let go [100000]\n"
 	        "  -h, --help         this text\n"
 	        "\n"
 	        "Endpoints may be tcp://, ipc:// or inproc://; a tcp port of * picks a free one.\n"
@@ -89,6 +91,7 @@ int main(int argc, char **argv)
 		                               { "max-tasks", required_argument, 0, 'm' },
 		                               { "max-payload", required_argument, 0, 'p' },
 		                               { "grace", required_argument, 0, 'g' },
+		                               { "max-outbox", required_argument, 0, 'o' },
 		                               { "help", no_argument, 0, 'h' },
 		                               { 0, 0, 0, 0 } };
 	opterr = 0;
@@ -125,6 +128,11 @@ int main(int argc, char **argv)
 			if (parse_u64(optarg, 0, 3600000, &v) != 0)
 				return bad("--grace", optarg, "milliseconds, 0..3600000");
 			o.grace_ms = v;
+			break;
+		case 'o':
+			if (parse_u64(optarg, 1, UINT32_MAX, &v) != 0)
+				return bad("--max-outbox", optarg, "a count, 1..4294967295");
+			o.max_outbox = v;
 			break;
 		case 'h':
 			usage(stdout);

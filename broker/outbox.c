@@ -6,7 +6,11 @@
  * The first becomes a queued message (the peer's outbox, retried each loop
  * turn, in order); the second marks the peer gone, and its owner module
  * cleans up.  Invariant: while a peer's outbox is not empty, new messages
- * to it go to the back of the outbox, so order is kept.
+ * to it go to the back of the outbox, so order is kept.  The outbox is
+ * bounded: a peer that lets it grow past --max-outbox messages or
+ * TQI_OUTBOX_MAX_BYTES is not reading, and is let go like a dead one - a
+ * client that keeps asking (STATS, refused SUBMITs) without reading the
+ * answers cannot grow the broker.
  */
 #include "broker/broker.h"
 
@@ -26,12 +30,40 @@ void tqi_outbox_clear(tqi_broker *b, bpeer *p)
 	tqi_node *n;
 	while ((n = tqi_list_pop_front(&p->outbox)) != NULL)
 		outmsg_free(tqi_container_of(n, boutmsg, node));
+	p->outbox_bytes = 0;
 	tqi_list_remove(&b->blocked, &p->blocked);
 }
 
-/* Queues env and *payload for p; returns 0 or -1 when out of memory. */
+/* True when p's outbox cannot take `bytes` more: it is not reading. */
+static bool outbox_full(const tqi_broker *b, bpeer *p, size_t bytes)
+{
+	uint64_t max_msgs = b->opts.max_outbox;
+	if (p->role == TQI_ROLE_WORKER) /* each task it holds: a TASK, a CANCEL */
+		max_msgs += 2 * (uint64_t)tqi_container_of(p, bworker, peer)->load;
+	if (p->outbox.len >= max_msgs)
+		return true;
+	/* An empty outbox takes any one message: a result may be this big. */
+	return !tqi_list_empty(&p->outbox) && p->outbox_bytes + bytes > TQI_OUTBOX_MAX_BYTES;
+}
+
+/* Queues env and *payload for p; returns 0, or -1 when out of memory or
+ * when p's outbox is full (p is then marked gone). */
 static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_msg_t *payload)
 {
+	/* A TASK's arguments are shared with the task, which --max-tasks and
+	 * --max-payload bound already; every other payload is only here. */
+	size_t bytes = envlen;
+	if (payload != NULL && ((const uint8_t *)env)[3] != TQI_TASK)
+		bytes += zmq_msg_size(payload);
+	if (outbox_full(b, p, bytes)) {
+		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
+		                "%s %s (%s) is not reading: %zu messages (%zu bytes) wait for it; "
+		                "letting it go",
+		                p->role == TQI_ROLE_WORKER ? "worker" : "client", p->name, p->idhex,
+		                p->outbox.len, p->outbox_bytes);
+		tqi_peer_gone(b, p, "not reading what it is sent");
+		return -1;
+	}
 	boutmsg *m = malloc(sizeof *m);
 	if (m == NULL)
 		return -1;
@@ -44,6 +76,8 @@ static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_
 	m->has_payload = payload != NULL;
 	if (payload != NULL)
 		zmq_msg_move(&m->payload, payload);
+	m->bytes = bytes;
+	p->outbox_bytes += bytes;
 	tqi_list_push_back(&p->outbox, &m->node);
 	if (!tqi_node_linked(&p->blocked))
 		tqi_list_push_back(&b->blocked, &p->blocked);
@@ -103,6 +137,7 @@ void tqi_outbox_flush(tqi_broker *b)
 				break;
 			}
 			tqi_list_remove(&p->outbox, n);
+			p->outbox_bytes -= m->bytes;
 			outmsg_free(m);
 		}
 		if (tqi_list_empty(&p->outbox))

@@ -33,6 +33,20 @@ static void raw_open(raw_peer *p, const char *ep)
 	assert_int_equal(zmq_connect(p->sock, ep), 0);
 }
 
+/* A peer that reads slowly, if at all: ZeroMQ holds one message for it,
+ * the kernel as little as it allows. */
+static void raw_open_reluctant(raw_peer *p, const char *ep)
+{
+	p->ctx = zmq_ctx_new();
+	p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
+	int linger = 0, one = 1, small = 4096, sndtimeo = 10000;
+	zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_setsockopt(p->sock, ZMQ_RCVHWM, &one, sizeof one);
+	zmq_setsockopt(p->sock, ZMQ_RCVBUF, &small, sizeof small);
+	zmq_setsockopt(p->sock, ZMQ_SNDTIMEO, &sndtimeo, sizeof sndtimeo);
+	assert_int_equal(zmq_connect(p->sock, ep), 0);
+}
+
 static void raw_close(raw_peer *p)
 {
 	zmq_close(p->sock);
@@ -466,6 +480,40 @@ static void test_huge_timeout_is_not_expired(void **state)
 	raw_close(&c);
 }
 
+/* A client with a session that keeps asking for STATS and never reads the
+ * answers: once the broker's socket holds all it will for it, the answers
+ * queue in the broker - up to --max-outbox, where the broker lets that
+ * client go like a dead one (logged) instead of growing without bound, and
+ * serves the others on. */
+static void test_client_that_never_reads(void **state)
+{
+	th_env *e = *state;
+	static const char *const args[] = { "--max-outbox", "1000", NULL };
+	assert_non_null(th_broker(e, args));
+	raw_peer c;
+	raw_open_reluctant(&c, e->client_ep);
+	raw_client_hello(&c, 99);
+	/* The broker's socket holds 100000 answers (its high-water mark), the
+	 * kernel some more, then the outbox 1000: a few hundred thousand
+	 * requests get there.  The bound only stops a broken broker. */
+	bool let_go = false;
+	for (int batch = 0; batch < 400 && !let_go; batch++) {
+		for (int i = 0; i < 5000; i++)
+			raw_send(&c, 1, "TQ\x01\x0b\x90", (size_t)5);
+		let_go = th_log_has(e->broker, "is not reading", 0);
+	}
+	assert_true(let_go);
+	assert_true(th_log_has(e->broker, "lost: not reading what it is sent", 5000));
+	assert_true(th_stat_reaches(e, "counters.owners_lost", 1, 5000));
+	/* Without a session it is answered only when its socket has room. */
+	for (int i = 0; i < 5000; i++)
+		raw_send(&c, 1, "TQ\x01\x0b\x90", (size_t)5);
+	assert_non_null(th_worker(e, "w1", NULL));
+	still_serves(e);
+	assert_true(stat_is(e, "counters.owners_lost", 1));
+	raw_close(&c);
+}
+
 /* CAPACITY may lower a worker's capacity below the tasks it holds: none is
  * taken back, and it gets no new task until its load is below the new
  * capacity (ARCHITECTURE.md, broker invariants). */
@@ -516,6 +564,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_over_the_limit_below_16_mib, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_below_load, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_client_that_never_reads, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_huge_timeout_is_not_expired, th_setup,
 		                                th_teardown),
 	};
