@@ -84,15 +84,15 @@ static uint32_t get32(const uint8_t *p)
 }
 
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-                          int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len)
+                          uint64_t deadline_ms, const uint8_t ref[16], uint32_t ticket,
+                          size_t args_len)
 {
 	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
 	hdr[4] = TQI_EXEC_TASK;
 	put32(hdr + 5, fn_index);
 	put32(hdr + 9, attempt);
-	uint64_t m = (uint64_t)ms_left;
-	put32(hdr + 13, (uint32_t)m);
-	put32(hdr + 17, (uint32_t)(m >> 32));
+	put32(hdr + 13, (uint32_t)deadline_ms);
+	put32(hdr + 17, (uint32_t)(deadline_ms >> 32));
 	memcpy(hdr + 21, ref, 16);
 	put32(hdr + 37, ticket);
 }
@@ -155,8 +155,9 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 		send_result(fd, TQI_EXEC_SKIPPED, NULL, NULL, 0);
 		return;
 	}
-	int64_t ms_left = (int64_t)((uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32);
-	ctx.deadline_ms = ms_left >= 0 ? tqi_now_ms() + (uint64_t)ms_left : 0;
+	/* Absolute on the host's monotonic clock: used as it is, so the time
+	 * the task waited in the pipe is not given to it again. */
+	ctx.deadline_ms = (uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32;
 	tqi_hex(frame + 17, 16, ctx.ref);
 	if (idx >= reg->n) {
 		send_result(fd, TQ_EPROTO, "no such function index", NULL, 0);

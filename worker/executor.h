@@ -3,10 +3,13 @@
  * with the worker's loop over a local stream socket.
  *
  *   task   : u32 len | u8 1 | u32 function index | u32 attempt
- *            | i64 ms left (-1: no deadline) | ref[16] | u32 ticket | arguments...
+ *            | u64 deadline | ref[16] | u32 ticket | arguments...
  *   result : u32 len | u8 2 | u32 code | u32 text length | text | result...
  *
- * Integers are little-endian; len counts the bytes after itself.  Results
+ * Integers are little-endian; len counts the bytes after itself.  The
+ * deadline is absolute, in ms on CLOCK_MONOTONIC (tqi_now_ms), which both
+ * ends share since they run on one host; 0 means none.  It is fixed when
+ * the task arrives, so the time a task waits in the pipe counts.  Results
  * come back in the order the tasks were written.  Before running a task the
  * executor claims its ticket (worker/tickets.h); a task whose ticket was
  * withdrawn is answered with code TQI_EXEC_SKIPPED and not run.  Both ends
@@ -47,6 +50,7 @@ int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out
 
 /* Writes the header of a task frame whose arguments are args_len bytes. */
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-                          int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len);
+                          uint64_t deadline_ms, const uint8_t ref[16], uint32_t ticket,
+                          size_t args_len);
 
 #endif

@@ -194,10 +194,7 @@ static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 	e->t = t;
 	t->entry = e;
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
-	int64_t left = -1;
-	if (t->deadline_ms != 0)
-		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
-	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, left, t->ref, e->ticket,
+	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, t->deadline_ms, t->ref, e->ticket,
 	                     zmq_msg_size(&e->args));
 	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);

@@ -238,7 +238,10 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	}
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
-	t->deadline_ms = e->timeout_ms ? w->now + e->timeout_ms : 0;
+	/* Fixed now: the time the task then waits here or in a pipe counts. */
+	if (e->timeout_ms != 0)
+		t->deadline_ms =
+		    e->timeout_ms < UINT64_MAX - w->now ? w->now + e->timeout_ms : UINT64_MAX;
 	w->ndeadline += t->deadline_ms != 0;
 	zmq_msg_init(&t->args);
 	zmq_msg_move(&t->args, &f->payload);

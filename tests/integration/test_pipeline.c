@@ -2,7 +2,8 @@
  * test_pipeline.c - a worker that holds more tasks than it has executors
  * (--prefetch): tasks wait in executors' pipes, yet a waiting task can be
  * cancelled without ever running, is taken by an executor that falls idle,
- * expires at its deadline, and survives the crash of the task ahead of it.
+ * expires at its deadline, sees the time it has left net of its wait, and
+ * survives the crash of the task ahead of it.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -115,6 +116,48 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_waiting_task_sees_the_time_it_has_left(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	enum { WAIT_MS = 2000, TIMEOUT_MS = 6000 };
+	th_path first;
+	tq_task *a = mark(e, c, &first, "a", WAIT_MS);
+	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	/* b waits behind a in the executor's pipe for about WAIT_MS. */
+	uint64_t submitted = th_now_ms();
+	tq_task_opts o = { .timeout_ms = TIMEOUT_MS };
+	tq_task *b = th_async(c, "left", "[]", &o);
+	assert_true(th_stat_reaches(e, "load", 2, 3000));
+	assert_int_equal(tq_task_await(a, 10000), TQ_OK);
+	assert_int_equal(tq_task_await(b, 10000), TQ_OK);
+	size_t len;
+	const uint8_t *d = tq_task_result(b, &len);
+	assert_non_null(d);
+	tq_reader r;
+	tq_reader_init(&r, d, len);
+	uint32_t n;
+	int64_t left;
+	uint64_t at;
+	assert_int_equal(tq_read_array(&r, &n), TQ_OK);
+	assert_int_equal(tq_read_int(&r, &left), TQ_OK);
+	assert_int_equal(tq_read_uint(&r, &at), TQ_OK);
+	assert_true(left > 0);
+	/* The deadline the handler sees is the task's own: no later than the
+	 * client's, but for the trip to the worker (far less than half the
+	 * wait).  Counting the time left from when the task started would push
+	 * it back by the whole wait in the pipe. */
+	printf("b started %llu ms after submission with %lld ms left of %d\n",
+	       (unsigned long long)(at - submitted), (long long)left, TIMEOUT_MS);
+	assert_true(at + (uint64_t)left <= submitted + TIMEOUT_MS + WAIT_MS / 2);
+	tq_task_destroy(&a);
+	tq_task_destroy(&b);
+	tq_client_destroy(&c);
+}
+
 static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 {
 	th_env *e = *state;
@@ -220,6 +263,8 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_waiting_task_expires_at_its_deadline, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_waiting_task_sees_the_time_it_has_left,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,

@@ -10,6 +10,8 @@
  *                    "it is running now")
  *   stubborn MS      ignores SIGTERM, sleeps MS, returns MS
  *   segv             dereferences NULL
+ *   left             returns [tq_ctx_time_left_ms, now_ms] (now on
+ *                    CLOCK_MONOTONIC, as the tests' clock)
  */
 #include "tq/worker.h"
 
@@ -128,6 +130,15 @@ static tq_err segv(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	return (tq_err)*p;
 }
 
+static tq_err left(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	(void)args;
+	int64_t ms = tq_ctx_time_left_ms(ctx);
+	tq_pack_array(reply, 2);
+	tq_pack_int(reply, ms);
+	return tq_pack_uint(reply, now_us() / 1000);
+}
+
 tq_err tq_plugin_init(tq_worker *w)
 {
 	tq_err e = tq_worker_register(w, "span", span, NULL);
@@ -141,5 +152,7 @@ tq_err tq_plugin_init(tq_worker *w)
 		e = tq_worker_register(w, "stubborn", stubborn, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "segv", segv, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "left", left, NULL);
 	return e;
 }

@@ -2,7 +2,8 @@
  * test_exec_frame.c - the frames between a worker's loop and its executor
  * processes: tqi_exec_result_parse on good and hostile result frames (an
  * executor's handler can scribble over its memory, so the loop trusts
- * nothing it sends), and the layout of the task header.
+ * nothing it sends), and the layout of the task header (its deadline is
+ * absolute, on the host's monotonic clock).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -169,13 +170,13 @@ static void test_task_header(void **state)
 	(void)state;
 	uint8_t hdr[TQI_EXEC_TASK_HDR];
 	const uint8_t ref[16] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15 };
-	tqi_exec_task_header(hdr, 7, 3, -1, ref, 0x0a0b0c0d, 100);
+	tqi_exec_task_header(hdr, 7, 3, 0, ref, 0x0a0b0c0d, 100);
 	static const uint8_t want[] = { /* len: everything after itself */
 		                        TQI_EXEC_TASK_HDR - 4 + 100, 0, 0, 0,
 		                        /* type, function index, attempt */
 		                        TQI_EXEC_TASK, 7, 0, 0, 0, 3, 0, 0, 0,
-		                        /* ms left: -1 (no deadline), little-endian 64-bit */
-		                        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+		                        /* deadline: 0 (none), little-endian 64-bit */
+		                        0, 0, 0, 0, 0, 0, 0, 0,
 		                        /* ref */
 		                        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
 		                        /* ticket */
@@ -183,9 +184,12 @@ static void test_task_header(void **state)
 	};
 	assert_int_equal(sizeof want, TQI_EXEC_TASK_HDR);
 	assert_memory_equal(hdr, want, sizeof want);
-	tqi_exec_task_header(hdr, 0x01020304, 0, 0x0000000500000006LL, ref, 0, 0);
+	tqi_exec_task_header(hdr, 0x01020304, 0, 0x0000000500000006ULL, ref, 0, 0);
 	assert_memory_equal(hdr + 5, "\x04\x03\x02\x01", 4);
 	assert_memory_equal(hdr + 13, "\x06\x00\x00\x00\x05\x00\x00\x00", 8);
+	/* an absolute deadline uses all 64 bits, the top one too */
+	tqi_exec_task_header(hdr, 0, 0, UINT64_MAX - 1, ref, 0, 0);
+	assert_memory_equal(hdr + 13, "\xfe\xff\xff\xff\xff\xff\xff\xff", 8);
 }
 
 int main(void)
