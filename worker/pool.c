@@ -16,7 +16,9 @@
  * slow or stuck executor never stalls the loop and its heartbeats.  When an
  * executor dies, what it wrote is read first; then its running task ends
  * with what killed it (our signal, or its own crash, named by signal) and
- * the tasks it had not started go back to the local queue.
+ * the tasks it had not started go back to the local queue.  An executor that
+ * writes a malformed frame is not read again: its handler wrote over its
+ * memory, so nothing after the bad frame can be believed.
  */
 #include "worker/loop.h"
 
@@ -294,8 +296,19 @@ static void doom(tq_worker *w, tqi_exec *ex, tq_err why)
 		kill(ex->pid, SIGKILL);
 }
 
-/* One result frame: it answers the oldest entry of the pipe. */
-static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
+/* ex sent what no healthy executor sends: a handler wrote over its memory.
+ * Nothing more it says is read - its socket is closed - and it is replaced;
+ * its running task ends as crashed. */
+static void distrust(tq_worker *w, tqi_exec *ex)
+{
+	doom(w, ex, TQ_ETASKCRASHED);
+	close(ex->fd);
+	ex->fd = -1;
+}
+
+/* One result frame: it answers the oldest entry of the pipe.  Returns 0, or
+ * -1 when the frame is malformed and ex no longer read (distrust). */
+static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
 {
 	tqi_exec_result res;
 	tqi_node *front = tqi_list_front(&ex->inpipe);
@@ -303,15 +316,13 @@ static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t l
 	bool parsed = tqi_exec_result_parse(frame, len, &res) == 0;
 	bool skipped = parsed && res.code == TQI_EXEC_SKIPPED;
 	if (e == NULL || !parsed || skipped != (e->t == NULL)) {
-		/* A handler wrote over its executor's memory: trust nothing it
-		 * says and replace it. */
 		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
-		doom(w, ex, TQ_ETASKCRASHED);
-		return;
+		distrust(w, ex);
+		return -1;
 	}
 	if (skipped) {
 		entry_release(w, e);
-		return;
+		return 0;
 	}
 	measure(w, e);
 	char text[TQI_MAX_TEXT + 1];
@@ -320,11 +331,12 @@ static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t l
 	zmq_msg_t payload;
 	if (zmq_msg_init_size(&payload, len - res.payload_off) != 0) {
 		finish(w, e, TQ_ENOMEM, "worker out of memory for the result", NULL);
-		return;
+		return 0;
 	}
 	memcpy(zmq_msg_data(&payload), frame + res.payload_off, len - res.payload_off);
 	finish(w, e, (tq_err)res.code, text, &payload);
 	zmq_msg_close(&payload);
+	return 0;
 }
 
 static void read_results(tq_worker *w, tqi_exec *ex)
@@ -349,19 +361,22 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 			break; /* drained: spare the read that would say EAGAIN */
 	}
 	size_t at = 0;
-	while (ex->rlen - at >= 4 && ex->state != EX_DEAD) {
+	while (ex->rlen - at >= 4) {
 		size_t len = get32(ex->rbuf + at);
 		if (len > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
 		    len < TQI_EXEC_RESULT_HDR - 4) {
 			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
 			         len);
-			doom(w, ex, TQ_ETASKCRASHED);
+			distrust(w, ex);
 			at = ex->rlen;
 			break;
 		}
 		if (ex->rlen - at - 4 < len)
 			break;
-		on_result(w, ex, ex->rbuf + at + 4, len);
+		if (on_result(w, ex, ex->rbuf + at + 4, len) != 0) {
+			at = ex->rlen; /* what follows is not believed either */
+			break;
+		}
 		at += 4 + len;
 	}
 	memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);

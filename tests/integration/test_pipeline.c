@@ -184,6 +184,42 @@ static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_forged_results_are_not_believed(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w = th_worker(e, "w1", opts);
+	assert_non_null(w);
+	tq_client *c = th_client(e, 0);
+	/* A handler writes a malformed result frame and, behind it, one that
+	 * looks right: its executor is replaced and the forged answer is not
+	 * taken for its task's - whether the executor then waits to be killed
+	 * or exits by itself (which the loop's SIGKILL may forestall); the
+	 * tasks behind it run elsewhere. */
+	static const struct {
+		const char *args, *why, *or_why;
+	} cases[] = { { "[\"wait\"]", "SIGKILL", "SIGKILL" },
+		      { "[\"exit\"]", "status 3", "SIGKILL" } };
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		tq_task *t = th_async(c, "forge", cases[i].args, NULL);
+		tq_task *behind = th_async(c, "double", "[21]", NULL);
+		assert_int_equal(tq_task_await(t, 8000), TQ_ETASKCRASHED);
+		const char *why = tq_task_error(t);
+		printf("forge %s: %s\n", cases[i].args, why);
+		assert_true(strstr(why, cases[i].why) != NULL ||
+		            strstr(why, cases[i].or_why) != NULL);
+		int64_t v;
+		assert_int_equal(tq_task_await(behind, 5000), TQ_OK);
+		assert_int_equal(tq_task_result_int(behind, &v), TQ_OK);
+		assert_int_equal(v, 42);
+		tq_task_destroy(&t);
+		tq_task_destroy(&behind);
+	}
+	assert_true(th_log_has(w, "malformed result", 2000));
+	tq_client_destroy(&c);
+}
+
 static void test_stopping_at_once_answers_every_held_task(void **state)
 {
 	th_env *e = *state;
@@ -266,6 +302,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_waiting_task_sees_the_time_it_has_left,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_forged_results_are_not_believed, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,
 		                                th_setup, th_teardown),

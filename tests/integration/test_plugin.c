@@ -12,6 +12,11 @@
  *   segv             dereferences NULL
  *   left             returns [tq_ctx_time_left_ms, now_ms] (now on
  *                    CLOCK_MONOTONIC, as the tests' clock)
+ *   forge HOW        plays a handler that wrote over its executor: writes a
+ *                    malformed result frame and a well-formed one ("forged")
+ *                    to the executor's socket in one write, then, HOW "wait",
+ *                    sleeps 10 s and returns "genuine", or, HOW "exit",
+ *                    exits with status 3
  */
 #include "tq/worker.h"
 
@@ -19,6 +24,8 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -139,6 +146,53 @@ static tq_err left(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	return tq_pack_uint(reply, now_us() / 1000);
 }
 
+/* The executor's end of its socketpair with the loop: its only Unix stream
+ * socket.  -1 unless there is exactly one. */
+static int executor_socket(void)
+{
+	int found = -1, count = 0;
+	for (int fd = 3; fd < 1024; fd++) {
+		struct stat st;
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+		int type = 0;
+		socklen_t tlen = sizeof type;
+		if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM ||
+		    getsockname(fd, (struct sockaddr *)&sa, &salen) != 0 || sa.ss_family != AF_UNIX)
+			continue;
+		found = fd;
+		count++;
+	}
+	return count == 1 ? found : -1;
+}
+
+static tq_err forge(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	uint32_t n;
+	const char *how;
+	size_t len;
+	if (tq_read_array(args, &n) != TQ_OK || n != 1 || tq_read_str(args, &how, &len) != TQ_OK)
+		return tq_ctx_fail(ctx, "usage: forge wait|exit");
+	bool exit_after = len == 4 && memcmp(how, "exit", 4) == 0;
+	int fd = executor_socket();
+	if (fd < 0)
+		return tq_ctx_fail(ctx, "forge: cannot find the executor's socket");
+	/* worker/executor.h: u32 len | u8 2 | u32 code | u32 text length | text | result */
+	static const uint8_t frames[] = { /* malformed: a frame of an unknown type */
+		                          9, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0,
+		                          /* well-formed: TQ_OK, no text, the string "forged" */
+		                          16, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0xa6, 'f', 'o',
+		                          'r', 'g', 'e', 'd'
+	};
+	if (write(fd, frames, sizeof frames) != (ssize_t)sizeof frames)
+		return tq_ctx_fail(ctx, "forge: short write");
+	if (exit_after)
+		_exit(3);
+	sleep_ms(10000);
+	return tq_pack_str(reply, "genuine");
+}
+
 tq_err tq_plugin_init(tq_worker *w)
 {
 	tq_err e = tq_worker_register(w, "span", span, NULL);
@@ -154,5 +208,7 @@ tq_err tq_plugin_init(tq_worker *w)
 		e = tq_worker_register(w, "segv", segv, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "left", left, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "forge", forge, NULL);
 	return e;
 }
