@@ -422,6 +422,10 @@ static void describe_exit(int status, char *out, size_t n)
 /* The executor is gone: end its running task, requeue the others. */
 static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 {
+	/* The zygote has reaped it: its pid may already be another process's,
+	 * so nothing from here on (a bad frame read below) may signal it. */
+	pid_t pid = ex->pid;
+	ex->pid = -1;
 	if (ex->fd >= 0)
 		read_results(w, ex); /* whatever it wrote before dying counts */
 	tqi_node *n;
@@ -455,7 +459,7 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 			describe_exit(status, text, sizeof text);
 			break;
 		}
-		tqi_info("executor %u (pid %d): %s", ex->slot, (int)ex->pid, text);
+		tqi_info("executor %u (pid %d): %s", ex->slot, (int)pid, text);
 		finish(w, e, code, text, NULL);
 	}
 	while (nback > 0)
@@ -463,7 +467,6 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 	if (ex->fd >= 0)
 		close(ex->fd);
 	ex->fd = -1;
-	ex->pid = -1;
 	ex->rlen = 0;
 	ex->wcur = NULL;
 	ex->woff = 0;
@@ -678,7 +681,8 @@ uint64_t tqi_pool_timers(tq_worker *w)
 		}
 		if (ex->kill_at != 0) {
 			if (ex->kill_at <= w->now) {
-				kill(ex->pid, SIGKILL);
+				if (ex->pid > 0)
+					kill(ex->pid, SIGKILL);
 				ex->kill_at = 0;
 			} else if (ex->kill_at < next) {
 				next = ex->kill_at;
