@@ -315,12 +315,16 @@ static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t le
 	pentry *e = front ? tqi_container_of(front, pentry, node) : NULL;
 	bool parsed = tqi_exec_result_parse(frame, len, &res) == 0;
 	bool skipped = parsed && res.code == TQI_EXEC_SKIPPED;
-	if (e == NULL || !parsed || skipped != (e->t == NULL)) {
+	/* The ticket says what the executor did with the entry: it skips only
+	 * a withdrawn task and answers only one it claimed.  (e->t is no guide:
+	 * tqi_pool_drop_all clears it on a running entry too.) */
+	uint32_t want = skipped ? TQI_TICKET_WITHDRAWN : TQI_TICKET_RUNNING;
+	if (e == NULL || !parsed || tqi_ticket_get(&w->tickets, e->ticket) != want) {
 		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
 		distrust(w, ex);
 		return -1;
 	}
-	if (skipped) {
+	if (skipped || e->t == NULL) { /* not run, or its task was dropped */
 		entry_release(w, e);
 		return 0;
 	}
