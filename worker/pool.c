@@ -664,11 +664,11 @@ void tqi_pool_drop_all(tq_worker *w)
 
 /* ---- timers ---- */
 
+/* The text is used only when t never started (queued here, or waiting in
+ * a pipe); a running task's end is told by its executor's exit. */
 static void expire(tq_worker *w, wtask *t)
 {
-	tqi_pool_stop_task(
-	    w, t, TQ_ETIMEDOUT,
-	    t->entry ? "stopped: ran past its deadline" : "deadline passed before it started", 0);
+	tqi_pool_stop_task(w, t, TQ_ETIMEDOUT, "deadline passed before it started", 0);
 }
 
 uint64_t tqi_pool_timers(tq_worker *w)
