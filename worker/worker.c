@@ -24,6 +24,11 @@
 
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
 
+/* The most a worker may announce in READY or CAPACITY: the bound of the
+ * capacity field (proto/envelope.c, PROTOCOL.md), 4 x the most executors.
+ * proto/wire.h names no constant for it yet. */
+#define MAX_CAPACITY (4u * TQI_MAX_CONCURRENCY)
+
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	(void)len;
@@ -139,6 +144,10 @@ static void adjust_capacity(tq_worker *w)
 	 * the broker for the next ones. */
 	double most = (double)conc * 4 * TQI_EXEC_DEPTH;
 	uint32_t want = conc + (uint32_t)(fit < most ? fit : most);
+	/* Beyond the protocol's bound the message would not even encode (and
+	 * fail again every loop turn). */
+	if (want > MAX_CAPACITY)
+		want = MAX_CAPACITY;
 	uint32_t have = w->capacity_sent;
 	uint32_t step = have / 4 ? have / 4 : 1;
 	if (want + step > have && want < have + step)
