@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/hex.h"
+#include "proto/wire.h"
 #include "tq/value.h"
 
 #include <errno.h>
@@ -188,6 +189,15 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	}
 	if (tq_buf_size(reply) == 0) {
 		send_result(fd, TQ_OK, NULL, &nil, 1);
+		return;
+	}
+	/* The broker takes no larger payload (and the loop no larger frame):
+	 * say so, rather than have the executor killed for it. */
+	if (tq_buf_size(reply) > TQI_DEFAULT_MAX_PAYLOAD) {
+		char why[128];
+		snprintf(why, sizeof why, "result too large: %zu bytes, the limit is %u",
+		         tq_buf_size(reply), (unsigned)TQI_DEFAULT_MAX_PAYLOAD);
+		send_result(fd, TQ_ETOOBIG, why, NULL, 0);
 		return;
 	}
 	if (tq_value_check(tq_buf_data(reply), tq_buf_size(reply), 0) != TQ_OK) {

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "proto/wire.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -220,6 +221,81 @@ static void test_forged_results_are_not_believed(void **state)
 	tq_client_destroy(&c);
 }
 
+/* True when t's result is what `big n` makes. */
+static bool is_big_result(const tq_task *t, size_t n)
+{
+	size_t len;
+	const uint8_t *d = tq_task_result(t, &len);
+	if (d == NULL)
+		return false;
+	tq_reader r;
+	tq_reader_init(&r, d, len);
+	const uint8_t *b;
+	size_t blen;
+	if (tq_read_bin(&r, &b, &blen) != TQ_OK || blen != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (b[i] != (uint8_t)(i * 7 + 1))
+			return false;
+	return true;
+}
+
+static int64_t executor_pid(tq_client *c)
+{
+	tq_task *t = th_async(c, "pid", "[]", NULL);
+	int64_t pid = -1;
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	assert_int_equal(tq_task_result_int(t, &pid), TQ_OK);
+	tq_task_destroy(&t);
+	return pid;
+}
+
+static void test_too_large_a_result_is_refused_clearly(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = { "--concurrency", "1", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	int64_t pid = executor_pid(c);
+	/* The largest result there is (bin32: 5 bytes of header) arrives
+	 * whole; one byte more is refused with a reason, and the executor that
+	 * made it serves on. */
+	char args[32];
+	snprintf(args, sizeof args, "[%u]", TQI_DEFAULT_MAX_PAYLOAD - 5);
+	tq_task *t = th_async(c, "big", args, NULL);
+	assert_int_equal(tq_task_await(t, 20000), TQ_OK);
+	assert_true(is_big_result(t, TQI_DEFAULT_MAX_PAYLOAD - 5));
+	tq_task_destroy(&t);
+	static const unsigned over[] = { TQI_DEFAULT_MAX_PAYLOAD - 4,
+		                         TQI_DEFAULT_MAX_PAYLOAD + (1 << 20) };
+	for (size_t i = 0; i < sizeof over / sizeof over[0]; i++) {
+		snprintf(args, sizeof args, "[%u]", over[i]);
+		t = th_async(c, "big", args, NULL);
+		assert_int_equal(tq_task_await(t, 20000), TQ_ETOOBIG);
+		printf("%s\n", tq_task_error(t));
+		assert_non_null(strstr(tq_task_error(t), "result too large"));
+		tq_task_destroy(&t);
+		assert_int_equal(executor_pid(c), pid);
+	}
+	/* The builtin `ticks` refuses to copy its word past the limit before
+	 * it packs a byte. */
+	enum { WORD = 20000 };
+	char *json = malloc(WORD + 32);
+	assert_non_null(json);
+	memcpy(json, "[\"", 2);
+	memset(json + 2, 'w', WORD);
+	strcpy(json + 2 + WORD, "\", 1000, 0]");
+	t = th_async(c, "ticks", json, NULL);
+	free(json);
+	assert_int_equal(tq_task_await(t, 20000), TQ_EFAILED);
+	printf("%s\n", tq_task_error(t));
+	assert_non_null(strstr(tq_task_error(t), "result limit"));
+	tq_task_destroy(&t);
+	assert_int_equal(executor_pid(c), pid);
+	tq_client_destroy(&c);
+}
+
 static void test_stopping_at_once_answers_every_held_task(void **state)
 {
 	th_env *e = *state;
@@ -305,6 +381,8 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_forged_results_are_not_believed, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_too_large_a_result_is_refused_clearly,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_stopping_at_once_answers_every_held_task,

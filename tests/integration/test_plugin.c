@@ -12,6 +12,7 @@
  *   segv             dereferences NULL
  *   left             returns [tq_ctx_time_left_ms, now_ms] (now on
  *                    CLOCK_MONOTONIC, as the tests' clock)
+ *   big N            returns N bytes (bin), byte i being (uint8_t)(i * 7 + 1)
  *   forge HOW        plays a handler that wrote over its executor: writes a
  *                    malformed result frame and a well-formed one ("forged")
  *                    to the executor's socket in one write, then, HOW "wait",
@@ -23,6 +24,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -146,6 +148,21 @@ static tq_err left(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	return tq_pack_uint(reply, now_us() / 1000);
 }
 
+static tq_err big(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	int64_t n;
+	if (read_ms(args, ctx, 1, &n) != TQ_OK || n > (64 << 20))
+		return tq_ctx_fail(ctx, "usage: big N (N up to 64 MiB)");
+	uint8_t *b = malloc(n ? (size_t)n : 1);
+	if (b == NULL)
+		return tq_ctx_fail(ctx, "big: out of memory");
+	for (int64_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 7 + 1);
+	tq_err e = tq_pack_bin(reply, b, (size_t)n);
+	free(b);
+	return e;
+}
+
 /* The executor's end of its socketpair with the loop: its only Unix stream
  * socket.  -1 unless there is exactly one. */
 static int executor_socket(void)
@@ -208,6 +225,8 @@ tq_err tq_plugin_init(tq_worker *w)
 		e = tq_worker_register(w, "segv", segv, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "left", left, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "big", big, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "forge", forge, NULL);
 	return e;
