@@ -35,7 +35,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* READ_CHUNK: the read buffer's usual size, and the least result handed
+ * over in it rather than copied.  MAX_RESULT_FRAME: the most a result frame
+ * holds after its length (the executor answers ETOOBIG for a larger
+ * result); a frame that says more is malformed. */
 enum { RESPAWN_DELAY_MS = 100, READ_CHUNK = 1 << 16 };
+#define MAX_RESULT_FRAME (TQI_EXEC_RESULT_HDR - 4 + TQI_MAX_TEXT + TQI_DEFAULT_MAX_PAYLOAD)
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -296,6 +301,35 @@ static void doom(tq_worker *w, tqi_exec *ex, tq_err why)
 		kill(ex->pid, SIGKILL);
 }
 
+static void free_buffer(void *data, void *hint)
+{
+	(void)data;
+	free(hint);
+}
+
+/* Makes m hold the n result bytes at p, in the frame that starts at frame
+ * (after its length).  A big frame that is all ex's buffer holds takes the
+ * buffer with it, uncopied, and ex starts a new one; others are copied.
+ * 0, or -1 (m empty) when memory runs out. */
+static int result_msg(tqi_exec *ex, const uint8_t *frame, const uint8_t *p, size_t n, zmq_msg_t *m)
+{
+	if (frame == ex->rbuf + 4 && ex->rlen == (size_t)(p - ex->rbuf) + n && n >= READ_CHUNK) {
+		if (zmq_msg_init_data(m, (void *)p, n, free_buffer, ex->rbuf) != 0) {
+			zmq_msg_init(m);
+			return -1;
+		}
+		ex->rbuf = NULL;
+		ex->rlen = ex->rcap = 0;
+		return 0;
+	}
+	if (zmq_msg_init_size(m, n) != 0) {
+		zmq_msg_init(m);
+		return -1;
+	}
+	memcpy(zmq_msg_data(m), p, n);
+	return 0;
+}
+
 /* ex sent what no healthy executor sends: a handler wrote over its memory.
  * Nothing more it says is read - its socket is closed - and it is replaced;
  * its running task ends as crashed. */
@@ -332,61 +366,89 @@ static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t le
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';
-	zmq_msg_t payload;
-	if (zmq_msg_init_size(&payload, len - res.payload_off) != 0) {
+	zmq_msg_t payload; /* only a success carries its result */
+	int rc = res.code == TQ_OK ? result_msg(ex, frame, frame + res.payload_off,
+	                                        len - res.payload_off, &payload)
+	                           : zmq_msg_init(&payload);
+	if (rc != 0) {
 		finish(w, e, TQ_ENOMEM, "worker out of memory for the result", NULL);
 		return 0;
 	}
-	memcpy(zmq_msg_data(&payload), frame + res.payload_off, len - res.payload_off);
 	finish(w, e, (tq_err)res.code, text, &payload);
 	zmq_msg_close(&payload);
 	return 0;
 }
 
-static void read_results(tq_worker *w, tqi_exec *ex)
+/* Answers every whole frame in ex's buffer and keeps the rest, at most one
+ * frame's beginning, at the buffer's start.  -1 when ex is no longer read
+ * (distrust). */
+static int parse_results(tq_worker *w, tqi_exec *ex)
 {
-	for (;;) {
-		if (ex->rcap - ex->rlen < READ_CHUNK / 4) {
-			size_t cap = ex->rcap ? ex->rcap * 2 : READ_CHUNK;
-			uint8_t *b = realloc(ex->rbuf, cap);
-			if (b == NULL) {
-				doom(w, ex, TQ_ETASKCRASHED);
-				return;
-			}
-			ex->rbuf = b;
-			ex->rcap = cap;
-		}
-		size_t room = ex->rcap - ex->rlen;
-		ssize_t r = read(ex->fd, ex->rbuf + ex->rlen, room);
-		if (r <= 0)
-			break;
-		ex->rlen += (size_t)r;
-		if ((size_t)r < room)
-			break; /* drained: spare the read that would say EAGAIN */
-	}
 	size_t at = 0;
 	while (ex->rlen - at >= 4) {
 		size_t len = get32(ex->rbuf + at);
-		if (len > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
-		    len < TQI_EXEC_RESULT_HDR - 4) {
+		if (len > MAX_RESULT_FRAME || len < TQI_EXEC_RESULT_HDR - 4) {
 			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
 			         len);
 			distrust(w, ex);
-			at = ex->rlen;
-			break;
+			ex->rlen = 0;
+			return -1;
 		}
 		if (ex->rlen - at - 4 < len)
 			break;
 		if (on_result(w, ex, ex->rbuf + at + 4, len) != 0) {
-			at = ex->rlen; /* what follows is not believed either */
-			break;
+			ex->rlen = 0; /* what follows is not believed either */
+			return -1;
 		}
+		if (ex->rbuf == NULL)
+			return 0; /* the frame, all there was, left with the buffer */
 		at += 4 + len;
 	}
-	memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);
-	ex->rlen -= at;
+	if (at > 0) {
+		memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);
+		ex->rlen -= at;
+	}
+	return 0;
+}
+
+/* Reads what ex wrote and answers each whole result.  Once a frame's length
+ * is known the buffer is made to hold all of it at once; a big frame is
+ * read by itself, so that it fills the buffer exactly and can leave in it
+ * (result_msg). */
+static void read_results(tq_worker *w, tqi_exec *ex)
+{
+	for (;;) {
+		size_t want = READ_CHUNK, until = 0;
+		if (ex->rlen >= 4) {
+			/* checked by parse_results when it arrived */
+			size_t frame = 4 + (size_t)get32(ex->rbuf);
+			if (frame > READ_CHUNK)
+				want = until = frame;
+		}
+		if (ex->rcap < want) {
+			uint8_t *b = realloc(ex->rbuf, want);
+			if (b == NULL) {
+				tqi_warn(
+				    "executor %u: no memory for a %zu-byte result; restarting it",
+				    ex->slot, want);
+				doom(w, ex, TQ_ETASKCRASHED);
+				return;
+			}
+			ex->rbuf = b;
+			ex->rcap = want;
+		}
+		size_t room = (until ? until : ex->rcap) - ex->rlen;
+		ssize_t r = read(ex->fd, ex->rbuf + ex->rlen, room);
+		if (r <= 0)
+			break;
+		ex->rlen += (size_t)r;
+		if (parse_results(w, ex) != 0)
+			return;
+		if ((size_t)r < room)
+			break; /* drained: spare the read that would say EAGAIN */
+	}
 	if (ex->rlen == 0 && ex->rcap > 4 * READ_CHUNK) {
-		free(ex->rbuf); /* a big result passed: give the memory back */
+		free(ex->rbuf); /* a big result was copied: give the memory back */
 		ex->rbuf = NULL;
 		ex->rcap = 0;
 	}

@@ -250,6 +250,39 @@ static int64_t executor_pid(tq_client *c)
 	return pid;
 }
 
+static void test_results_of_every_size_arrive_whole(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "8", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	/* Around the size where the worker stops copying results and hands
+	 * its read buffer over instead, each behind or before a small one, so
+	 * that several share a read. */
+	static const size_t sizes[] = { 0, 1, 65530, 65535, 65536, 65537, 200000, 3 << 20, 70000 };
+	enum { N = sizeof sizes / sizeof sizes[0] };
+	tq_task *big[N], *small[N];
+	for (size_t i = 0; i < N; i++) {
+		char args[32];
+		snprintf(args, sizeof args, "[%zu]", sizes[i]);
+		big[i] = th_async(c, "big", args, NULL);
+		snprintf(args, sizeof args, "[%zu]", i);
+		small[i] = th_async(c, "double", args, NULL);
+	}
+	for (size_t i = 0; i < N; i++) {
+		int64_t v;
+		assert_int_equal(tq_task_await(big[i], 20000), TQ_OK);
+		assert_true(is_big_result(big[i], sizes[i]));
+		assert_int_equal(tq_task_await(small[i], 20000), TQ_OK);
+		assert_int_equal(tq_task_result_int(small[i], &v), TQ_OK);
+		assert_int_equal(v, 2 * (int64_t)i);
+		tq_task_destroy(&big[i]);
+		tq_task_destroy(&small[i]);
+	}
+	tq_client_destroy(&c);
+}
+
 static void test_too_large_a_result_is_refused_clearly(void **state)
 {
 	th_env *e = *state;
@@ -380,6 +413,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tasks_behind_a_crash_run_elsewhere, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_forged_results_are_not_believed, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_results_of_every_size_arrive_whole, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_too_large_a_result_is_refused_clearly,
 		                                th_setup, th_teardown),
