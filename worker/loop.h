@@ -3,9 +3,10 @@
  * registration, heartbeats, tasks held) and pool.c (the executor side).
  *
  * Invariant: every task the worker holds is in `held` by reference, and is
- * either in the local queue or on exactly one executor; every held task
- * gets exactly one DONE, except when the broker connection is reset (the
- * broker has then given up on them).
+ * either in the local queue or on exactly one executor; a held task with a
+ * deadline is in `deadlines` until that passes; every held task gets
+ * exactly one DONE, except when the broker connection is reset (the broker
+ * has then given up on them).
  */
 #ifndef TQI_WORKER_LOOP_H
 #define TQI_WORKER_LOOP_H
@@ -16,6 +17,7 @@
 #include <sys/types.h>
 #include <zmq.h>
 
+#include "base/heap.h"
 #include "base/hmap.h"
 #include "base/list.h"
 #include "base/rand.h"
@@ -35,7 +37,9 @@ typedef struct wtask {
 	uint8_t ref[TQI_REF_LEN];
 	uint32_t fn_index;
 	uint32_t attempt;
-	uint64_t deadline_ms; /* monotonic; 0 = none */
+	/* key: the deadline, ms on the monotonic clock, 0 = none; in
+	 * tq_worker.deadlines while it has one */
+	tqi_heap_node deadline;
 	zmq_msg_t args;
 	pentry *entry; /* while in an executor's pipe */
 } wtask;
@@ -99,7 +103,7 @@ struct tq_worker {
 	tqi_hmap held;
 	tqi_list queue;
 	uint32_t nheld;     /* tasks held: queued locally or in an executor */
-	uint32_t ndeadline; /* of which with a deadline */
+	tqi_heap deadlines; /* the held tasks that have a deadline, soonest first */
 
 	/* automatic prefetch: what tasks take, and the capacity announced */
 	double service_us;      /* moving average of one task's time on an executor */

@@ -201,7 +201,7 @@ static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 	e->t = t;
 	t->entry = e;
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
-	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, t->deadline_ms, t->ref, e->ticket,
+	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, t->deadline.key, t->ref, e->ticket,
 	                     zmq_msg_size(&e->args));
 	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
@@ -659,15 +659,15 @@ void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, u
 		ex->kill_at = at;
 }
 
-/* The tasks in ex's pipe (with a deadline only, when asked), oldest first. */
-static uint32_t pipe_tasks(tqi_exec *ex, wtask **out, bool with_deadline)
+/* The tasks in ex's pipe, oldest first. */
+static uint32_t pipe_tasks(tqi_exec *ex, wtask **out)
 {
 	uint32_t n = 0;
 	tqi_node *it, *nx;
 	tqi_list_each(&ex->inpipe, it, nx)
 	{
 		wtask *t = tqi_container_of(it, pentry, node)->t;
-		if (t != NULL && (!with_deadline || t->deadline_ms != 0))
+		if (t != NULL)
 			out[n++] = t;
 	}
 	return n;
@@ -682,7 +682,7 @@ void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text)
 		/* Stopping one task may take the others out of the pipe (its
 		 * executor is doomed): list them first. */
 		wtask *ts[TQI_EXEC_DEPTH];
-		uint32_t count = pipe_tasks(&w->execs[i], ts, false);
+		uint32_t count = pipe_tasks(&w->execs[i], ts);
 		for (uint32_t j = 0; j < count; j++)
 			if (ts[j]->entry != NULL || tqi_node_linked(&ts[j]->qnode))
 				tqi_pool_stop_task(w, ts[j], code, text, 0);
@@ -755,39 +755,15 @@ uint64_t tqi_pool_timers(tq_worker *w)
 			}
 		}
 	}
-	/* Deadlines: only when some held task has one, so a stream of tasks
-	 * without deadlines costs no scan. */
-	if (w->ndeadline > 0) {
-		for (uint32_t i = 0; i < w->nexecs; i++) {
-			tqi_exec *ex = &w->execs[i];
-			if (ex->state == EX_DOOMED)
-				continue;
-			/* Expiring one may move the others: list them first. */
-			wtask *ts[TQI_EXEC_DEPTH];
-			uint32_t n = pipe_tasks(ex, ts, true);
-			for (uint32_t j = 0; j < n; j++) {
-				wtask *t = ts[j];
-				if (t->entry == NULL || t->entry->ex != ex ||
-				    ex->state == EX_DOOMED)
-					continue; /* moved to the local queue, scanned below */
-				if (t->deadline_ms <= w->now)
-					expire(w, t);
-				else if (t->deadline_ms < next)
-					next = t->deadline_ms;
-			}
-		}
-		tqi_node *it, *nx;
-		tqi_list_each(&w->queue, it, nx)
-		{
-			wtask *t = tqi_container_of(it, wtask, qnode);
-			if (t->deadline_ms == 0)
-				continue;
-			if (t->deadline_ms <= w->now)
-				expire(w, t);
-			else if (t->deadline_ms < next)
-				next = t->deadline_ms;
-		}
+	/* Deadlines: the soonest first, each taken out before it is acted on
+	 * (stopping one may move others, never into the past). */
+	tqi_heap_node *top;
+	while ((top = tqi_heap_top(&w->deadlines)) != NULL && top->key <= w->now) {
+		tqi_heap_remove(&w->deadlines, top);
+		expire(w, tqi_container_of(top, wtask, deadline));
 	}
+	if (top != NULL && top->key < next)
+		next = top->key;
 	return next == UINT64_MAX ? next : next - w->now;
 }
 
