@@ -20,6 +20,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+enum { READ_CHUNK = 1 << 16 }; /* the task buffer's usual size */
+
 struct tq_ctx {
 	const tqi_handler_entry *entry;
 	const char *worker;
@@ -73,39 +75,28 @@ const char *tq_ctx_worker(const tq_ctx *ctx)
 	return ctx->worker;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
                           uint64_t deadline_ms, const uint8_t ref[16], uint32_t ticket,
                           size_t args_len)
 {
-	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
+	tqi_put_le32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
 	hdr[4] = TQI_EXEC_TASK;
-	put32(hdr + 5, fn_index);
-	put32(hdr + 9, attempt);
-	put32(hdr + 13, (uint32_t)deadline_ms);
-	put32(hdr + 17, (uint32_t)(deadline_ms >> 32));
+	tqi_put_le32(hdr + 5, fn_index);
+	tqi_put_le32(hdr + 9, attempt);
+	tqi_put_le32(hdr + 13, (uint32_t)deadline_ms);
+	tqi_put_le32(hdr + 17, (uint32_t)(deadline_ms >> 32));
 	memcpy(hdr + 21, ref, 16);
-	put32(hdr + 37, ticket);
+	tqi_put_le32(hdr + 37, ticket);
 }
 
 int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out)
 {
 	if (len < TQI_EXEC_RESULT_HDR - 4 || frame[0] != TQI_EXEC_RESULT)
 		return -1;
-	size_t tlen = get32(frame + 5);
+	size_t tlen = tqi_get_le32(frame + 5);
 	if (tlen > len - (TQI_EXEC_RESULT_HDR - 4) || tlen > TQI_MAX_TEXT)
 		return -1;
-	out->code = get32(frame + 1);
+	out->code = tqi_get_le32(frame + 1);
 	out->text = (const char *)frame + 9;
 	out->text_len = tlen;
 	out->payload_off = 9 + tlen;
@@ -118,10 +109,10 @@ static void send_result(int fd, uint32_t code, const char *text, const uint8_t *
 	if (tlen > TQI_MAX_TEXT)
 		tlen = TQI_MAX_TEXT;
 	uint8_t hdr[TQI_EXEC_RESULT_HDR];
-	put32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
+	tqi_put_le32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
 	hdr[4] = TQI_EXEC_RESULT;
-	put32(hdr + 5, code);
-	put32(hdr + 9, (uint32_t)tlen);
+	tqi_put_le32(hdr + 5, code);
+	tqi_put_le32(hdr + 9, (uint32_t)tlen);
 	/* One write for the whole frame: the loop wakes once per result. */
 	struct iovec iov[3] = { { hdr, sizeof hdr },
 		                { (void *)text, tlen },
@@ -147,9 +138,9 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
                     size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	static const uint8_t nil = 0xc0;
-	uint32_t idx = get32(frame + 1);
-	uint32_t ticket = get32(frame + 33);
-	tq_ctx ctx = { .worker = worker, .attempt = get32(frame + 5) };
+	uint32_t idx = tqi_get_le32(frame + 1);
+	uint32_t ticket = tqi_get_le32(frame + 33);
+	tq_ctx ctx = { .worker = worker, .attempt = tqi_get_le32(frame + 5) };
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (ticket >= tickets->n ||
 	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
@@ -158,7 +149,8 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	}
 	/* Absolute on the host's monotonic clock: used as it is, so the time
 	 * the task waited in the pipe is not given to it again. */
-	ctx.deadline_ms = (uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32;
+	ctx.deadline_ms = (uint64_t)tqi_get_le32(frame + 9) | (uint64_t)tqi_get_le32(frame + 13)
+	                                                          << 32;
 	tqi_hex(frame + 17, 16, ctx.ref);
 	if (idx >= reg->n) {
 		send_result(fd, TQ_EPROTO, "no such function index", NULL, 0);
@@ -220,7 +212,7 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 		_exit(1);
 	/* Tasks come in batches: read what is there, then run each whole
 	 * frame in it, so a batch costs one read. */
-	size_t cap = 1 << 16, have = 0;
+	size_t cap = READ_CHUNK, have = 0;
 	uint8_t *buf = malloc(cap);
 	if (buf == NULL)
 		_exit(1);
@@ -233,7 +225,7 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 		have += (size_t)r;
 		size_t at = 0;
 		while (have - at >= 4) {
-			size_t len = get32(buf + at);
+			size_t len = tqi_get_le32(buf + at);
 			if (len < TQI_EXEC_TASK_HDR - 4)
 				_exit(1);
 			if (have - at - 4 < len) {
@@ -254,8 +246,24 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 				_exit(1);
 			run_one(fd, reg, worker_name, frame, len, reply, tickets);
 			at += 4 + len;
+			if (tq_buf_size(reply) > 4 * READ_CHUNK) {
+				/* A big result went out: give its memory back. */
+				tq_buf_destroy(&reply);
+				if (tq_buf_new(&reply) != TQ_OK)
+					_exit(1);
+			}
 		}
 		memmove(buf, buf + at, have - at);
 		have -= at;
+		/* A big task passed: give its memory back, unless the next one
+		 * (whose beginning is here) is big too. */
+		size_t next = have >= 4 ? 4 + (size_t)tqi_get_le32(buf) : 0;
+		if (cap > 4 * READ_CHUNK && next <= READ_CHUNK) {
+			uint8_t *b = realloc(buf, READ_CHUNK);
+			if (b != NULL) {
+				buf = b;
+				cap = READ_CHUNK;
+			}
+		}
 	}
 }

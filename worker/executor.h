@@ -31,6 +31,18 @@
 #define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4)
 #define TQI_EXEC_SKIPPED 0xffffffffu /* result code: withdrawn, not run */
 
+/* The frames' integers, little-endian. */
+static inline uint32_t tqi_get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline void tqi_put_le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
 /* Serves tasks read from fd until it closes, then exits the process. */
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
                        tqi_tickets *tickets) __attribute__((noreturn));

@@ -44,16 +44,16 @@ typedef struct wtask {
 	pentry *entry; /* while in an executor's pipe */
 } wtask;
 
-/* One task written (or being written) into an executor's socket. */
+/* One task written (or being written) into an executor's socket; free
+ * while its node is in no list. */
 struct pentry {
 	tqi_node node; /* in tqi_exec.inpipe, oldest first */
-	wtask *t;      /* NULL: withdrawn; the executor will answer SKIPPED */
+	wtask *t;      /* NULL: withdrawn (the executor will answer SKIPPED) or dropped */
 	tqi_exec *ex;
 	zmq_msg_t args;                 /* the arguments until the frame is written */
 	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
 	uint64_t given_us;              /* when it entered the pipe */
 	uint32_t ticket;                /* index on the ticket board */
-	bool in_use;
 };
 
 /* SPAWNING: asked of the zygote; READY: may take tasks; DOOMED: signalled

@@ -42,11 +42,6 @@
 enum { RESPAWN_DELAY_MS = 100, READ_CHUNK = 1 << 16 };
 #define MAX_RESULT_FRAME (TQI_EXEC_RESULT_HDR - 4 + TQI_MAX_TEXT + TQI_DEFAULT_MAX_PAYLOAD)
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static void spawn(tq_worker *w, tqi_exec *ex)
 {
 	ex->state = EX_SPAWNING;
@@ -108,7 +103,6 @@ static void entry_release(tq_worker *w, pentry *e)
 	zmq_msg_init(&e->args);
 	tqi_list_remove(&ex->inpipe, &e->node);
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_FREE);
-	e->in_use = false;
 }
 
 void tqi_pool_stop(tq_worker *w)
@@ -138,9 +132,8 @@ static pentry *next_unwritten(tqi_exec *ex, pentry *after)
 
 /* Writes the frames not yet written, in order, as far as the socket takes
  * them: all of them in one writev when they fit. */
-static void write_pending(tq_worker *w, tqi_exec *ex)
+static void write_pending(tqi_exec *ex)
 {
-	(void)w;
 	while (ex->wcur != NULL && ex->fd >= 0) {
 		struct iovec iov[2 * TQI_EXEC_DEPTH];
 		int n = 0;
@@ -185,19 +178,13 @@ static void write_pending(tq_worker *w, tqi_exec *ex)
 	}
 }
 
-static bool writing(const tqi_exec *ex)
-{
-	return ex->wcur != NULL;
-}
-
 /* Puts t at the end of ex's pipe. */
 static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 {
 	pentry *e = NULL;
 	for (uint32_t j = 0; j < TQI_EXEC_DEPTH && e == NULL; j++)
-		if (!ex->entries[j].in_use)
-			e = &ex->entries[j];
-	e->in_use = true;
+		if (!tqi_node_linked(&ex->entries[j].node))
+			e = &ex->entries[j]; /* not in the pipe: free */
 	e->t = t;
 	t->entry = e;
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
@@ -291,14 +278,29 @@ static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_m
 		tqi_task_done(w, t, code, text, payload);
 }
 
-static void doom(tq_worker *w, tqi_exec *ex, tq_err why)
+/* Ends ex's service: it takes no new task, the tasks waiting in its pipe go
+ * back to the local queue, and it is signalled - SIGKILL now when grace_ms
+ * is 0, else SIGTERM now and SIGKILL grace_ms later.  why is what its
+ * running task will end with: the first reason stands, except that a
+ * shutdown overrides any.  An executor already reaped (pid <= 0) is not
+ * signalled: its pid may be another process's by now. */
+static void doom(tq_worker *w, tqi_exec *ex, tq_err why, uint32_t grace_ms)
 {
-	if (ex->stop_code == TQ_OK)
+	if (ex->stop_code == TQ_OK || why == TQ_ESHUTDOWN)
 		ex->stop_code = why;
 	ex->state = EX_DOOMED;
 	withdraw_waiting(w, ex);
-	if (ex->pid > 0)
+	if (ex->pid <= 0)
+		return;
+	if (grace_ms == 0) {
 		kill(ex->pid, SIGKILL);
+		ex->kill_at = 0;
+		return;
+	}
+	kill(ex->pid, SIGTERM);
+	uint64_t at = w->now + grace_ms;
+	if (ex->kill_at == 0 || at < ex->kill_at)
+		ex->kill_at = at;
 }
 
 static void free_buffer(void *data, void *hint)
@@ -335,7 +337,7 @@ static int result_msg(tqi_exec *ex, const uint8_t *frame, const uint8_t *p, size
  * its running task ends as crashed. */
 static void distrust(tq_worker *w, tqi_exec *ex)
 {
-	doom(w, ex, TQ_ETASKCRASHED);
+	doom(w, ex, TQ_ETASKCRASHED, 0);
 	close(ex->fd);
 	ex->fd = -1;
 }
@@ -386,7 +388,7 @@ static int parse_results(tq_worker *w, tqi_exec *ex)
 {
 	size_t at = 0;
 	while (ex->rlen - at >= 4) {
-		size_t len = get32(ex->rbuf + at);
+		size_t len = tqi_get_le32(ex->rbuf + at);
 		if (len > MAX_RESULT_FRAME || len < TQI_EXEC_RESULT_HDR - 4) {
 			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
 			         len);
@@ -421,7 +423,7 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 		size_t want = READ_CHUNK, until = 0;
 		if (ex->rlen >= 4) {
 			/* checked by parse_results when it arrived */
-			size_t frame = 4 + (size_t)get32(ex->rbuf);
+			size_t frame = 4 + (size_t)tqi_get_le32(ex->rbuf);
 			if (frame > READ_CHUNK)
 				want = until = frame;
 		}
@@ -431,7 +433,7 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 				tqi_warn(
 				    "executor %u: no memory for a %zu-byte result; restarting it",
 				    ex->slot, want);
-				doom(w, ex, TQ_ETASKCRASHED);
+				doom(w, ex, TQ_ETASKCRASHED, 0);
 				return;
 			}
 			ex->rbuf = b;
@@ -456,8 +458,8 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 
 void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents)
 {
-	if ((revents & ZMQ_POLLOUT) && writing(ex))
-		write_pending(w, ex);
+	if ((revents & ZMQ_POLLOUT) && ex->wcur != NULL)
+		write_pending(ex);
 	if (revents & (ZMQ_POLLIN | ZMQ_POLLERR))
 		read_results(w, ex);
 }
@@ -625,38 +627,22 @@ void tqi_pool_schedule(tq_worker *w)
 	}
 	/* One write per executor for all it was given. */
 	for (uint32_t i = 0; i < w->nexecs; i++)
-		if (writing(&w->execs[i]))
-			write_pending(w, &w->execs[i]);
+		if (w->execs[i].wcur != NULL)
+			write_pending(&w->execs[i]);
 }
 
 void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, uint32_t grace_ms)
 {
-	if (t->entry == NULL) {
+	tqi_exec *ex = t->entry ? t->entry->ex : NULL;
+	if (withdraw(w, t)) {
+		/* It never started: out of the local queue, if it was there. */
 		tqi_list_remove(&w->queue, &t->qnode);
 		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
 		return;
 	}
-	tqi_exec *ex = t->entry->ex;
-	if (withdraw(w, t)) {
-		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
-		return;
-	}
-	/* Running: signal its executor.  Its other tasks find other ones. */
-	if (ex->stop_code == TQ_OK || code == TQ_ESHUTDOWN)
-		ex->stop_code = code;
-	ex->state = EX_DOOMED;
-	withdraw_waiting(w, ex);
-	if (ex->pid <= 0)
-		return;
-	if (grace_ms == 0) {
-		kill(ex->pid, SIGKILL);
-		ex->kill_at = 0;
-		return;
-	}
-	kill(ex->pid, SIGTERM);
-	uint64_t at = w->now + grace_ms;
-	if (ex->kill_at == 0 || at < ex->kill_at)
-		ex->kill_at = at;
+	/* Running: its executor's exit reports it.  Its other tasks find
+	 * other executors. */
+	doom(w, ex, code, grace_ms);
 }
 
 /* The tasks in ex's pipe, oldest first. */
@@ -714,13 +700,8 @@ void tqi_pool_drop_all(tq_worker *w)
 				tqi_task_forget(w, t);
 			}
 		}
-		if (running) {
-			ex->state = EX_DOOMED;
-			if (ex->stop_code == TQ_OK)
-				ex->stop_code = TQ_ESHUTDOWN;
-			if (ex->pid > 0)
-				kill(ex->pid, SIGKILL);
-		}
+		if (running)
+			doom(w, ex, TQ_ESHUTDOWN, 0);
 	}
 }
 
@@ -776,7 +757,7 @@ int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners)
 			continue;
 		items[n].socket = NULL;
 		items[n].fd = ex->fd;
-		items[n].events = ZMQ_POLLIN | (writing(ex) ? ZMQ_POLLOUT : 0);
+		items[n].events = ZMQ_POLLIN | (ex->wcur != NULL ? ZMQ_POLLOUT : 0);
 		items[n].revents = 0;
 		owners[n++] = ex;
 	}

@@ -250,7 +250,7 @@ static int64_t executor_pid(tq_client *c)
 	return pid;
 }
 
-static void test_results_of_every_size_arrive_whole(void **state)
+static void test_tasks_and_results_of_every_size_arrive_whole(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "8", NULL };
@@ -278,6 +278,43 @@ static void test_results_of_every_size_arrive_whole(void **state)
 		assert_int_equal(tq_task_result_int(small[i], &v), TQ_OK);
 		assert_int_equal(v, 2 * (int64_t)i);
 		tq_task_destroy(&big[i]);
+		tq_task_destroy(&small[i]);
+	}
+	/* Large arguments, each with a small task behind it, reach the
+	 * executor whole too (it grows its buffer for them, then shrinks it). */
+	static const size_t arg_sizes[] = { 300000, 1 << 20, 70000, 10 };
+	enum { M = sizeof arg_sizes / sizeof arg_sizes[0] };
+	tq_task *echo[M];
+	for (size_t i = 0; i < M; i++) {
+		char *json = malloc(arg_sizes[i] + 8);
+		assert_non_null(json);
+		memcpy(json, "[\"", 2);
+		memset(json + 2, 'a' + (int)i, arg_sizes[i]);
+		strcpy(json + 2 + arg_sizes[i], "\"]");
+		echo[i] = th_async(c, "echo", json, NULL);
+		free(json);
+		char args[32];
+		snprintf(args, sizeof args, "[%zu]", i);
+		small[i] = th_async(c, "double", args, NULL);
+	}
+	for (size_t i = 0; i < M; i++) {
+		int64_t v;
+		assert_int_equal(tq_task_await(echo[i], 20000), TQ_OK);
+		size_t len;
+		const uint8_t *d = tq_task_result(echo[i], &len);
+		tq_reader r;
+		tq_reader_init(&r, d, len);
+		uint32_t n;
+		const char *str;
+		size_t slen;
+		assert_int_equal(tq_read_array(&r, &n), TQ_OK);
+		assert_int_equal(tq_read_str(&r, &str, &slen), TQ_OK);
+		assert_int_equal(slen, arg_sizes[i]);
+		assert_true(str[0] == 'a' + (int)i && str[slen - 1] == 'a' + (int)i);
+		assert_int_equal(tq_task_await(small[i], 20000), TQ_OK);
+		assert_int_equal(tq_task_result_int(small[i], &v), TQ_OK);
+		assert_int_equal(v, 2 * (int64_t)i);
+		tq_task_destroy(&echo[i]);
 		tq_task_destroy(&small[i]);
 	}
 	tq_client_destroy(&c);
@@ -414,8 +451,8 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_forged_results_are_not_believed, th_setup,
 		                                th_teardown),
-		cmocka_unit_test_setup_teardown(test_results_of_every_size_arrive_whole, th_setup,
-		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_tasks_and_results_of_every_size_arrive_whole,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_too_large_a_result_is_refused_clearly,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,
