@@ -91,28 +91,34 @@ void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uin
 
 int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out)
 {
-	if (len < TQI_EXEC_RESULT_HDR - 4 || frame[0] != TQI_EXEC_RESULT)
+	enum { FIXED = TQI_EXEC_RESULT_HDR - 4 };
+	if (len < FIXED || frame[0] != TQI_EXEC_RESULT)
 		return -1;
 	size_t tlen = tqi_get_le32(frame + 5);
-	if (tlen > len - (TQI_EXEC_RESULT_HDR - 4) || tlen > TQI_MAX_TEXT)
+	if (tlen > len - FIXED || tlen > TQI_MAX_TEXT)
 		return -1;
 	out->code = tqi_get_le32(frame + 1);
-	out->text = (const char *)frame + 9;
+	out->run_us = tqi_get_le32(frame + 9);
+	out->text = (const char *)frame + FIXED;
 	out->text_len = tlen;
-	out->payload_off = 9 + tlen;
+	out->payload_off = FIXED + tlen;
 	return 0;
 }
 
-static void send_result(int fd, uint32_t code, const char *text, const uint8_t *data, size_t len)
+/* Writes a result frame for a task taken up at start_us (tqi_now_us). */
+static void send_result(int fd, uint64_t start_us, uint32_t code, const char *text,
+                        const uint8_t *data, size_t len)
 {
 	size_t tlen = text ? strlen(text) : 0;
 	if (tlen > TQI_MAX_TEXT)
 		tlen = TQI_MAX_TEXT;
+	uint64_t run_us = tqi_now_us() - start_us;
 	uint8_t hdr[TQI_EXEC_RESULT_HDR];
 	tqi_put_le32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
 	hdr[4] = TQI_EXEC_RESULT;
 	tqi_put_le32(hdr + 5, code);
 	tqi_put_le32(hdr + 9, (uint32_t)tlen);
+	tqi_put_le32(hdr + 13, run_us > UINT32_MAX ? UINT32_MAX : (uint32_t)run_us);
 	/* One write for the whole frame: the loop wakes once per result. */
 	struct iovec iov[3] = { { hdr, sizeof hdr },
 		                { (void *)text, tlen },
@@ -138,13 +144,14 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
                     size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	static const uint8_t nil = 0xc0;
+	uint64_t start = tqi_now_us(); /* the task's run time counts from here */
 	uint32_t idx = tqi_get_le32(frame + 1);
 	uint32_t ticket = tqi_get_le32(frame + 33);
 	tq_ctx ctx = { .worker = worker, .attempt = tqi_get_le32(frame + 5) };
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (ticket >= tickets->n ||
 	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
-		send_result(fd, TQI_EXEC_SKIPPED, NULL, NULL, 0);
+		send_result(fd, start, TQI_EXEC_SKIPPED, NULL, NULL, 0);
 		return;
 	}
 	/* Absolute on the host's monotonic clock: used as it is, so the time
@@ -153,7 +160,7 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	                                                          << 32;
 	tqi_hex(frame + 17, 16, ctx.ref);
 	if (idx >= reg->n) {
-		send_result(fd, TQ_EPROTO, "no such function index", NULL, 0);
+		send_result(fd, start, TQ_EPROTO, "no such function index", NULL, 0);
 		return;
 	}
 	ctx.entry = &reg->v[idx];
@@ -161,8 +168,8 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	size_t args_len = len - (TQI_EXEC_TASK_HDR - 4);
 	tq_err e = tq_value_check(args, args_len, 0);
 	if (e != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "arguments are not one well-formed msgpack value", NULL,
-		            0);
+		send_result(fd, start, TQ_EFAILED,
+		            "arguments are not one well-formed msgpack value", NULL, 0);
 		return;
 	}
 	tq_reader r;
@@ -172,15 +179,15 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	if (e != TQ_OK || ctx.failed) {
 		if (!ctx.failed)
 			snprintf(ctx.error, sizeof ctx.error, "handler returned %s", tq_errname(e));
-		send_result(fd, TQ_EFAILED, ctx.error, NULL, 0);
+		send_result(fd, start, TQ_EFAILED, ctx.error, NULL, 0);
 		return;
 	}
 	if (tq_buf_error(reply) != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
+		send_result(fd, start, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
 		return;
 	}
 	if (tq_buf_size(reply) == 0) {
-		send_result(fd, TQ_OK, NULL, &nil, 1);
+		send_result(fd, start, TQ_OK, NULL, &nil, 1);
 		return;
 	}
 	/* The broker takes no larger payload (and the loop no larger frame):
@@ -189,14 +196,15 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 		char why[128];
 		snprintf(why, sizeof why, "result too large: %zu bytes, the limit is %u",
 		         tq_buf_size(reply), (unsigned)TQI_DEFAULT_MAX_PAYLOAD);
-		send_result(fd, TQ_ETOOBIG, why, NULL, 0);
+		send_result(fd, start, TQ_ETOOBIG, why, NULL, 0);
 		return;
 	}
 	if (tq_value_check(tq_buf_data(reply), tq_buf_size(reply), 0) != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "handler packed more or less than one value", NULL, 0);
+		send_result(fd, start, TQ_EFAILED, "handler packed more or less than one value",
+		            NULL, 0);
 		return;
 	}
-	send_result(fd, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
+	send_result(fd, start, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
 }
 
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,

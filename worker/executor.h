@@ -4,12 +4,16 @@
  *
  *   task   : u32 len | u8 1 | u32 function index | u32 attempt
  *            | u64 deadline | ref[16] | u32 ticket | arguments...
- *   result : u32 len | u8 2 | u32 code | u32 text length | text | result...
+ *   result : u32 len | u8 2 | u32 code | u32 text length | u32 run time
+ *            | text | result...
  *
  * Integers are little-endian; len counts the bytes after itself.  The
  * deadline is absolute, in ms on CLOCK_MONOTONIC (tqi_now_ms), which both
  * ends share since they run on one host; 0 means none.  It is fixed when
- * the task arrives, so the time a task waits in the pipe counts.  Results
+ * the task arrives, so the time a task waits in the pipe counts.  The run time is the
+ * executor's own measure of the task, in microseconds (at most UINT32_MAX),
+ * from when it took the task up to its result: what the automatic prefetch
+ * averages, free of the time results wait to be read.  Results
  * come back in the order the tasks were written.  Before running a task the
  * executor claims its ticket (worker/tickets.h); a task whose ticket was
  * withdrawn is answered with code TQI_EXEC_SKIPPED and not run.  Both ends
@@ -28,7 +32,7 @@
 #define TQI_EXEC_TASK 1
 #define TQI_EXEC_RESULT 2
 #define TQI_EXEC_TASK_HDR (4 + 1 + 4 + 4 + 8 + 16 + 4)
-#define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4)
+#define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4 + 4)
 #define TQI_EXEC_SKIPPED 0xffffffffu /* result code: withdrawn, not run */
 
 /* The frames' integers, little-endian. */
@@ -51,6 +55,7 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
  * frame's bytes. */
 typedef struct {
 	uint32_t code;
+	uint32_t run_us; /* the executor's time on the task */
 	const char *text;
 	size_t text_len;
 	size_t payload_off; /* the result's bytes start here in the frame */

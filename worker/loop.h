@@ -52,7 +52,6 @@ struct pentry {
 	tqi_exec *ex;
 	zmq_msg_t args;                 /* the arguments until the frame is written */
 	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
-	uint64_t given_us;              /* when it entered the pipe */
 	uint32_t ticket;                /* index on the ticket board */
 };
 
@@ -72,7 +71,6 @@ struct tqi_exec {
 	tq_err stop_code;               /* why we signalled it; TQ_OK if we did not */
 	uint64_t kill_at;               /* SIGKILL due (after a grace period); 0 = none */
 	uint64_t respawn_at;
-	uint64_t last_result_us;
 	/* writing: the first entry not fully written, and how far */
 	pentry *wcur;
 	size_t woff;
@@ -106,7 +104,7 @@ struct tq_worker {
 	tqi_heap deadlines; /* the held tasks that have a deadline, soonest first */
 
 	/* automatic prefetch: what tasks take, and the capacity announced */
-	double service_us;      /* moving average of one task's time on an executor */
+	double service_us;      /* moving average of tasks' run times (executors' measure) */
 	uint32_t capacity_sent; /* in READY or the last CAPACITY */
 	uint64_t capacity_at;   /* when it was sent, ms */
 

@@ -22,7 +22,6 @@
  */
 #include "worker/loop.h"
 
-#include "base/clock.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -190,7 +189,6 @@ static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
 	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, t->deadline.key, t->ref, e->ticket,
 	                     zmq_msg_size(&e->args));
-	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
 	tqi_list_push_back(&ex->inpipe, &e->node);
 	ex->held++;
@@ -258,15 +256,12 @@ static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
 
 /* ---- reading results ---- */
 
-/* Feeds the automatic prefetch: the executor's time on the task is from
- * when it could start it (given, or its previous result) to its result. */
-static void measure(tq_worker *w, pentry *e)
+/* Feeds the automatic prefetch the executor's time on a task, as it
+ * measured it: when the loop reads the result (several may come in one
+ * read) says nothing about it. */
+static void measure(tq_worker *w, uint32_t run_us)
 {
-	tqi_exec *ex = e->ex;
-	uint64_t now = tqi_now_us();
-	uint64_t from = e->given_us > ex->last_result_us ? e->given_us : ex->last_result_us;
-	ex->last_result_us = now;
-	double took = now > from ? (double)(now - from) : 1.0;
+	double took = run_us > 0 ? (double)run_us : 1.0;
 	w->service_us = w->service_us == 0 ? took : 0.9 * w->service_us + 0.1 * took;
 }
 
@@ -364,7 +359,7 @@ static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t le
 		entry_release(w, e);
 		return 0;
 	}
-	measure(w, e);
+	measure(w, res.run_us);
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';

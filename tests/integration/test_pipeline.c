@@ -436,6 +436,34 @@ static void test_automatic_prefetch_follows_task_times(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_automatic_prefetch_counts_the_time_tasks_take(void **state)
+{
+	th_env *e = *state;
+	static const char *const opts[] = { "--concurrency", "1", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", opts));
+	tq_client *c = th_client(e, 0);
+	/* Tasks of at least 1 ms each, many at once: however their results are
+	 * read (several in one read, late), the worker holds no more than its
+	 * 2 ms budget of them - one running and two more - because the time it
+	 * averages is the executor's own measure of each task. */
+	enum { N = 300 };
+	tq_task *ts[N];
+	for (int i = 0; i < N; i++)
+		ts[i] = th_async(c, "sleep", "[1]", NULL);
+	uint64_t most = 0;
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(tq_task_await(ts[i], 30000), TQ_OK);
+		tq_task_destroy(&ts[i]);
+		uint64_t cap;
+		if (i % 50 == 49 && th_stat(e, "capacity", &cap) == 0 && cap > most)
+			most = cap;
+	}
+	printf("1 ms tasks: the worker held up to %llu\n", (unsigned long long)most);
+	assert_true(most >= 1 && most <= 3);
+	tq_client_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +484,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_too_large_a_result_is_refused_clearly,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_automatic_prefetch_follows_task_times,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_automatic_prefetch_counts_the_time_tasks_take,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_stopping_at_once_answers_every_held_task,
 		                                th_setup, th_teardown),

@@ -15,7 +15,7 @@
  *   big N            returns N bytes (bin), byte i being (uint8_t)(i * 7 + 1)
  *   forge HOW        plays a handler that wrote over its executor: writes a
  *                    malformed result frame and a well-formed one ("forged")
- *                    to the executor's socket in one write, then, HOW "wait",
+ *                    to the executor's socket in one writev, then, HOW "wait",
  *                    sleeps 10 s and returns "genuine", or, HOW "exit",
  *                    exits with status 3
  */
@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -195,14 +196,14 @@ static tq_err forge(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	int fd = executor_socket();
 	if (fd < 0)
 		return tq_ctx_fail(ctx, "forge: cannot find the executor's socket");
-	/* worker/executor.h: u32 len | u8 2 | u32 code | u32 text length | text | result */
-	static const uint8_t frames[] = { /* malformed: a frame of an unknown type */
-		                          9, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0,
-		                          /* well-formed: TQ_OK, no text, the string "forged" */
-		                          16, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0xa6, 'f', 'o',
-		                          'r', 'g', 'e', 'd'
-	};
-	if (write(fd, frames, sizeof frames) != (ssize_t)sizeof frames)
+	/* worker/executor.h: u32 len | u8 2 | u32 code | u32 text length
+	 * | u32 run time | text | result.  A malformed frame - of no known
+	 * type - and behind it a well-formed one: TQ_OK, no text, "forged". */
+	static const uint8_t bad[] = { 13, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t good[] = { 20, 0, 0, 0, 2, 0,    0,   0,   0,   0,   0,   0,
+		                        0,  1, 0, 0, 0, 0xa6, 'f', 'o', 'r', 'g', 'e', 'd' };
+	struct iovec iov[2] = { { (void *)bad, sizeof bad }, { (void *)good, sizeof good } };
+	if (writev(fd, iov, 2) != (ssize_t)(sizeof bad + sizeof good))
 		return tq_ctx_fail(ctx, "forge: short write");
 	if (exit_after)
 		_exit(3);
