@@ -11,11 +11,13 @@
  *                (a CPU-bound task for the parallel speed-up benchmark)
  *   ticks WORD N MS  N times: notes the wall-clock time, then sleeps MS;
  *                returns [[unix_ms, WORD], ...] (the lesson's tick and
- *                tock: what they "printed", and when)
+ *                tock: what they "printed", and when); N copies of WORD
+ *                must fit in a result
  */
 #include "worker/builtins.h"
 
 #include "base/clock.h"
+#include "proto/wire.h"
 
 #include <stdlib.h>
 #include <time.h>
@@ -121,6 +123,12 @@ static tq_err fn_ticks(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	    tq_read_int(args, &count) != TQ_OK || tq_read_int(args, &ms) != TQ_OK || count < 0 ||
 	    count > 1000 || ms < 0 || ms > 60000)
 		return tq_ctx_fail(ctx, "usage: ticks WORD N MS (N up to 1000, MS up to 60000)");
+	/* Each tick packs at most 15 bytes besides WORD; WORD came in the
+	 * arguments, but N copies of it need not fit in a result. */
+	if ((uint64_t)count * (len + 15) + 5 > TQI_DEFAULT_MAX_PAYLOAD)
+		return tq_ctx_fail(
+		    ctx, "ticks: %lld copies of a %zu-byte WORD pass the %u-byte result limit",
+		    (long long)count, len, (unsigned)TQI_DEFAULT_MAX_PAYLOAD);
 	tq_pack_array(reply, (uint32_t)count);
 	for (int64_t i = 0; i < count; i++) {
 		struct timespec ts;

@@ -8,6 +8,7 @@
 
 #include "base/clock.h"
 #include "base/hex.h"
+#include "proto/wire.h"
 #include "tq/value.h"
 
 #include <errno.h>
@@ -18,6 +19,8 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+enum { READ_CHUNK = 1 << 16 }; /* the task buffer's usual size */
 
 struct tq_ctx {
 	const tqi_handler_entry *entry;
@@ -72,55 +75,50 @@ const char *tq_ctx_worker(const tq_ctx *ctx)
 	return ctx->worker;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
-                          int64_t ms_left, const uint8_t ref[16], uint32_t ticket, size_t args_len)
+                          uint64_t deadline_ms, const uint8_t ref[16], uint32_t ticket,
+                          size_t args_len)
 {
-	put32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
+	tqi_put_le32(hdr, (uint32_t)(TQI_EXEC_TASK_HDR - 4 + args_len));
 	hdr[4] = TQI_EXEC_TASK;
-	put32(hdr + 5, fn_index);
-	put32(hdr + 9, attempt);
-	uint64_t m = (uint64_t)ms_left;
-	put32(hdr + 13, (uint32_t)m);
-	put32(hdr + 17, (uint32_t)(m >> 32));
+	tqi_put_le32(hdr + 5, fn_index);
+	tqi_put_le32(hdr + 9, attempt);
+	tqi_put_le32(hdr + 13, (uint32_t)deadline_ms);
+	tqi_put_le32(hdr + 17, (uint32_t)(deadline_ms >> 32));
 	memcpy(hdr + 21, ref, 16);
-	put32(hdr + 37, ticket);
+	tqi_put_le32(hdr + 37, ticket);
 }
 
 int tqi_exec_result_parse(const uint8_t *frame, size_t len, tqi_exec_result *out)
 {
-	if (len < TQI_EXEC_RESULT_HDR - 4 || frame[0] != TQI_EXEC_RESULT)
+	enum { FIXED = TQI_EXEC_RESULT_HDR - 4 };
+	if (len < FIXED || frame[0] != TQI_EXEC_RESULT)
 		return -1;
-	size_t tlen = get32(frame + 5);
-	if (tlen > len - (TQI_EXEC_RESULT_HDR - 4) || tlen > TQI_MAX_TEXT)
+	size_t tlen = tqi_get_le32(frame + 5);
+	if (tlen > len - FIXED || tlen > TQI_MAX_TEXT)
 		return -1;
-	out->code = get32(frame + 1);
-	out->text = (const char *)frame + 9;
+	out->code = tqi_get_le32(frame + 1);
+	out->run_us = tqi_get_le32(frame + 9);
+	out->text = (const char *)frame + FIXED;
 	out->text_len = tlen;
-	out->payload_off = 9 + tlen;
+	out->payload_off = FIXED + tlen;
 	return 0;
 }
 
-static void send_result(int fd, uint32_t code, const char *text, const uint8_t *data, size_t len)
+/* Writes a result frame for a task taken up at start_us (tqi_now_us). */
+static void send_result(int fd, uint64_t start_us, uint32_t code, const char *text,
+                        const uint8_t *data, size_t len)
 {
 	size_t tlen = text ? strlen(text) : 0;
 	if (tlen > TQI_MAX_TEXT)
 		tlen = TQI_MAX_TEXT;
+	uint64_t run_us = tqi_now_us() - start_us;
 	uint8_t hdr[TQI_EXEC_RESULT_HDR];
-	put32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
+	tqi_put_le32(hdr, (uint32_t)(TQI_EXEC_RESULT_HDR - 4 + tlen + len));
 	hdr[4] = TQI_EXEC_RESULT;
-	put32(hdr + 5, code);
-	put32(hdr + 9, (uint32_t)tlen);
+	tqi_put_le32(hdr + 5, code);
+	tqi_put_le32(hdr + 9, (uint32_t)tlen);
+	tqi_put_le32(hdr + 13, run_us > UINT32_MAX ? UINT32_MAX : (uint32_t)run_us);
 	/* One write for the whole frame: the loop wakes once per result. */
 	struct iovec iov[3] = { { hdr, sizeof hdr },
 		                { (void *)text, tlen },
@@ -146,20 +144,23 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
                     size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	static const uint8_t nil = 0xc0;
-	uint32_t idx = get32(frame + 1);
-	uint32_t ticket = get32(frame + 33);
-	tq_ctx ctx = { .worker = worker, .attempt = get32(frame + 5) };
+	uint64_t start = tqi_now_us(); /* the task's run time counts from here */
+	uint32_t idx = tqi_get_le32(frame + 1);
+	uint32_t ticket = tqi_get_le32(frame + 33);
+	tq_ctx ctx = { .worker = worker, .attempt = tqi_get_le32(frame + 5) };
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (ticket >= tickets->n ||
 	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
-		send_result(fd, TQI_EXEC_SKIPPED, NULL, NULL, 0);
+		send_result(fd, start, TQI_EXEC_SKIPPED, NULL, NULL, 0);
 		return;
 	}
-	int64_t ms_left = (int64_t)((uint64_t)get32(frame + 9) | (uint64_t)get32(frame + 13) << 32);
-	ctx.deadline_ms = ms_left >= 0 ? tqi_now_ms() + (uint64_t)ms_left : 0;
+	/* Absolute on the host's monotonic clock: used as it is, so the time
+	 * the task waited in the pipe is not given to it again. */
+	ctx.deadline_ms = (uint64_t)tqi_get_le32(frame + 9) | (uint64_t)tqi_get_le32(frame + 13)
+	                                                          << 32;
 	tqi_hex(frame + 17, 16, ctx.ref);
 	if (idx >= reg->n) {
-		send_result(fd, TQ_EPROTO, "no such function index", NULL, 0);
+		send_result(fd, start, TQ_EPROTO, "no such function index", NULL, 0);
 		return;
 	}
 	ctx.entry = &reg->v[idx];
@@ -167,8 +168,8 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	size_t args_len = len - (TQI_EXEC_TASK_HDR - 4);
 	tq_err e = tq_value_check(args, args_len, 0);
 	if (e != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "arguments are not one well-formed msgpack value", NULL,
-		            0);
+		send_result(fd, start, TQ_EFAILED,
+		            "arguments are not one well-formed msgpack value", NULL, 0);
 		return;
 	}
 	tq_reader r;
@@ -178,22 +179,32 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	if (e != TQ_OK || ctx.failed) {
 		if (!ctx.failed)
 			snprintf(ctx.error, sizeof ctx.error, "handler returned %s", tq_errname(e));
-		send_result(fd, TQ_EFAILED, ctx.error, NULL, 0);
+		send_result(fd, start, TQ_EFAILED, ctx.error, NULL, 0);
 		return;
 	}
 	if (tq_buf_error(reply) != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
+		send_result(fd, start, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
 		return;
 	}
 	if (tq_buf_size(reply) == 0) {
-		send_result(fd, TQ_OK, NULL, &nil, 1);
+		send_result(fd, start, TQ_OK, NULL, &nil, 1);
+		return;
+	}
+	/* The broker takes no larger payload (and the loop no larger frame):
+	 * say so, rather than have the executor killed for it. */
+	if (tq_buf_size(reply) > TQI_DEFAULT_MAX_PAYLOAD) {
+		char why[128];
+		snprintf(why, sizeof why, "result too large: %zu bytes, the limit is %u",
+		         tq_buf_size(reply), (unsigned)TQI_DEFAULT_MAX_PAYLOAD);
+		send_result(fd, start, TQ_ETOOBIG, why, NULL, 0);
 		return;
 	}
 	if (tq_value_check(tq_buf_data(reply), tq_buf_size(reply), 0) != TQ_OK) {
-		send_result(fd, TQ_EFAILED, "handler packed more or less than one value", NULL, 0);
+		send_result(fd, start, TQ_EFAILED, "handler packed more or less than one value",
+		            NULL, 0);
 		return;
 	}
-	send_result(fd, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
+	send_result(fd, start, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
 }
 
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
@@ -209,7 +220,7 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 		_exit(1);
 	/* Tasks come in batches: read what is there, then run each whole
 	 * frame in it, so a batch costs one read. */
-	size_t cap = 1 << 16, have = 0;
+	size_t cap = READ_CHUNK, have = 0;
 	uint8_t *buf = malloc(cap);
 	if (buf == NULL)
 		_exit(1);
@@ -222,7 +233,7 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 		have += (size_t)r;
 		size_t at = 0;
 		while (have - at >= 4) {
-			size_t len = get32(buf + at);
+			size_t len = tqi_get_le32(buf + at);
 			if (len < TQI_EXEC_TASK_HDR - 4)
 				_exit(1);
 			if (have - at - 4 < len) {
@@ -243,8 +254,24 @@ void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,
 				_exit(1);
 			run_one(fd, reg, worker_name, frame, len, reply, tickets);
 			at += 4 + len;
+			if (tq_buf_size(reply) > 4 * READ_CHUNK) {
+				/* A big result went out: give its memory back. */
+				tq_buf_destroy(&reply);
+				if (tq_buf_new(&reply) != TQ_OK)
+					_exit(1);
+			}
 		}
 		memmove(buf, buf + at, have - at);
 		have -= at;
+		/* A big task passed: give its memory back, unless the next one
+		 * (whose beginning is here) is big too. */
+		size_t next = have >= 4 ? 4 + (size_t)tqi_get_le32(buf) : 0;
+		if (cap > 4 * READ_CHUNK && next <= READ_CHUNK) {
+			uint8_t *b = realloc(buf, READ_CHUNK);
+			if (b != NULL) {
+				buf = b;
+				cap = READ_CHUNK;
+			}
+		}
 	}
 }

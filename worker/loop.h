@@ -3,9 +3,10 @@
  * registration, heartbeats, tasks held) and pool.c (the executor side).
  *
  * Invariant: every task the worker holds is in `held` by reference, and is
- * either in the local queue or on exactly one executor; every held task
- * gets exactly one DONE, except when the broker connection is reset (the
- * broker has then given up on them).
+ * either in the local queue or on exactly one executor; a held task with a
+ * deadline is in `deadlines` until that passes; every held task gets
+ * exactly one DONE, except when the broker connection is reset (the broker
+ * has then given up on them).
  */
 #ifndef TQI_WORKER_LOOP_H
 #define TQI_WORKER_LOOP_H
@@ -16,6 +17,7 @@
 #include <sys/types.h>
 #include <zmq.h>
 
+#include "base/heap.h"
 #include "base/hmap.h"
 #include "base/list.h"
 #include "base/rand.h"
@@ -35,21 +37,22 @@ typedef struct wtask {
 	uint8_t ref[TQI_REF_LEN];
 	uint32_t fn_index;
 	uint32_t attempt;
-	uint64_t deadline_ms; /* monotonic; 0 = none */
+	/* key: the deadline, ms on the monotonic clock, 0 = none; in
+	 * tq_worker.deadlines while it has one */
+	tqi_heap_node deadline;
 	zmq_msg_t args;
 	pentry *entry; /* while in an executor's pipe */
 } wtask;
 
-/* One task written (or being written) into an executor's socket. */
+/* One task written (or being written) into an executor's socket; free
+ * while its node is in no list. */
 struct pentry {
 	tqi_node node; /* in tqi_exec.inpipe, oldest first */
-	wtask *t;      /* NULL: withdrawn; the executor will answer SKIPPED */
+	wtask *t;      /* NULL: withdrawn (the executor will answer SKIPPED) or dropped */
 	tqi_exec *ex;
 	zmq_msg_t args;                 /* the arguments until the frame is written */
 	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
-	uint64_t given_us;              /* when it entered the pipe */
 	uint32_t ticket;                /* index on the ticket board */
-	bool in_use;
 };
 
 /* SPAWNING: asked of the zygote; READY: may take tasks; DOOMED: signalled
@@ -68,7 +71,6 @@ struct tqi_exec {
 	tq_err stop_code;               /* why we signalled it; TQ_OK if we did not */
 	uint64_t kill_at;               /* SIGKILL due (after a grace period); 0 = none */
 	uint64_t respawn_at;
-	uint64_t last_result_us;
 	/* writing: the first entry not fully written, and how far */
 	pentry *wcur;
 	size_t woff;
@@ -99,10 +101,10 @@ struct tq_worker {
 	tqi_hmap held;
 	tqi_list queue;
 	uint32_t nheld;     /* tasks held: queued locally or in an executor */
-	uint32_t ndeadline; /* of which with a deadline */
+	tqi_heap deadlines; /* the held tasks that have a deadline, soonest first */
 
 	/* automatic prefetch: what tasks take, and the capacity announced */
-	double service_us;      /* moving average of one task's time on an executor */
+	double service_us;      /* moving average of tasks' run times (executors' measure) */
 	uint32_t capacity_sent; /* in READY or the last CAPACITY */
 	uint64_t capacity_at;   /* when it was sent, ms */
 

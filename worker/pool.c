@@ -16,11 +16,12 @@
  * slow or stuck executor never stalls the loop and its heartbeats.  When an
  * executor dies, what it wrote is read first; then its running task ends
  * with what killed it (our signal, or its own crash, named by signal) and
- * the tasks it had not started go back to the local queue.
+ * the tasks it had not started go back to the local queue.  An executor that
+ * writes a malformed frame is not read again: its handler wrote over its
+ * memory, so nothing after the bad frame can be believed.
  */
 #include "worker/loop.h"
 
-#include "base/clock.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -33,12 +34,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* READ_CHUNK: the read buffer's usual size, and the least result handed
+ * over in it rather than copied.  MAX_RESULT_FRAME: the most a result frame
+ * holds after its length (the executor answers ETOOBIG for a larger
+ * result); a frame that says more is malformed. */
 enum { RESPAWN_DELAY_MS = 100, READ_CHUNK = 1 << 16 };
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#define MAX_RESULT_FRAME (TQI_EXEC_RESULT_HDR - 4 + TQI_MAX_TEXT + TQI_DEFAULT_MAX_PAYLOAD)
 
 static void spawn(tq_worker *w, tqi_exec *ex)
 {
@@ -101,7 +102,6 @@ static void entry_release(tq_worker *w, pentry *e)
 	zmq_msg_init(&e->args);
 	tqi_list_remove(&ex->inpipe, &e->node);
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_FREE);
-	e->in_use = false;
 }
 
 void tqi_pool_stop(tq_worker *w)
@@ -131,9 +131,8 @@ static pentry *next_unwritten(tqi_exec *ex, pentry *after)
 
 /* Writes the frames not yet written, in order, as far as the socket takes
  * them: all of them in one writev when they fit. */
-static void write_pending(tq_worker *w, tqi_exec *ex)
+static void write_pending(tqi_exec *ex)
 {
-	(void)w;
 	while (ex->wcur != NULL && ex->fd >= 0) {
 		struct iovec iov[2 * TQI_EXEC_DEPTH];
 		int n = 0;
@@ -178,28 +177,18 @@ static void write_pending(tq_worker *w, tqi_exec *ex)
 	}
 }
 
-static bool writing(const tqi_exec *ex)
-{
-	return ex->wcur != NULL;
-}
-
 /* Puts t at the end of ex's pipe. */
 static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 {
 	pentry *e = NULL;
 	for (uint32_t j = 0; j < TQI_EXEC_DEPTH && e == NULL; j++)
-		if (!ex->entries[j].in_use)
-			e = &ex->entries[j];
-	e->in_use = true;
+		if (!tqi_node_linked(&ex->entries[j].node))
+			e = &ex->entries[j]; /* not in the pipe: free */
 	e->t = t;
 	t->entry = e;
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
-	int64_t left = -1;
-	if (t->deadline_ms != 0)
-		left = t->deadline_ms > w->now ? (int64_t)(t->deadline_ms - w->now) : 0;
-	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, left, t->ref, e->ticket,
+	tqi_exec_task_header(e->hdr, t->fn_index, t->attempt, t->deadline.key, t->ref, e->ticket,
 	                     zmq_msg_size(&e->args));
-	e->given_us = tqi_now_us();
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_QUEUED);
 	tqi_list_push_back(&ex->inpipe, &e->node);
 	ex->held++;
@@ -267,15 +256,12 @@ static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
 
 /* ---- reading results ---- */
 
-/* Feeds the automatic prefetch: the executor's time on the task is from
- * when it could start it (given, or its previous result) to its result. */
-static void measure(tq_worker *w, pentry *e)
+/* Feeds the automatic prefetch the executor's time on a task, as it
+ * measured it: when the loop reads the result (several may come in one
+ * read) says nothing about it. */
+static void measure(tq_worker *w, uint32_t run_us)
 {
-	tqi_exec *ex = e->ex;
-	uint64_t now = tqi_now_us();
-	uint64_t from = e->given_us > ex->last_result_us ? e->given_us : ex->last_result_us;
-	ex->last_result_us = now;
-	double took = now > from ? (double)(now - from) : 1.0;
+	double took = run_us > 0 ? (double)run_us : 1.0;
 	w->service_us = w->service_us == 0 ? took : 0.9 * w->service_us + 0.1 * took;
 }
 
@@ -287,90 +273,179 @@ static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_m
 		tqi_task_done(w, t, code, text, payload);
 }
 
-static void doom(tq_worker *w, tqi_exec *ex, tq_err why)
+/* Ends ex's service: it takes no new task, the tasks waiting in its pipe go
+ * back to the local queue, and it is signalled - SIGKILL now when grace_ms
+ * is 0, else SIGTERM now and SIGKILL grace_ms later.  why is what its
+ * running task will end with: the first reason stands, except that a
+ * shutdown overrides any.  An executor already reaped (pid <= 0) is not
+ * signalled: its pid may be another process's by now. */
+static void doom(tq_worker *w, tqi_exec *ex, tq_err why, uint32_t grace_ms)
 {
-	if (ex->stop_code == TQ_OK)
+	if (ex->stop_code == TQ_OK || why == TQ_ESHUTDOWN)
 		ex->stop_code = why;
 	ex->state = EX_DOOMED;
 	withdraw_waiting(w, ex);
-	if (ex->pid > 0)
+	if (ex->pid <= 0)
+		return;
+	if (grace_ms == 0) {
 		kill(ex->pid, SIGKILL);
+		ex->kill_at = 0;
+		return;
+	}
+	kill(ex->pid, SIGTERM);
+	uint64_t at = w->now + grace_ms;
+	if (ex->kill_at == 0 || at < ex->kill_at)
+		ex->kill_at = at;
 }
 
-/* One result frame: it answers the oldest entry of the pipe. */
-static void on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
+static void free_buffer(void *data, void *hint)
+{
+	(void)data;
+	free(hint);
+}
+
+/* Makes m hold the n result bytes at p, in the frame that starts at frame
+ * (after its length).  A big frame that is all ex's buffer holds takes the
+ * buffer with it, uncopied, and ex starts a new one; others are copied.
+ * 0, or -1 (m empty) when memory runs out. */
+static int result_msg(tqi_exec *ex, const uint8_t *frame, const uint8_t *p, size_t n, zmq_msg_t *m)
+{
+	if (frame == ex->rbuf + 4 && ex->rlen == (size_t)(p - ex->rbuf) + n && n >= READ_CHUNK) {
+		if (zmq_msg_init_data(m, (void *)p, n, free_buffer, ex->rbuf) != 0) {
+			zmq_msg_init(m);
+			return -1;
+		}
+		ex->rbuf = NULL;
+		ex->rlen = ex->rcap = 0;
+		return 0;
+	}
+	if (zmq_msg_init_size(m, n) != 0) {
+		zmq_msg_init(m);
+		return -1;
+	}
+	memcpy(zmq_msg_data(m), p, n);
+	return 0;
+}
+
+/* ex sent what no healthy executor sends: a handler wrote over its memory.
+ * Nothing more it says is read - its socket is closed - and it is replaced;
+ * its running task ends as crashed. */
+static void distrust(tq_worker *w, tqi_exec *ex)
+{
+	doom(w, ex, TQ_ETASKCRASHED, 0);
+	close(ex->fd);
+	ex->fd = -1;
+}
+
+/* One result frame: it answers the oldest entry of the pipe.  Returns 0, or
+ * -1 when the frame is malformed and ex no longer read (distrust). */
+static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
 {
 	tqi_exec_result res;
 	tqi_node *front = tqi_list_front(&ex->inpipe);
 	pentry *e = front ? tqi_container_of(front, pentry, node) : NULL;
 	bool parsed = tqi_exec_result_parse(frame, len, &res) == 0;
 	bool skipped = parsed && res.code == TQI_EXEC_SKIPPED;
-	if (e == NULL || !parsed || skipped != (e->t == NULL)) {
-		/* A handler wrote over its executor's memory: trust nothing it
-		 * says and replace it. */
+	/* The ticket says what the executor did with the entry: it skips only
+	 * a withdrawn task and answers only one it claimed.  (e->t is no guide:
+	 * tqi_pool_drop_all clears it on a running entry too.) */
+	uint32_t want = skipped ? TQI_TICKET_WITHDRAWN : TQI_TICKET_RUNNING;
+	if (e == NULL || !parsed || tqi_ticket_get(&w->tickets, e->ticket) != want) {
 		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
-		doom(w, ex, TQ_ETASKCRASHED);
-		return;
+		distrust(w, ex);
+		return -1;
 	}
-	if (skipped) {
+	if (skipped || e->t == NULL) { /* not run, or its task was dropped */
 		entry_release(w, e);
-		return;
+		return 0;
 	}
-	measure(w, e);
+	measure(w, res.run_us);
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';
-	zmq_msg_t payload;
-	if (zmq_msg_init_size(&payload, len - res.payload_off) != 0) {
+	zmq_msg_t payload; /* only a success carries its result */
+	int rc = res.code == TQ_OK ? result_msg(ex, frame, frame + res.payload_off,
+	                                        len - res.payload_off, &payload)
+	                           : zmq_msg_init(&payload);
+	if (rc != 0) {
 		finish(w, e, TQ_ENOMEM, "worker out of memory for the result", NULL);
-		return;
+		return 0;
 	}
-	memcpy(zmq_msg_data(&payload), frame + res.payload_off, len - res.payload_off);
 	finish(w, e, (tq_err)res.code, text, &payload);
 	zmq_msg_close(&payload);
+	return 0;
 }
 
+/* Answers every whole frame in ex's buffer and keeps the rest, at most one
+ * frame's beginning, at the buffer's start.  -1 when ex is no longer read
+ * (distrust). */
+static int parse_results(tq_worker *w, tqi_exec *ex)
+{
+	size_t at = 0;
+	while (ex->rlen - at >= 4) {
+		size_t len = tqi_get_le32(ex->rbuf + at);
+		if (len > MAX_RESULT_FRAME || len < TQI_EXEC_RESULT_HDR - 4) {
+			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
+			         len);
+			distrust(w, ex);
+			ex->rlen = 0;
+			return -1;
+		}
+		if (ex->rlen - at - 4 < len)
+			break;
+		if (on_result(w, ex, ex->rbuf + at + 4, len) != 0) {
+			ex->rlen = 0; /* what follows is not believed either */
+			return -1;
+		}
+		if (ex->rbuf == NULL)
+			return 0; /* the frame, all there was, left with the buffer */
+		at += 4 + len;
+	}
+	if (at > 0) {
+		memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);
+		ex->rlen -= at;
+	}
+	return 0;
+}
+
+/* Reads what ex wrote and answers each whole result.  Once a frame's length
+ * is known the buffer is made to hold all of it at once; a big frame is
+ * read by itself, so that it fills the buffer exactly and can leave in it
+ * (result_msg). */
 static void read_results(tq_worker *w, tqi_exec *ex)
 {
 	for (;;) {
-		if (ex->rcap - ex->rlen < READ_CHUNK / 4) {
-			size_t cap = ex->rcap ? ex->rcap * 2 : READ_CHUNK;
-			uint8_t *b = realloc(ex->rbuf, cap);
+		size_t want = READ_CHUNK, until = 0;
+		if (ex->rlen >= 4) {
+			/* checked by parse_results when it arrived */
+			size_t frame = 4 + (size_t)tqi_get_le32(ex->rbuf);
+			if (frame > READ_CHUNK)
+				want = until = frame;
+		}
+		if (ex->rcap < want) {
+			uint8_t *b = realloc(ex->rbuf, want);
 			if (b == NULL) {
-				doom(w, ex, TQ_ETASKCRASHED);
+				tqi_warn(
+				    "executor %u: no memory for a %zu-byte result; restarting it",
+				    ex->slot, want);
+				doom(w, ex, TQ_ETASKCRASHED, 0);
 				return;
 			}
 			ex->rbuf = b;
-			ex->rcap = cap;
+			ex->rcap = want;
 		}
-		size_t room = ex->rcap - ex->rlen;
+		size_t room = (until ? until : ex->rcap) - ex->rlen;
 		ssize_t r = read(ex->fd, ex->rbuf + ex->rlen, room);
 		if (r <= 0)
 			break;
 		ex->rlen += (size_t)r;
+		if (parse_results(w, ex) != 0)
+			return;
 		if ((size_t)r < room)
 			break; /* drained: spare the read that would say EAGAIN */
 	}
-	size_t at = 0;
-	while (ex->rlen - at >= 4 && ex->state != EX_DEAD) {
-		size_t len = get32(ex->rbuf + at);
-		if (len > TQI_DEFAULT_MAX_PAYLOAD + TQI_MAX_TEXT + 64 ||
-		    len < TQI_EXEC_RESULT_HDR - 4) {
-			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
-			         len);
-			doom(w, ex, TQ_ETASKCRASHED);
-			at = ex->rlen;
-			break;
-		}
-		if (ex->rlen - at - 4 < len)
-			break;
-		on_result(w, ex, ex->rbuf + at + 4, len);
-		at += 4 + len;
-	}
-	memmove(ex->rbuf, ex->rbuf + at, ex->rlen - at);
-	ex->rlen -= at;
 	if (ex->rlen == 0 && ex->rcap > 4 * READ_CHUNK) {
-		free(ex->rbuf); /* a big result passed: give the memory back */
+		free(ex->rbuf); /* a big result was copied: give the memory back */
 		ex->rbuf = NULL;
 		ex->rcap = 0;
 	}
@@ -378,8 +453,8 @@ static void read_results(tq_worker *w, tqi_exec *ex)
 
 void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents)
 {
-	if ((revents & ZMQ_POLLOUT) && writing(ex))
-		write_pending(w, ex);
+	if ((revents & ZMQ_POLLOUT) && ex->wcur != NULL)
+		write_pending(ex);
 	if (revents & (ZMQ_POLLIN | ZMQ_POLLERR))
 		read_results(w, ex);
 }
@@ -410,6 +485,10 @@ static void describe_exit(int status, char *out, size_t n)
 /* The executor is gone: end its running task, requeue the others. */
 static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 {
+	/* The zygote has reaped it: its pid may already be another process's,
+	 * so nothing from here on (a bad frame read below) may signal it. */
+	pid_t pid = ex->pid;
+	ex->pid = -1;
 	if (ex->fd >= 0)
 		read_results(w, ex); /* whatever it wrote before dying counts */
 	tqi_node *n;
@@ -443,7 +522,7 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 			describe_exit(status, text, sizeof text);
 			break;
 		}
-		tqi_info("executor %u (pid %d): %s", ex->slot, (int)ex->pid, text);
+		tqi_info("executor %u (pid %d): %s", ex->slot, (int)pid, text);
 		finish(w, e, code, text, NULL);
 	}
 	while (nback > 0)
@@ -451,7 +530,6 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 	if (ex->fd >= 0)
 		close(ex->fd);
 	ex->fd = -1;
-	ex->pid = -1;
 	ex->rlen = 0;
 	ex->wcur = NULL;
 	ex->woff = 0;
@@ -544,49 +622,33 @@ void tqi_pool_schedule(tq_worker *w)
 	}
 	/* One write per executor for all it was given. */
 	for (uint32_t i = 0; i < w->nexecs; i++)
-		if (writing(&w->execs[i]))
-			write_pending(w, &w->execs[i]);
+		if (w->execs[i].wcur != NULL)
+			write_pending(&w->execs[i]);
 }
 
 void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, uint32_t grace_ms)
 {
-	if (t->entry == NULL) {
+	tqi_exec *ex = t->entry ? t->entry->ex : NULL;
+	if (withdraw(w, t)) {
+		/* It never started: out of the local queue, if it was there. */
 		tqi_list_remove(&w->queue, &t->qnode);
 		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
 		return;
 	}
-	tqi_exec *ex = t->entry->ex;
-	if (withdraw(w, t)) {
-		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
-		return;
-	}
-	/* Running: signal its executor.  Its other tasks find other ones. */
-	if (ex->stop_code == TQ_OK || code == TQ_ESHUTDOWN)
-		ex->stop_code = code;
-	ex->state = EX_DOOMED;
-	withdraw_waiting(w, ex);
-	if (ex->pid <= 0)
-		return;
-	if (grace_ms == 0) {
-		kill(ex->pid, SIGKILL);
-		ex->kill_at = 0;
-		return;
-	}
-	kill(ex->pid, SIGTERM);
-	uint64_t at = w->now + grace_ms;
-	if (ex->kill_at == 0 || at < ex->kill_at)
-		ex->kill_at = at;
+	/* Running: its executor's exit reports it.  Its other tasks find
+	 * other executors. */
+	doom(w, ex, code, grace_ms);
 }
 
-/* The tasks in ex's pipe (with a deadline only, when asked), oldest first. */
-static uint32_t pipe_tasks(tqi_exec *ex, wtask **out, bool with_deadline)
+/* The tasks in ex's pipe, oldest first. */
+static uint32_t pipe_tasks(tqi_exec *ex, wtask **out)
 {
 	uint32_t n = 0;
 	tqi_node *it, *nx;
 	tqi_list_each(&ex->inpipe, it, nx)
 	{
 		wtask *t = tqi_container_of(it, pentry, node)->t;
-		if (t != NULL && (!with_deadline || t->deadline_ms != 0))
+		if (t != NULL)
 			out[n++] = t;
 	}
 	return n;
@@ -601,7 +663,7 @@ void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text)
 		/* Stopping one task may take the others out of the pipe (its
 		 * executor is doomed): list them first. */
 		wtask *ts[TQI_EXEC_DEPTH];
-		uint32_t count = pipe_tasks(&w->execs[i], ts, false);
+		uint32_t count = pipe_tasks(&w->execs[i], ts);
 		for (uint32_t j = 0; j < count; j++)
 			if (ts[j]->entry != NULL || tqi_node_linked(&ts[j]->qnode))
 				tqi_pool_stop_task(w, ts[j], code, text, 0);
@@ -633,23 +695,18 @@ void tqi_pool_drop_all(tq_worker *w)
 				tqi_task_forget(w, t);
 			}
 		}
-		if (running) {
-			ex->state = EX_DOOMED;
-			if (ex->stop_code == TQ_OK)
-				ex->stop_code = TQ_ESHUTDOWN;
-			if (ex->pid > 0)
-				kill(ex->pid, SIGKILL);
-		}
+		if (running)
+			doom(w, ex, TQ_ESHUTDOWN, 0);
 	}
 }
 
 /* ---- timers ---- */
 
+/* The text is used only when t never started (queued here, or waiting in
+ * a pipe); a running task's end is told by its executor's exit. */
 static void expire(tq_worker *w, wtask *t)
 {
-	tqi_pool_stop_task(
-	    w, t, TQ_ETIMEDOUT,
-	    t->entry ? "stopped: ran past its deadline" : "deadline passed before it started", 0);
+	tqi_pool_stop_task(w, t, TQ_ETIMEDOUT, "deadline passed before it started", 0);
 }
 
 uint64_t tqi_pool_timers(tq_worker *w)
@@ -666,46 +723,23 @@ uint64_t tqi_pool_timers(tq_worker *w)
 		}
 		if (ex->kill_at != 0) {
 			if (ex->kill_at <= w->now) {
-				kill(ex->pid, SIGKILL);
+				if (ex->pid > 0)
+					kill(ex->pid, SIGKILL);
 				ex->kill_at = 0;
 			} else if (ex->kill_at < next) {
 				next = ex->kill_at;
 			}
 		}
 	}
-	/* Deadlines: only when some held task has one, so a stream of tasks
-	 * without deadlines costs no scan. */
-	if (w->ndeadline > 0) {
-		for (uint32_t i = 0; i < w->nexecs; i++) {
-			tqi_exec *ex = &w->execs[i];
-			if (ex->state == EX_DOOMED)
-				continue;
-			/* Expiring one may move the others: list them first. */
-			wtask *ts[TQI_EXEC_DEPTH];
-			uint32_t n = pipe_tasks(ex, ts, true);
-			for (uint32_t j = 0; j < n; j++) {
-				wtask *t = ts[j];
-				if (t->entry == NULL || t->entry->ex != ex ||
-				    ex->state == EX_DOOMED)
-					continue; /* moved to the local queue, scanned below */
-				if (t->deadline_ms <= w->now)
-					expire(w, t);
-				else if (t->deadline_ms < next)
-					next = t->deadline_ms;
-			}
-		}
-		tqi_node *it, *nx;
-		tqi_list_each(&w->queue, it, nx)
-		{
-			wtask *t = tqi_container_of(it, wtask, qnode);
-			if (t->deadline_ms == 0)
-				continue;
-			if (t->deadline_ms <= w->now)
-				expire(w, t);
-			else if (t->deadline_ms < next)
-				next = t->deadline_ms;
-		}
+	/* Deadlines: the soonest first, each taken out before it is acted on
+	 * (stopping one may move others, never into the past). */
+	tqi_heap_node *top;
+	while ((top = tqi_heap_top(&w->deadlines)) != NULL && top->key <= w->now) {
+		tqi_heap_remove(&w->deadlines, top);
+		expire(w, tqi_container_of(top, wtask, deadline));
 	}
+	if (top != NULL && top->key < next)
+		next = top->key;
 	return next == UINT64_MAX ? next : next - w->now;
 }
 
@@ -718,7 +752,7 @@ int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners)
 			continue;
 		items[n].socket = NULL;
 		items[n].fd = ex->fd;
-		items[n].events = ZMQ_POLLIN | (writing(ex) ? ZMQ_POLLOUT : 0);
+		items[n].events = ZMQ_POLLIN | (ex->wcur != NULL ? ZMQ_POLLOUT : 0);
 		items[n].revents = 0;
 		owners[n++] = ex;
 	}

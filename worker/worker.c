@@ -24,6 +24,11 @@
 
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
 
+/* The most a worker may announce in READY or CAPACITY: the bound of the
+ * capacity field (proto/envelope.c, PROTOCOL.md), 4 x the most executors.
+ * proto/wire.h names no constant for it yet. */
+#define MAX_CAPACITY (4u * TQI_MAX_CONCURRENCY)
+
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	(void)len;
@@ -139,6 +144,10 @@ static void adjust_capacity(tq_worker *w)
 	 * the broker for the next ones. */
 	double most = (double)conc * 4 * TQI_EXEC_DEPTH;
 	uint32_t want = conc + (uint32_t)(fit < most ? fit : most);
+	/* Beyond the protocol's bound the message would not even encode (and
+	 * fail again every loop turn). */
+	if (want > MAX_CAPACITY)
+		want = MAX_CAPACITY;
 	uint32_t have = w->capacity_sent;
 	uint32_t step = have / 4 ? have / 4 : 1;
 	if (want + step > have && want < have + step)
@@ -216,9 +225,8 @@ void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_ms
 void tqi_task_forget(tq_worker *w, wtask *t)
 {
 	tqi_hmap_remove(&w->held, &t->hnode);
+	tqi_heap_remove(&w->deadlines, &t->deadline);
 	zmq_msg_close(&t->args);
-	if (t->deadline_ms != 0)
-		w->ndeadline--;
 	free(t);
 	w->nheld--;
 }
@@ -238,17 +246,25 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	}
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
-	t->deadline_ms = e->timeout_ms ? w->now + e->timeout_ms : 0;
-	w->ndeadline += t->deadline_ms != 0;
 	zmq_msg_init(&t->args);
 	zmq_msg_move(&t->args, &f->payload);
 	tqi_node_init(&t->qnode);
+	tqi_heap_node_init(&t->deadline);
 	tqi_hmap_insert(&w->held, &t->hnode, t->ref, TQI_REF_LEN);
 	w->nheld++;
 	int idx = tqi_registry_find(&w->reg, e->function.p, e->function.n);
 	if (idx < 0) {
 		tqi_task_done(w, t, TQ_ENOWORKER, "function not served by this worker", NULL);
 		return;
+	}
+	/* Fixed now: the time the task then waits here or in a pipe counts. */
+	if (e->timeout_ms != 0) {
+		t->deadline.key =
+		    e->timeout_ms < UINT64_MAX - w->now ? w->now + e->timeout_ms : UINT64_MAX;
+		if (tqi_heap_push(&w->deadlines, &t->deadline) != 0) {
+			tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory", NULL);
+			return;
+		}
 	}
 	t->fn_index = (uint32_t)idx;
 	tqi_list_push_back(&w->queue, &t->qnode);
@@ -461,6 +477,7 @@ tq_err tq_worker_run(tq_worker *w)
 	w->now = tqi_now_ms();
 	tqi_rand_seed(&w->rng);
 	tqi_hmap_init(&w->held, ref_eq);
+	tqi_heap_init(&w->deadlines);
 	tqi_list_init(&w->queue);
 	tqi_wbuf_init(&w->scratch);
 	/* Executors first: the zygote must be forked before ZeroMQ starts
@@ -496,6 +513,7 @@ out_pool:
 	tqi_pool_stop(w);
 out:
 	tqi_hmap_destroy(&w->held);
+	tqi_heap_destroy(&w->deadlines);
 	tqi_wbuf_free(&w->scratch);
 	w->running = false;
 	tqi_info("stopped");

@@ -19,9 +19,9 @@ static uint32_t le32(const uint8_t *p)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* type 2 | u32 code | u32 text length | text | result */
-	int want = size >= 9 && data[0] == TQI_EXEC_RESULT && le32(data + 5) <= TQI_MAX_TEXT &&
-	                   le32(data + 5) <= size - 9
+	/* type 2 | u32 code | u32 text length | u32 run time | text | result */
+	int want = size >= 13 && data[0] == TQI_EXEC_RESULT && le32(data + 5) <= TQI_MAX_TEXT &&
+	                   le32(data + 5) <= size - 13
 	               ? 0
 	               : -1;
 	tqi_exec_result res;
@@ -30,9 +30,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc != 0)
 		return 0;
 	FUZZ_CHECK(res.code == le32(data + 1));
-	FUZZ_CHECK(res.text == (const char *)data + 9);
+	FUZZ_CHECK(res.run_us == le32(data + 9));
+	FUZZ_CHECK(res.text == (const char *)data + 13);
 	FUZZ_CHECK(res.text_len == le32(data + 5));
-	FUZZ_CHECK(res.payload_off == 9 + res.text_len && res.payload_off <= size);
+	FUZZ_CHECK(res.payload_off == 13 + res.text_len && res.payload_off <= size);
 	/* use it as the worker's loop does */
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);

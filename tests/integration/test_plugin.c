@@ -10,13 +10,25 @@
  *                    "it is running now")
  *   stubborn MS      ignores SIGTERM, sleeps MS, returns MS
  *   segv             dereferences NULL
+ *   left             returns [tq_ctx_time_left_ms, now_ms] (now on
+ *                    CLOCK_MONOTONIC, as the tests' clock)
+ *   big N            returns N bytes (bin), byte i being (uint8_t)(i * 7 + 1)
+ *   forge HOW        plays a handler that wrote over its executor: writes a
+ *                    malformed result frame and a well-formed one ("forged")
+ *                    to the executor's socket in one writev, then, HOW "wait",
+ *                    sleeps 10 s and returns "genuine", or, HOW "exit",
+ *                    exits with status 3
  */
 #include "tq/worker.h"
 
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -128,6 +140,77 @@ static tq_err segv(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 	return (tq_err)*p;
 }
 
+static tq_err left(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	(void)args;
+	int64_t ms = tq_ctx_time_left_ms(ctx);
+	tq_pack_array(reply, 2);
+	tq_pack_int(reply, ms);
+	return tq_pack_uint(reply, now_us() / 1000);
+}
+
+static tq_err big(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	int64_t n;
+	if (read_ms(args, ctx, 1, &n) != TQ_OK || n > (64 << 20))
+		return tq_ctx_fail(ctx, "usage: big N (N up to 64 MiB)");
+	uint8_t *b = malloc(n ? (size_t)n : 1);
+	if (b == NULL)
+		return tq_ctx_fail(ctx, "big: out of memory");
+	for (int64_t i = 0; i < n; i++)
+		b[i] = (uint8_t)(i * 7 + 1);
+	tq_err e = tq_pack_bin(reply, b, (size_t)n);
+	free(b);
+	return e;
+}
+
+/* The executor's end of its socketpair with the loop: its only Unix stream
+ * socket.  -1 unless there is exactly one. */
+static int executor_socket(void)
+{
+	int found = -1, count = 0;
+	for (int fd = 3; fd < 1024; fd++) {
+		struct stat st;
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+		int type = 0;
+		socklen_t tlen = sizeof type;
+		if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type != SOCK_STREAM ||
+		    getsockname(fd, (struct sockaddr *)&sa, &salen) != 0 || sa.ss_family != AF_UNIX)
+			continue;
+		found = fd;
+		count++;
+	}
+	return count == 1 ? found : -1;
+}
+
+static tq_err forge(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	uint32_t n;
+	const char *how;
+	size_t len;
+	if (tq_read_array(args, &n) != TQ_OK || n != 1 || tq_read_str(args, &how, &len) != TQ_OK)
+		return tq_ctx_fail(ctx, "usage: forge wait|exit");
+	bool exit_after = len == 4 && memcmp(how, "exit", 4) == 0;
+	int fd = executor_socket();
+	if (fd < 0)
+		return tq_ctx_fail(ctx, "forge: cannot find the executor's socket");
+	/* worker/executor.h: u32 len | u8 2 | u32 code | u32 text length
+	 * | u32 run time | text | result.  A malformed frame - of no known
+	 * type - and behind it a well-formed one: TQ_OK, no text, "forged". */
+	static const uint8_t bad[] = { 13, 0, 0, 0, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t good[] = { 20, 0, 0, 0, 2, 0,    0,   0,   0,   0,   0,   0,
+		                        0,  1, 0, 0, 0, 0xa6, 'f', 'o', 'r', 'g', 'e', 'd' };
+	struct iovec iov[2] = { { (void *)bad, sizeof bad }, { (void *)good, sizeof good } };
+	if (writev(fd, iov, 2) != (ssize_t)(sizeof bad + sizeof good))
+		return tq_ctx_fail(ctx, "forge: short write");
+	if (exit_after)
+		_exit(3);
+	sleep_ms(10000);
+	return tq_pack_str(reply, "genuine");
+}
+
 tq_err tq_plugin_init(tq_worker *w)
 {
 	tq_err e = tq_worker_register(w, "span", span, NULL);
@@ -141,5 +224,11 @@ tq_err tq_plugin_init(tq_worker *w)
 		e = tq_worker_register(w, "stubborn", stubborn, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "segv", segv, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "left", left, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "big", big, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "forge", forge, NULL);
 	return e;
 }
