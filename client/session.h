@@ -91,7 +91,7 @@ struct tq_client {
 	uint64_t probe_gap_ms;   /* between HELLO probes while the broker is silent */
 	uint8_t instance[TQI_REF_LEN];
 	bool have_instance;
-	uint32_t broker_hb_ms;
+	uint32_t broker_hb_ms; /* from the last WELCOME; 0 until one came */
 	uint64_t last_heard_ms;
 	uint64_t waiting_since_ms; /* when pending went from none to some */
 
@@ -109,6 +109,17 @@ struct tq_client {
 	uint64_t strays, resubmitted;
 	unsigned since_read; /* submissions since the last read */
 };
+
+/* The broker's heartbeat interval assumed until a WELCOME tells the real
+ * one (the broker's own default). */
+#define TQI_DEFAULT_HB_MS 250
+
+/* The broker's heartbeat interval in ms: what its WELCOME said, else the
+ * default.  Every timer that is "one heartbeat" uses this. */
+static inline uint64_t tqi_hb_ms(const tq_client *c)
+{
+	return c->broker_hb_ms ? c->broker_hb_ms : TQI_DEFAULT_HB_MS;
+}
 
 /* ---- client.c ---- */
 const cname *tqi_intern(tq_client *c, const char *s, size_t len);

@@ -172,8 +172,7 @@ static void fill(tq_stream *s)
 		 * that the stream's own timer is the one that speaks. */
 		tq_task_opts to = { .retries = s->o.retries };
 		if (s->o.timeout_ms > 0)
-			to.timeout_ms =
-			    s->o.timeout_ms + (s->c->broker_hb_ms ? s->c->broker_hb_ms : 250);
+			to.timeout_ms = s->o.timeout_ms + (int64_t)tqi_hb_ms(s->c);
 		tq_task *t;
 		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
 		                           &to, &t);
