@@ -64,31 +64,45 @@ static bool offers(const tq_reader *w, const char *fn)
 	return false;
 }
 
+/* The most tasks a stream runs at once: bounds the slots it allocates. */
+#define MAX_CONCURRENCY 1000000u
+
 /* The slots (concurrency) of the workers that offer fn, from the broker's
- * stats; 0 when unknown. */
+ * stats, at most MAX_CONCURRENCY; 0 when unknown.  The figures come from
+ * the network: each is capped before it is added, so no sum can wrap. */
 static unsigned worker_slots(tq_client *c, const char *fn)
 {
 	uint8_t *data;
 	size_t len;
 	if (tq_client_stats(c, c->broker_timeout_ms, &data, &len) != TQ_OK)
 		return 0;
-	unsigned total = 0;
+	uint64_t total = 0;
 	tq_reader r, ws;
 	uint32_t n;
 	tq_reader_init(&r, data, len);
 	if (tq_read_find(&r, "workers", &ws) == TQ_OK && tq_read_array(&ws, &n) == TQ_OK) {
-		for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t i = 0; i < n && total < MAX_CONCURRENCY; i++) {
 			tq_reader v;
 			uint64_t conc;
 			if (offers(&ws, fn) && tq_read_find(&ws, "concurrency", &v) == TQ_OK &&
 			    tq_read_uint(&v, &conc) == TQ_OK)
-				total += (unsigned)conc;
+				total += conc < MAX_CONCURRENCY ? conc : MAX_CONCURRENCY;
 			if (tq_read_skip(&ws) != TQ_OK)
 				break;
 		}
 	}
 	free(data);
-	return total;
+	return total < MAX_CONCURRENCY ? (unsigned)total : MAX_CONCURRENCY;
+}
+
+/* No broker figure: as many tasks as this host has CPUs, a guess at what
+ * a worker on a similar host runs. */
+static unsigned cpu_slots(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		return 1;
+	return n < (long)MAX_CONCURRENCY ? (unsigned)n : MAX_CONCURRENCY;
 }
 
 tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input, void *arg,
@@ -104,16 +118,13 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 		o = *opts;
 	if (o.timeout_ms == 0)
 		o.timeout_ms = TQ_DEFAULT_TIMEOUT;
-	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > 1000000 ||
+	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > MAX_CONCURRENCY ||
 	    (o.on_timeout != TQ_ON_TIMEOUT_EXIT && o.on_timeout != TQ_ON_TIMEOUT_KILL_TASK))
 		return TQ_EINVAL;
-	if (o.max_concurrency == 0) {
+	if (o.max_concurrency == 0)
 		o.max_concurrency = worker_slots(c, fn);
-		if (o.max_concurrency == 0) {
-			long n = sysconf(_SC_NPROCESSORS_ONLN);
-			o.max_concurrency = n > 0 ? (unsigned)n : 1;
-		}
-	}
+	if (o.max_concurrency == 0)
+		o.max_concurrency = cpu_slots();
 	tq_stream *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return TQ_ENOMEM;

@@ -48,8 +48,10 @@ typedef enum {
 } tq_on_timeout;
 
 typedef struct {
-	/* Tasks running at once; 0: the slots (concurrency) of the workers that
-	 * offer the function now, as the broker reports them. */
+	/* Tasks running at once, at most 1,000,000.  0: the slots
+	 * (concurrency) of the workers that offer the function now, as the
+	 * broker reports them (capped the same way); when the broker does not
+	 * answer or reports none, the number of CPUs online here. */
 	unsigned max_concurrency;
 	bool unordered;     /* yield items as they finish, not in input order */
 	int64_t timeout_ms; /* per task, from its submission; 0: 5000; TQ_INFINITY */
@@ -68,8 +70,11 @@ typedef struct {
 } tq_stream_item;
 
 /* Starts mapping fn over the inputs that `input` produces.  Nothing is
- * submitted until the first tq_stream_next.  opts may be NULL.  Returns
- * TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's thread. */
+ * submitted until the first tq_stream_next.  opts may be NULL.  With
+ * max_concurrency 0 this asks the broker for its stats and so blocks until
+ * it answers, at most the client's broker timeout; otherwise it does not
+ * block.  Returns TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's
+ * thread. */
 TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input,
                                         void *arg, const tq_stream_opts *opts, tq_stream **out);
 

@@ -2,8 +2,8 @@
  * test_stream.c - Task.async_stream across real processes (issue 5):
  * ordered and unordered, a failing element, a timeout under KILL_TASK and
  * under EXIT, max_concurrency (watched from inside the workers with the
- * test plugin's `span`), laziness, a failing input callback, and destroy
- * cancelling what still runs.
+ * test plugin's `span`), laziness, a failing input callback, destroy
+ * cancelling what still runs, and a broker whose figures are absurd.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,11 +11,15 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "proto/frames.h"
+#include "proto/wbuf.h"
 #include "tq/stream.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 static const char *const conc4[] = { "--concurrency", "4", NULL };
 
@@ -345,6 +349,105 @@ static void test_destroy_cancels_what_still_runs(void **state)
 	tq_client_destroy(&c);
 }
 
+/* A stand-in broker on a raw ROUTER socket: answers one STATS with a
+ * reply whose workers claim `concurrency` slots each for `double`. */
+typedef struct {
+	void *ctx, *sock;
+	char ep[64];
+	uint64_t concurrency;
+	int workers;
+	pthread_t thread;
+} fake_broker;
+
+static void fake_stats(const fake_broker *fb, tq_buf *b)
+{
+	tq_pack_map(b, 1);
+	tq_pack_str(b, "workers");
+	tq_pack_array(b, (uint32_t)fb->workers);
+	for (int i = 0; i < fb->workers; i++) {
+		tq_pack_map(b, 2);
+		tq_pack_str(b, "functions");
+		tq_pack_array(b, 1);
+		tq_pack_str(b, "double");
+		tq_pack_str(b, "concurrency");
+		tq_pack_uint(b, fb->concurrency);
+	}
+}
+
+static void *fake_broker_run(void *arg)
+{
+	fake_broker *fb = arg;
+	zmq_pollitem_t item = { fb->sock, 0, ZMQ_POLLIN, 0 };
+	tqi_frames f;
+	if (zmq_poll(&item, 1, 10000) != 1 || tqi_frames_recv(fb->sock, true, &f, 0) != 1)
+		return NULL;
+	tqi_env in;
+	if (tqi_frames_decode(&f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &in, NULL, 0) == TQ_OK &&
+	    in.cmd == TQI_STATS) {
+		tq_buf *b;
+		tqi_wbuf w;
+		tqi_wbuf_init(&w);
+		if (tq_buf_new(&b) == TQ_OK) {
+			fake_stats(fb, b);
+			tqi_env out = { .cmd = TQI_STATS_REPLY,
+				        .stats = { tq_buf_data(b), tq_buf_size(b), 1 } };
+			if (tqi_env_encode(&out, &w) == TQ_OK)
+				tqi_send(fb->sock, zmq_msg_data(&f.id), zmq_msg_size(&f.id), w.data,
+				         w.len, NULL, 0);
+			tq_buf_destroy(&b);
+		}
+		tqi_wbuf_free(&w);
+	}
+	tqi_frames_close(&f);
+	return NULL;
+}
+
+static void fake_broker_start(fake_broker *fb)
+{
+	fb->ctx = zmq_ctx_new();
+	fb->sock = zmq_socket(fb->ctx, ZMQ_ROUTER);
+	int linger = 1000;
+	zmq_setsockopt(fb->sock, ZMQ_LINGER, &linger, sizeof linger);
+	assert_int_equal(zmq_bind(fb->sock, "tcp://127.0.0.1:*"), 0);
+	size_t n = sizeof fb->ep;
+	assert_int_equal(zmq_getsockopt(fb->sock, ZMQ_LAST_ENDPOINT, fb->ep, &n), 0);
+	assert_int_equal(pthread_create(&fb->thread, NULL, fake_broker_run, fb), 0);
+}
+
+static void fake_broker_stop(fake_broker *fb)
+{
+	pthread_join(fb->thread, NULL);
+	zmq_close(fb->sock);
+	zmq_ctx_term(fb->ctx);
+}
+
+static int no_inputs(void *arg, tq_buf *args)
+{
+	(void)arg;
+	(void)args;
+	return 0;
+}
+
+static void test_absurd_worker_slots_are_capped(void **state)
+{
+	(void)state;
+	/* Two workers claiming 3e9 slots each: cast to unsigned and summed,
+	 * that wrapped to 1.7e9 slots and asked calloc for ~80 GB.  Capped,
+	 * the stream gets 1,000,000 and works. */
+	fake_broker fb = { .concurrency = 3000000000u, .workers = 2 };
+	fake_broker_start(&fb);
+	tq_client_opts co = { .broker = fb.ep, .broker_timeout_ms = 5000 };
+	tq_client *c;
+	assert_int_equal(tq_client_new(&c, &co), TQ_OK);
+	tq_stream *s = NULL;
+	assert_int_equal(tq_client_async_stream(c, "double", no_inputs, NULL, NULL, &s), TQ_OK);
+	tq_stream_item it;
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+	fake_broker_stop(&fb);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +467,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_failing_input_callback_fails_the_stream,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_what_still_runs, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_absurd_worker_slots_are_capped, th_setup,
 		                                th_teardown),
 	};
 	return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
