@@ -118,6 +118,8 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 		o = *opts;
 	if (o.timeout_ms == 0)
 		o.timeout_ms = TQ_DEFAULT_TIMEOUT;
+	if (o.timeout_ms < 0 && o.timeout_ms != TQ_INFINITY)
+		return TQ_EINVAL;
 	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > MAX_CONCURRENCY ||
 	    (o.on_timeout != TQ_ON_TIMEOUT_EXIT && o.on_timeout != TQ_ON_TIMEOUT_KILL_TASK))
 		return TQ_EINVAL;
@@ -159,6 +161,17 @@ static void fail_stream(tq_stream *s, tq_err e, const char *why)
 	s->running = 0;
 }
 
+/* The deadline of each task, 0 for none.  The broker and worker get it one
+ * heartbeat late, so that the stream's own timer is the one that speaks;
+ * it saturates rather than overflow for a huge timeout. */
+static int64_t task_timeout(const tq_stream *s)
+{
+	if (s->o.timeout_ms <= 0)
+		return 0;
+	int64_t hb = (int64_t)tqi_hb_ms(s->c);
+	return s->o.timeout_ms > INT64_MAX - hb ? INT64_MAX : s->o.timeout_ms + hb;
+}
+
 /* Pulls inputs and submits them while there is room. */
 static void fill(tq_stream *s)
 {
@@ -179,11 +192,7 @@ static void fill(tq_stream *s)
 			s->input_failed = true;
 			return;
 		}
-		/* The broker and worker get the deadline one heartbeat late, so
-		 * that the stream's own timer is the one that speaks. */
-		tq_task_opts to = { .retries = s->o.retries };
-		if (s->o.timeout_ms > 0)
-			to.timeout_ms = s->o.timeout_ms + (int64_t)tqi_hb_ms(s->c);
+		tq_task_opts to = { .retries = s->o.retries, .timeout_ms = task_timeout(s) };
 		tq_task *t;
 		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
 		                           &to, &t);

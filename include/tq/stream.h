@@ -54,7 +54,9 @@ typedef struct {
 	 * answer or reports none, the number of CPUs online here. */
 	unsigned max_concurrency;
 	bool unordered;     /* yield items as they finish, not in input order */
-	int64_t timeout_ms; /* per task, from its submission; 0: 5000; TQ_INFINITY */
+	/* Per task, from its submission; 0: 5000; TQ_INFINITY: none.  Other
+	 * negative values are TQ_EINVAL. */
+	int64_t timeout_ms;
 	tq_on_timeout on_timeout;
 	unsigned retries; /* per task, as tq_task_opts.retries */
 } tq_stream_opts;
@@ -74,7 +76,8 @@ typedef struct {
  * max_concurrency 0 this asks the broker for its stats and so blocks until
  * it answers, at most the client's broker timeout; otherwise it does not
  * block.  Returns TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's
- * thread. */
+ * thread, and is destroyed before c: once c is destroyed, tq_stream_destroy
+ * is the only call it takes. */
 TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input,
                                         void *arg, const tq_stream_opts *opts, tq_stream **out);
 

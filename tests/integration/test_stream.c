@@ -320,8 +320,41 @@ static void test_a_failing_input_callback_fails_the_stream(void **state)
 	/* Bad options are refused up front. */
 	tq_stream_opts bad = { .on_timeout = (tq_on_timeout)7 };
 	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &bad, &s), TQ_EINVAL);
+	/* A negative timeout is TQ_INFINITY or a mistake, as in tq_task_opts. */
+	tq_stream_opts negative = { .timeout_ms = -5 };
+	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &negative, &s),
+	                 TQ_EINVAL);
+	tq_stream_opts too_many = { .max_concurrency = 1000001 };
+	assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &too_many, &s),
+	                 TQ_EINVAL);
 	assert_int_equal(tq_client_async_stream(c, "", next_json, &in, NULL, &s), TQ_EINVAL);
 	assert_int_equal(tq_client_async_stream(c, "double", NULL, &in, NULL, &s), TQ_EINVAL);
+	tq_client_destroy(&c);
+}
+
+static void test_any_timeout_up_to_int64_max_works(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	/* The tasks' own deadline is one heartbeat later than the stream's:
+	 * for INT64_MAX that sum overflowed and every input was refused. */
+	const int64_t timeouts[] = { TQ_INFINITY, INT64_MAX, INT64_MAX - 1, 1000 };
+	for (size_t k = 0; k < sizeof timeouts / sizeof timeouts[0]; k++) {
+		counter in = { 0, 3 };
+		tq_stream_opts o = { .max_concurrency = 2, .timeout_ms = timeouts[k] };
+		tq_stream *s;
+		assert_int_equal(tq_client_async_stream(c, "double", next_int, &in, &o, &s), TQ_OK);
+		tq_stream_item it;
+		for (int i = 1; i <= 3; i++) {
+			assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+			assert_int_equal(it.outcome, TQ_OK);
+			assert_int_equal(item_int(&it), 2 * i);
+		}
+		assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+		tq_stream_destroy(&s);
+	}
 	tq_client_destroy(&c);
 }
 
@@ -466,6 +499,8 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_a_failing_input_callback_fails_the_stream,
 		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_any_timeout_up_to_int64_max_works, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_what_still_runs, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_absurd_worker_slots_are_capped, th_setup,
