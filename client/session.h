@@ -41,10 +41,11 @@ typedef struct {
 	char s[];
 } cname;
 
-/* A group of tasks waited on together (await_many / yield_many). */
+/* A group of tasks waited on together (await_many / yield_many, and a
+ * stream's running tasks). */
 typedef struct {
 	size_t ended;     /* tasks of the group that have an outcome */
-	size_t first_bad; /* index of the first failure, or SIZE_MAX */
+	size_t first_bad; /* await_many: index of the first failure, or SIZE_MAX */
 } cgroup;
 
 struct tq_task {

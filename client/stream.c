@@ -6,13 +6,16 @@
  * so memory holds at most `window` tasks: max_concurrency running, and
  * (ordered) finished ones waiting for an earlier input's outcome, within
  * 2 x max_concurrency of the next to yield.  The slot of input i is
- * ring[i % window].
+ * ring[i % window].  Every input pulled is running until its outcome
+ * arrives, and group.ended counts the outcomes, so the tasks running are
+ * next_index - group.ended: nothing else keeps that count.
  */
 #include "client/session.h"
 #include "tq/stream.h"
 
 #include "base/clock.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +39,9 @@ struct tq_stream {
 	size_t next_index; /* the next input to pull */
 	size_t head;       /* ordered: the next index to yield */
 	size_t yielded;
-	size_t running; /* submitted, no outcome yet */
 	size_t window;
 	sslot *ring;
-	cgroup group;     /* counts outcomes of the stream's tasks */
-	size_t seen;      /* group.ended when last looked */
+	cgroup group;     /* .ended: inputs pulled that have their outcome */
 	tq_task *current; /* the last item's task, freed at the next call */
 	tq_err failed;
 	char error[TQI_MAX_TEXT];
@@ -142,7 +143,6 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 	s->input = input;
 	s->arg = arg;
 	s->o = o;
-	s->group.first_bad = SIZE_MAX;
 	*out = s;
 	return TQ_OK;
 }
@@ -158,7 +158,13 @@ static void fail_stream(tq_stream *s, tq_err e, const char *why)
 			tq_task_destroy(&s->ring[i].task); /* cancels what still runs */
 		}
 	}
-	s->running = 0;
+}
+
+/* Tasks submitted that have no outcome yet. */
+static size_t running(const tq_stream *s)
+{
+	assert(s->group.ended <= s->next_index);
+	return s->next_index - s->group.ended;
 }
 
 /* The deadline of each task, 0 for none.  The broker and worker get it one
@@ -175,7 +181,7 @@ static int64_t task_timeout(const tq_stream *s)
 /* Pulls inputs and submits them while there is room. */
 static void fill(tq_stream *s)
 {
-	while (!s->inputs_done && s->failed == TQ_OK && s->running < s->o.max_concurrency) {
+	while (!s->inputs_done && s->failed == TQ_OK && running(s) < s->o.max_concurrency) {
 		sslot *slot = &s->ring[s->next_index % s->window];
 		if (slot->task != NULL)
 			return; /* ordered: too far ahead of the head */
@@ -208,9 +214,8 @@ static void fill(tq_stream *s)
 		slot->index = s->next_index++;
 		slot->deadline =
 		    s->o.timeout_ms > 0 ? tqi_now_ms() + (uint64_t)s->o.timeout_ms : UINT64_MAX;
-		s->running++;
-		if (t->state == CT_DONE) /* ended at once (e.g. no time at all) */
-			s->running--;
+		if (t->state == CT_DONE) /* ended at once, before it joined the group */
+			s->group.ended++;
 	}
 }
 
@@ -262,19 +267,17 @@ static sslot *ready(tq_stream *s)
 	return NULL;
 }
 
+/* A wait for the next outcome: group.ended when it began. */
+typedef struct {
+	const cgroup *group;
+	size_t ended;
+} progress;
+
 static bool progressed(tq_client *c, void *arg)
 {
 	(void)c;
-	tq_stream *s = arg;
-	return s->group.ended != s->seen;
-}
-
-static void account(tq_stream *s)
-{
-	/* Outcomes that arrived free running slots. */
-	size_t arrived = s->group.ended - s->seen;
-	s->seen = s->group.ended;
-	s->running = s->running > arrived ? s->running - arrived : 0;
+	const progress *p = arg;
+	return p->group->ended != p->ended;
 }
 
 tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
@@ -283,14 +286,12 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 	for (;;) {
 		if (s->failed != TQ_OK)
 			return s->failed;
-		account(s);
 		fill(s);
 		if (s->failed != TQ_OK)
 			return s->failed;
 		uint64_t next_deadline = check_deadlines(s, tqi_now_ms());
 		if (s->failed != TQ_OK)
 			return s->failed;
-		account(s);
 		sslot *slot = ready(s);
 		if (slot != NULL) {
 			tq_task *t = slot->task;
@@ -319,7 +320,8 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 			}
 			return TQ_EEND;
 		}
-		tq_err e = tqi_pump(s->c, next_deadline, progressed, s);
+		progress p = { &s->group, s->group.ended };
+		tq_err e = tqi_pump(s->c, next_deadline, progressed, &p);
 		if (e != TQ_OK && e != TQ_ETIMEDOUT) {
 			fail_stream(s, e, tq_strerror(e));
 			return e;
