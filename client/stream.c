@@ -7,7 +7,8 @@
  * (ordered) finished ones waiting for an earlier input's outcome, within
  * 2 x max_concurrency of the next to yield.  The slot of input i is
  * ring[i % window].  Every input pulled is running until its outcome
- * arrives, and group.ended counts the outcomes, so the tasks running are
+ * arrives (one that tq_client_async refused has it at once), and
+ * group.ended counts the outcomes, so the tasks running are
  * next_index - group.ended: nothing else keeps that count.
  */
 #include "client/session.h"
@@ -22,9 +23,10 @@
 #include <unistd.h>
 
 typedef struct {
-	tq_task *task; /* NULL: free */
+	tq_task *task; /* NULL: free, unless refused */
 	size_t index;
 	uint64_t deadline; /* absolute ms; UINT64_MAX: none */
+	tq_err refused;    /* TQ_OK, or why the input never became a task */
 } sslot;
 
 struct tq_stream {
@@ -178,12 +180,30 @@ static int64_t task_timeout(const tq_stream *s)
 	return s->o.timeout_ms > INT64_MAX - hb ? INT64_MAX : s->o.timeout_ms + hb;
 }
 
+static bool slot_used(const sslot *slot)
+{
+	return slot->task != NULL || slot->refused != TQ_OK;
+}
+
+/* True when the slot's outcome is known and may be yielded. */
+static bool slot_ended(const sslot *slot)
+{
+	return slot->refused != TQ_OK || (slot->task != NULL && slot->task->state == CT_DONE);
+}
+
+/* True for the errors of tq_client_async that are about one input's
+ * arguments: that input is an item with the error, the others go on. */
+static bool refuses_input(tq_err e)
+{
+	return e == TQ_EINVAL || e == TQ_ETOOBIG;
+}
+
 /* Pulls inputs and submits them while there is room. */
 static void fill(tq_stream *s)
 {
 	while (!s->inputs_done && s->failed == TQ_OK && running(s) < s->o.max_concurrency) {
 		sslot *slot = &s->ring[s->next_index % s->window];
-		if (slot->task != NULL)
+		if (slot_used(slot))
 			return; /* ordered: too far ahead of the head */
 		tq_buf_reset(s->args);
 		int rc = s->input(s->arg, s->args);
@@ -202,9 +222,16 @@ static void fill(tq_stream *s)
 		tq_task *t;
 		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
 		                           &to, &t);
+		if (refuses_input(e)) {
+			slot->refused = e;
+			slot->index = s->next_index++;
+			s->group.ended++; /* its outcome is known already */
+			continue;
+		}
 		if (e != TQ_OK) {
+			/* Nothing could be submitted: the client itself failed. */
 			char why[96];
-			snprintf(why, sizeof why, "input %zu: %s", s->next_index, tq_strerror(e));
+			snprintf(why, sizeof why, "cannot submit a task: %s", tq_strerror(e));
 			fail_stream(s, e, why);
 			return;
 		}
@@ -219,11 +246,6 @@ static void fill(tq_stream *s)
 	}
 }
 
-static bool task_ended(const tq_task *t)
-{
-	return t->state == CT_DONE;
-}
-
 /* Ends the timed-out tasks: as items (KILL_TASK) or by failing the stream
  * (EXIT).  Returns the earliest deadline still ahead. */
 static uint64_t check_deadlines(tq_stream *s, uint64_t now)
@@ -232,7 +254,7 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 	for (size_t i = 0; i < s->window && s->failed == TQ_OK; i++) {
 		sslot *slot = &s->ring[i];
 		tq_task *t = slot->task;
-		if (t == NULL || task_ended(t))
+		if (t == NULL || t->state == CT_DONE)
 			continue;
 		if (slot->deadline > now) {
 			if (slot->deadline < next)
@@ -240,9 +262,8 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 			continue;
 		}
 		char msg[TQI_MAX_NAME + 160];
-		snprintf(msg, sizeof msg,
-		         "task %.8s (%s) timed out after %lld ms (stream index %zu)", t->refhex,
-		         s->fn, (long long)s->o.timeout_ms, slot->index);
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms", t->refhex,
+		         s->fn, (long long)s->o.timeout_ms);
 		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
 			fail_stream(s, TQ_ETIMEDOUT, msg);
 			return UINT64_MAX;
@@ -259,12 +280,47 @@ static sslot *ready(tq_stream *s)
 {
 	if (!s->o.unordered) {
 		sslot *slot = &s->ring[s->head % s->window];
-		return slot->task != NULL && task_ended(slot->task) ? slot : NULL;
+		return slot_ended(slot) ? slot : NULL;
 	}
 	for (size_t i = 0; i < s->window; i++)
-		if (s->ring[i].task != NULL && task_ended(s->ring[i].task))
+		if (slot_ended(&s->ring[i]))
 			return &s->ring[i];
 	return NULL;
+}
+
+/* What an input that was refused says, as its item's error. */
+static const char *refusal(tq_err e)
+{
+	return e == TQ_ETOOBIG ? "not submitted: the arguments are over the payload size limit"
+	                       : "not submitted: the arguments are not one msgpack value "
+	                         "(nothing, several, or nested too deep)";
+}
+
+/* Fills *item from the slot and frees the slot. */
+static void yield(tq_stream *s, sslot *slot, tq_stream_item *item)
+{
+	item->index = slot->index;
+	if (slot->refused != TQ_OK) {
+		item->outcome = slot->refused;
+		item->result = NULL;
+		item->len = 0;
+		item->error = refusal(slot->refused);
+		item->worker = "";
+		slot->refused = TQ_OK;
+	} else {
+		tq_task *t = slot->task;
+		slot->task = NULL;
+		t->group = NULL;
+		t->state = CT_CONSUMED;
+		s->current = t;
+		item->outcome = t->outcome;
+		item->result = tq_task_result(t, &item->len);
+		item->error = tq_task_error(t);
+		item->worker = tq_task_worker(t);
+	}
+	s->yielded++;
+	if (!s->o.unordered)
+		s->head++;
 }
 
 /* A wait for the next outcome: group.ended when it began. */
@@ -294,19 +350,7 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 			return s->failed;
 		sslot *slot = ready(s);
 		if (slot != NULL) {
-			tq_task *t = slot->task;
-			slot->task = NULL;
-			t->group = NULL;
-			t->state = CT_CONSUMED;
-			s->current = t;
-			item->index = slot->index;
-			item->outcome = t->outcome;
-			item->result = tq_task_result(t, &item->len);
-			item->error = tq_task_error(t);
-			item->worker = tq_task_worker(t);
-			s->yielded++;
-			if (!s->o.unordered)
-				s->head++;
+			yield(s, slot, item);
 			return TQ_OK;
 		}
 		if (s->inputs_done && s->yielded == s->next_index) {

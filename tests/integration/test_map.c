@@ -1,8 +1,8 @@
 /*
  * test_map.c - `tq map` as a user runs it (issue 5): a thousand lines in
  * order at a given concurrency, per-line errors for a failing line, a
- * timed-out line and malformed lines, --on-timeout fail stopping the run,
- * --unordered, and bad command lines.
+ * timed-out line and malformed lines, lines the client refuses to submit,
+ * --on-timeout fail stopping the run, --unordered, and bad command lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,6 +197,56 @@ static void test_malformed_lines_are_reported_in_their_place(void **state)
 	free(err);
 }
 
+/* A word nested `depth` arrays deep: "[[...]]". */
+static void nested(char *out, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		out[i] = '[';
+	for (int i = 0; i < depth; i++)
+		out[depth + i] = ']';
+	out[2 * depth] = '\0';
+}
+
+static void test_a_line_the_client_refuses_is_an_error_in_its_place(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* Line 3 parses, but inside its argument list it is 65 deep, one more
+	 * than a message may be: the client refuses to submit it.  That used
+	 * to stop the run, naming it "input 1" (its index among the lines
+	 * that parsed). */
+	char deep[2 * 64 + 1], input[256];
+	nested(deep, 64);
+	snprintf(input, sizeof input, "1\n[1, 2\n%s\n4\n", deep);
+	char *out, *err, line[512];
+	assert_int_equal(map(e, input, "double", &out, &err), 1);
+	assert_int_equal(count_lines(out), 4);
+	assert_true(line_at(out, 0, line, sizeof line));
+	assert_string_equal(line, "2");
+	assert_true(line_at(out, 1, line, sizeof line));
+	assert_string_equal(line,
+	                    "{\"error\":\"EINVAL\",\"message\":\"line 2: malformed JSON value\"}");
+	assert_true(line_at(out, 2, line, sizeof line));
+	assert_true(strncmp(line, "{\"error\":\"EINVAL\",\"message\":\"not submitted: ", 43) == 0);
+	assert_true(line_at(out, 3, line, sizeof line));
+	assert_string_equal(line, "8");
+	assert_null(strstr(err, "stopped"));
+	free(out);
+	free(err);
+
+	/* Unordered, each error names its line in the input file. */
+	assert_int_equal(map(e, input, "--unordered double", &out, &err), 1);
+	assert_int_equal(count_lines(out), 4);
+	assert_non_null(
+	    strstr(out, "{\"line\":3,\"error\":\"EINVAL\",\"message\":\"not submitted: "));
+	assert_non_null(strstr(out, "{\"line\":2,\"error\":\"EINVAL\""));
+	assert_non_null(strstr(out, "{\"line\":4,\"result\":8}"));
+	assert_null(strstr(out, "input 1"));
+	free(out);
+	free(err);
+}
+
 static void test_bad_map_command_lines(void **state)
 {
 	th_env *e = *state;
@@ -237,6 +287,8 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_lines_are_reported_in_their_place,
 		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_line_the_client_refuses_is_an_error_in_its_place, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_map_command_lines, th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);

@@ -24,7 +24,9 @@
 static const char *const conc4[] = { "--concurrency", "4", NULL };
 
 /* Inputs: each a JSON argument list from a NULL-terminated array; a NULL
- * entry ends the inputs, "FAIL" makes the callback fail. */
+ * entry ends the inputs, "FAIL" makes the callback fail, and "NONE",
+ * "TWO" and "HUGE" pack arguments that tq_client_async refuses: nothing,
+ * two values, and a value over the payload limit. */
 typedef struct {
 	const char *const *json;
 	size_t next;
@@ -41,6 +43,20 @@ static int next_json(void *arg, tq_buf *args)
 	if (strcmp(j, "FAIL") == 0)
 		return -1;
 	in->pulled++;
+	if (strcmp(j, "NONE") == 0)
+		return 1;
+	if (strcmp(j, "TWO") == 0) {
+		tq_pack_int(args, 1);
+		return tq_pack_int(args, 2) == TQ_OK ? 1 : -1;
+	}
+	if (strcmp(j, "HUGE") == 0) {
+		size_t n = (17u << 20);
+		char *big = calloc(1, n);
+		tq_pack_array(args, 1);
+		tq_err e = big ? tq_pack_bin(args, big, n) : TQ_ENOMEM;
+		free(big);
+		return e == TQ_OK ? 1 : -1;
+	}
 	return tq_pack_json(args, j, strlen(j)) == TQ_OK ? 1 : -1;
 }
 
@@ -358,6 +374,62 @@ static void test_any_timeout_up_to_int64_max_works(void **state)
 	tq_client_destroy(&c);
 }
 
+/* Checks that `it` is the item of a refused input. */
+static void assert_refused(const tq_stream_item *it, tq_err want)
+{
+	assert_int_equal(it->outcome, want);
+	assert_null(it->result);
+	assert_int_equal(it->len, 0);
+	assert_string_equal(it->worker, "");
+	assert_non_null(strstr(it->error, "not submitted: "));
+}
+
+static void test_refused_inputs_are_items_and_the_stream_goes_on(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[1]", "NONE", "[3]", "TWO", "HUGE", "[6]", NULL };
+	const tq_err refused[] = { TQ_OK, TQ_EINVAL, TQ_OK, TQ_EINVAL, TQ_ETOOBIG, TQ_OK };
+	for (int unordered = 0; unordered <= 1; unordered++) {
+		inputs in = { json, 0, 0 };
+		tq_stream_opts o = { .max_concurrency = 2, .unordered = unordered };
+		tq_stream *s;
+		assert_int_equal(tq_client_async_stream(c, "double", next_json, &in, &o, &s),
+		                 TQ_OK);
+		/* Every input has its item: the refused ones with their error,
+		 * the tasks before and after them with their results; the
+		 * stream neither fails nor cancels anything. */
+		tq_stream_item it;
+		bool seen[6] = { false };
+		for (size_t k = 0; k < 6; k++) {
+			assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+			assert_true(it.index < 6);
+			if (!unordered)
+				assert_int_equal(it.index, k);
+			assert_false(seen[it.index]);
+			seen[it.index] = true;
+			if (refused[it.index] != TQ_OK) {
+				assert_refused(&it, refused[it.index]);
+			} else {
+				assert_int_equal(it.outcome, TQ_OK);
+				assert_int_equal(item_int(&it), 2 * (int64_t)(it.index + 1));
+			}
+		}
+		assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+		assert_string_equal(tq_stream_error(s), "");
+		assert_int_equal(tq_stream_submitted(s), 6);
+		assert_int_equal(tq_stream_yielded(s), 6);
+		tq_stream_destroy(&s);
+	}
+	uint64_t n = 0;
+	assert_int_equal(th_stat(e, "counters.cancelled", &n), 0);
+	assert_int_equal(n, 0);
+	assert_true(th_stat_reaches(e, "counters.completed", 6, 3000)); /* 3 a run */
+	tq_client_destroy(&c);
+}
+
 static void test_destroy_cancels_what_still_runs(void **state)
 {
 	th_env *e = *state;
@@ -501,6 +573,8 @@ int main(void)
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_any_timeout_up_to_int64_max_works, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_refused_inputs_are_items_and_the_stream_goes_on, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_cancels_what_still_runs, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_absurd_worker_slots_are_capped, th_setup,
