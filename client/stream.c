@@ -5,11 +5,11 @@
  * Invariant: an input is pulled only when a task may be submitted for it,
  * so memory holds at most `window` tasks: max_concurrency running, and
  * (ordered) finished ones waiting for an earlier input's outcome, within
- * 2 x max_concurrency of the next to yield.  The slot of input i is
- * ring[i % window].  Every input pulled is running until its outcome
- * arrives (one that tq_client_async refused has it at once), and
- * group.ended counts the outcomes, so the tasks running are
- * next_index - group.ended: nothing else keeps that count.
+ * 2 x max_concurrency of the next to yield.  Ordered, the slot of input i
+ * is ring[i % window]; unordered, it is any free one.  Every input pulled
+ * is running until its outcome arrives (one that tq_client_async refused
+ * has it at once), and group.ended counts the outcomes, so the tasks
+ * running are next_index - group.ended: nothing else keeps that count.
  */
 #include "client/session.h"
 #include "tq/stream.h"
@@ -191,6 +191,24 @@ static bool slot_ended(const sslot *slot)
 	return slot->refused != TQ_OK || (slot->task != NULL && slot->task->state == CT_DONE);
 }
 
+/* The slot for the next input, or NULL while there is none.  Ordered, it
+ * is the input's own, free once the item `window` inputs back is yielded.
+ * Unordered, any free slot will do: waiting for ring[i % window] would
+ * hold every later input up behind one slow task. */
+static sslot *free_slot(tq_stream *s)
+{
+	if (!s->o.unordered) {
+		sslot *slot = &s->ring[s->next_index % s->window];
+		return slot_used(slot) ? NULL : slot;
+	}
+	for (size_t k = 0; k < s->window; k++) {
+		sslot *slot = &s->ring[(s->next_index + k) % s->window];
+		if (!slot_used(slot))
+			return slot;
+	}
+	return NULL;
+}
+
 /* True for the errors of tq_client_async that are about one input's
  * arguments: that input is an item with the error, the others go on. */
 static bool refuses_input(tq_err e)
@@ -202,9 +220,11 @@ static bool refuses_input(tq_err e)
 static void fill(tq_stream *s)
 {
 	while (!s->inputs_done && s->failed == TQ_OK && running(s) < s->o.max_concurrency) {
-		sslot *slot = &s->ring[s->next_index % s->window];
-		if (slot_used(slot))
-			return; /* ordered: too far ahead of the head */
+		/* None free: ordered, too far ahead of the head; unordered,
+		 * every slot holds an item not yet yielded. */
+		sslot *slot = free_slot(s);
+		if (slot == NULL)
+			return;
 		tq_buf_reset(s->args);
 		int rc = s->input(s->arg, s->args);
 		if (rc == 0) {

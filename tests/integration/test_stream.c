@@ -153,6 +153,34 @@ static void test_unordered_stream_yields_as_tasks_finish(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_unordered_stream_is_not_held_up_by_a_slow_task(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	tq_client *c = th_client(e, 0);
+	const char *const json[] = { "[1500]", "[10]", "[10]", "[10]", "[10]", NULL };
+	inputs in = { json, 0, 0 };
+	tq_stream_opts o = { .max_concurrency = 2, .unordered = true };
+	tq_stream *s;
+	assert_int_equal(tq_client_async_stream(c, "sleep", next_json, &in, &o, &s), TQ_OK);
+	/* One slot stays with the 1500 ms task; the short ones pass through
+	 * the other.  Input 2 used to wait for the slot of input 0 (2 % 2),
+	 * so the slow task came out second. */
+	tq_stream_item it;
+	for (int k = 0; k < 5; k++) {
+		assert_int_equal(tq_stream_next(s, &it), TQ_OK);
+		assert_int_equal(it.outcome, TQ_OK);
+		if (k < 4)
+			assert_int_not_equal(it.index, 0);
+		else
+			assert_int_equal(it.index, 0);
+	}
+	assert_int_equal(tq_stream_next(s, &it), TQ_EEND);
+	tq_stream_destroy(&s);
+	tq_client_destroy(&c);
+}
+
 static void test_a_failing_element_is_an_item_and_the_stream_goes_on(void **state)
 {
 	th_env *e = *state;
@@ -559,6 +587,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ordered_stream_yields_in_input_order, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_unordered_stream_yields_as_tasks_finish,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_unordered_stream_is_not_held_up_by_a_slow_task,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_failing_element_is_an_item_and_the_stream_goes_on, th_setup,
