@@ -85,14 +85,9 @@ static size_t line_of(const reader *r, size_t index)
 	return index + before + 1;
 }
 
-static void print_value(FILE *out, const tq_buf *b)
-{
-	char *json;
-	if (tq_value_to_json(tq_buf_data(b), tq_buf_size(b), &json) == TQ_OK) {
-		fprintf(out, "%s\n", json);
-		free(json);
-	}
-}
+/* Every input line gets exactly one output line: each printer below
+ * prints one, falling back to an error object when its value cannot be
+ * written as JSON. */
 
 static void print_error(tq_buf *b, bool unordered, size_t line, tq_err code, const char *msg)
 {
@@ -106,30 +101,46 @@ static void print_error(tq_buf *b, bool unordered, size_t line, tq_err code, con
 	tq_pack_str(b, tq_errname(code));
 	tq_pack_str(b, "message");
 	tq_pack_str(b, msg);
-	print_value(stdout, b);
+	char *json;
+	if (tq_value_to_json(tq_buf_data(b), tq_buf_size(b), &json) == TQ_OK) {
+		printf("%s\n", json);
+		free(json);
+		return;
+	}
+	/* Out of memory, most likely: the same shape, from text that needs
+	 * no escaping. */
+	if (unordered)
+		printf("{\"line\":%zu,", line);
+	else
+		putchar('{');
+	printf("\"error\":\"%s\",\"message\":\"error not representable as JSON\"}\n",
+	       tq_errname(code));
+}
+
+static void print_result(tq_buf *b, bool unordered, size_t line, const tq_stream_item *it)
+{
+	char *json;
+	tq_err e = tq_value_to_json(it->result, it->len, &json);
+	if (e != TQ_OK) {
+		print_error(b, unordered, line, e, "result not representable as JSON");
+		return;
+	}
+	/* Written around the result's text rather than packed into a map:
+	 * a map would nest the result one level deeper than it came, past
+	 * what a value may be for a result as deep as allowed. */
+	if (unordered)
+		printf("{\"line\":%zu,\"result\":%s}\n", line, json);
+	else
+		printf("%s\n", json);
+	free(json);
 }
 
 static void print_item(tq_buf *b, bool unordered, size_t line, const tq_stream_item *it)
 {
-	if (it->outcome != TQ_OK) {
+	if (it->outcome != TQ_OK)
 		print_error(b, unordered, line, it->outcome, it->error);
-		return;
-	}
-	if (!unordered) {
-		char *json;
-		if (tq_value_to_json(it->result, it->len, &json) == TQ_OK) {
-			printf("%s\n", json);
-			free(json);
-		}
-		return;
-	}
-	tq_buf_reset(b);
-	tq_pack_map(b, 2);
-	tq_pack_str(b, "line");
-	tq_pack_uint(b, line);
-	tq_pack_str(b, "result");
-	tq_pack_msgpack(b, it->result, it->len);
-	print_value(stdout, b);
+	else
+		print_result(b, unordered, line, it);
 }
 
 /* Prints the parse errors of lines before the `upto`-th valid line. */

@@ -247,6 +247,34 @@ static void test_a_line_the_client_refuses_is_an_error_in_its_place(void **state
 	free(err);
 }
 
+static void test_every_result_gets_its_line_however_deep(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* echo returns its argument list: for line 1 that is 64 deep, as deep
+	 * as a value may be.  Unordered output used to pack it into
+	 * {"line":1,"result":...}, one level too deep to write as JSON, and
+	 * printed nothing for the line. */
+	char deep[2 * 63 + 1], input[256], want[256];
+	nested(deep, 63);
+	snprintf(input, sizeof input, "%s\n1\n", deep);
+	char *out, *err;
+	assert_int_equal(map(e, input, "--unordered echo", &out, &err), 0);
+	assert_int_equal(count_lines(out), 2);
+	snprintf(want, sizeof want, "{\"line\":1,\"result\":[%s]}\n", deep);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "{\"line\":2,\"result\":[1]}\n"));
+	free(out);
+	free(err);
+
+	assert_int_equal(map(e, input, "echo", &out, &err), 0);
+	snprintf(want, sizeof want, "[%s]\n[1]\n", deep);
+	assert_string_equal(out, want);
+	free(out);
+	free(err);
+}
+
 static void test_bad_map_command_lines(void **state)
 {
 	th_env *e = *state;
@@ -289,6 +317,8 @@ int main(void)
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_a_line_the_client_refuses_is_an_error_in_its_place, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_every_result_gets_its_line_however_deep,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_map_command_lines, th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);
