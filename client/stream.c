@@ -239,9 +239,13 @@ static void fill(tq_stream *s)
 			return;
 		}
 		tq_task_opts to = { .retries = s->o.retries, .timeout_ms = task_timeout(s) };
+		/* Nothing packed is refused here: tq_client_async would take
+		 * no bytes at all as "no arguments". */
 		tq_task *t;
-		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
-		                           &to, &t);
+		tq_err e = tq_buf_size(s->args) == 0
+		               ? TQ_EINVAL
+		               : tq_client_async(s->c, s->fn, tq_buf_data(s->args),
+		                                 tq_buf_size(s->args), &to, &t);
 		if (refuses_input(e)) {
 			slot->refused = e;
 			slot->index = s->next_index++;

@@ -275,6 +275,66 @@ static void test_every_result_gets_its_line_however_deep(void **state)
 	free(err);
 }
 
+static void test_unordered_prints_bad_lines_as_they_come(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* The bad line 2 is known at once; it used to wait for the end of
+	 * the run, after the 1500 ms task of line 1. */
+	char *out, *err, line[256];
+	assert_int_equal(map(e, "1500\n[1, 2\n", "--unordered sleep", &out, &err), 1);
+	assert_int_equal(count_lines(out), 2);
+	assert_true(line_at(out, 0, line, sizeof line));
+	assert_string_equal(
+	    line, "{\"line\":2,\"error\":\"EINVAL\",\"message\":\"line 2: malformed JSON value\"}");
+	assert_true(line_at(out, 1, line, sizeof line));
+	assert_string_equal(line, "{\"line\":1,\"result\":1500}");
+	free(out);
+	free(err);
+
+	/* Many bad lines among good ones: each output names its own line. */
+	enum { N = 600 };
+	char *input = malloc(16 * N + 1), *p = input;
+	for (int i = 1; i <= N; i++)
+		p += i % 3 ? sprintf(p, "%d\n", i) : sprintf(p, "{\"x\":\n");
+	assert_int_equal(map(e, input, "--unordered --concurrency 8 double", &out, &err), 1);
+	assert_int_equal(count_lines(out), N);
+	for (int i = 1; i <= N; i++) {
+		char want[128];
+		if (i % 3)
+			snprintf(want, sizeof want, "{\"line\":%d,\"result\":%d}\n", i, 2 * i);
+		else
+			snprintf(want, sizeof want,
+			         "{\"line\":%d,\"error\":\"EINVAL\",\"message\":\"line %d: "
+			         "malformed JSON value\"}\n",
+			         i, i);
+		assert_non_null(strstr(out, want));
+	}
+	free(out);
+	free(err);
+
+	/* And ordered, each in its place. */
+	assert_int_equal(map(e, input, "--concurrency 8 double", &out, &err), 1);
+	const char *s = out;
+	for (int i = 1; i <= N; i++) {
+		char want[128];
+		if (i % 3)
+			snprintf(want, sizeof want, "%d\n", 2 * i);
+		else
+			snprintf(want, sizeof want,
+			         "{\"error\":\"EINVAL\",\"message\":\"line %d: malformed JSON "
+			         "value\"}\n",
+			         i);
+		assert_int_equal(strncmp(s, want, strlen(want)), 0);
+		s += strlen(want);
+	}
+	assert_string_equal(s, "");
+	free(out);
+	free(err);
+	free(input);
+}
+
 static void test_bad_map_command_lines(void **state)
 {
 	th_env *e = *state;
@@ -318,6 +378,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_a_line_the_client_refuses_is_an_error_in_its_place, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_every_result_gets_its_line_however_deep,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_unordered_prints_bad_lines_as_they_come,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_map_command_lines, th_setup, th_teardown),
 	};
