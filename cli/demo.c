@@ -943,7 +943,8 @@ int tqc_demo(int argc, char **argv)
 	/* A line at a time: each step shows as it happens, also in a pipe. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	char ep[DEMO_PATH + 8];
+	char local_ep[DEMO_PATH + 8];
+	const char *ep = local_ep;
 	if (is_local) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof sa);
@@ -958,26 +959,26 @@ int tqc_demo(int argc, char **argv)
 		printf("tq demo: Elixir's Task lesson, run by tq on a local broker and %lu "
 		       "worker%s\n",
 		       nworkers, nworkers == 1 ? "" : "s");
-		if (start_local((unsigned)nworkers, ep, sizeof ep) != 0) {
+		if (start_local((unsigned)nworkers, local_ep, sizeof local_ep) != 0) {
 			stop_local();
 			return TQC_BROKER;
 		}
 	} else {
-		snprintf(ep, sizeof ep, "%s", tqc_broker(broker));
+		ep = tqc_broker(broker);
 		printf("tq demo: Elixir's Task lesson, run by tq on the broker at %s\n", ep);
 	}
 
-	tq_client_opts co = { .broker = ep };
 	tq_client *cl = NULL;
-	int rc = TQC_OK, failed = 0;
-	if (tq_client_new(&cl, &co) != TQ_OK) {
-		rc = tqc_usage_error("demo", demo_usage, "bad broker endpoint '%s'", ep);
-	} else if (wait_ready(cl, is_local ? (unsigned)nworkers : 1, is_local ? 20000 : 10000,
-	                      is_local) != 0) {
-		rc = TQC_BROKER;
-	} else {
-		failed = run_lesson(cl);
-		rc = failed ? TQC_TASK_FAILED : TQC_OK;
+	int failed = 0;
+	int rc = tqc_connect("demo", ep, &cl);
+	if (rc == TQC_OK) {
+		if (wait_ready(cl, is_local ? (unsigned)nworkers : 1, is_local ? 20000 : 10000,
+		               is_local) != 0) {
+			rc = TQC_BROKER;
+		} else {
+			failed = run_lesson(cl);
+			rc = failed ? TQC_TASK_FAILED : TQC_OK;
+		}
 	}
 	tq_client_destroy(&cl);
 	if (is_local) {

@@ -264,25 +264,30 @@ int tqc_map(int argc, char **argv)
 		return tqc_usage_error("map", map_usage,
 		                       optind >= argc ? "missing FUNCTION" : "one FUNCTION only");
 	const char *fn = argv[optind];
-	tq_client_opts co = { .broker = tqc_broker(broker) };
+	const char *why = tqc_bad_function(fn);
+	if (why != NULL)
+		return tqc_usage_error("map", map_usage, "%s", why);
 	tq_client *cl;
-	if (tq_client_new(&cl, &co) != TQ_OK)
-		return tqc_usage_error("map", map_usage, "bad broker endpoint '%s'", co.broker);
+	int rc = tqc_connect("map", tqc_broker(broker), &cl);
+	if (rc != TQC_OK)
+		return rc;
 	reader r = { .in = stdin };
 	bool tty = isatty(STDERR_FILENO);
 	size_t total = tty ? count_lines(stdin) : 0;
-	tq_stream *s;
-	tq_buf *out;
-	if (tq_buf_new(&out) != TQ_OK ||
-	    tq_client_async_stream(cl, fn, next_input, &r, &so, &s) != TQ_OK) {
-		fprintf(stderr, "tq map: cannot start: %s\n",
-		        strlen(fn) > 255 ? "FUNCTION too long" : "out of memory");
+	tq_stream *s = NULL;
+	tq_buf *out = NULL;
+	tq_err e = tq_buf_new(&out);
+	if (e == TQ_OK)
+		e = tq_client_async_stream(cl, fn, next_input, &r, &so, &s);
+	if (e != TQ_OK) {
+		fprintf(stderr, "tq map: cannot start: %s\n", tq_strerror(e));
+		tq_buf_destroy(&out);
 		tq_client_destroy(&cl);
-		return TQC_USAGE;
+		return e == TQ_EINVAL ? TQC_USAGE : tqc_exit_code(e);
 	}
 	uint64_t t0 = tqi_now_ms(), last = 0;
 	size_t done = 0, failed = 0;
-	tq_err first_failure = TQ_OK, e;
+	tq_err first_failure = TQ_OK;
 	bool stopped = false;
 	tq_stream_item it;
 	while ((e = tq_stream_next(s, &it)) == TQ_OK) {
@@ -312,7 +317,6 @@ int tqc_map(int argc, char **argv)
 	fflush(stdout);
 	if (tty)
 		progress(done, total, failed, t0, true);
-	int rc = TQC_OK;
 	if (e != TQ_OK && e != TQ_EEND) {
 		fprintf(stderr, "tq map: stopped: %s\n",
 		        *tq_stream_error(s) ? tq_stream_error(s) : tq_strerror(e));
