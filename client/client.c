@@ -108,6 +108,7 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	tqi_hmap_init(&c->pending, ref_eq);
 	tqi_hmap_init(&c->names, name_eq);
 	tqi_list_init(&c->tasks);
+	tqi_list_init(&c->orphans);
 	tqi_list_init(&c->waiting);
 	c->probe_gap_ms = tqi_hb_ms(c);
 
@@ -147,6 +148,7 @@ void tq_client_destroy(tq_client **cp)
 	if (cp == NULL || *cp == NULL)
 		return;
 	tq_client *c = *cp;
+	tqi_reap_orphans(c, true); /* given up, like the tasks still pending */
 	tqi_node *n;
 	while ((n = tqi_list_pop_front(&c->tasks)) != NULL) {
 		/* The handle outlives us: it keeps its outcome, if any, but
@@ -657,9 +659,8 @@ void tqi_read_ahead(tq_client *c)
 	drain(c, never, NULL);
 }
 
-tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
+static tq_err pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
 {
-	c->since_read = 0;
 	for (;;) {
 		if (done(c, arg))
 			return TQ_OK; /* it came while waiting for something else */
@@ -684,6 +685,17 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 		if (until != UINT64_MAX && tqi_now_ms() >= until && !done(c, arg))
 			return TQ_ETIMEDOUT;
 	}
+}
+
+tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
+{
+	c->since_read = 0;
+	tq_err e = pump(c, until, done, arg);
+	/* Here, not where tasks end: no caller holds an orphan, and the
+	 * code that ends a task goes on using it. */
+	if (!tqi_list_empty(&c->orphans))
+		tqi_reap_orphans(c, false);
+	return e;
 }
 
 /* ---- stats ---- */

@@ -50,7 +50,7 @@ typedef struct {
 
 struct tq_task {
 	tqi_hnode hnode; /* in client.pending while SUBMITTED or WAITING */
-	tqi_node all;    /* in client.tasks while the handle exists */
+	tqi_node all;    /* in client.tasks while the handle exists, else orphans */
 	tqi_node wnode;  /* in client.waiting while WAITING */
 	tq_client *client;
 	uint8_t ref[TQI_REF_LEN];
@@ -72,6 +72,7 @@ struct tq_task {
 	bool keep_on_timeout;
 	bool noworker; /* the broker said no worker offers fn */
 	bool deadline_sent;
+	bool orphan; /* ignored before the broker confirmed it: no handle */
 	cgroup *group;
 	size_t group_index;
 };
@@ -98,6 +99,7 @@ struct tq_client {
 
 	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
 	tqi_list tasks;   /* every live handle */
+	tqi_list orphans; /* tasks ignored but not yet confirmed (see task.c) */
 	tqi_list waiting; /* CT_WAITING */
 	tqi_hmap names;
 	const cname *last_name; /* the last one interned or found */
@@ -147,6 +149,11 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 /* Reads what has arrived without waiting, once every 64 calls: for bursts
  * of submissions. */
 void tqi_read_ahead(tq_client *c);
+/* ---- task.c ---- */
+/* Frees the orphans that have ended (all of them when `all`). */
+void tqi_reap_orphans(tq_client *c, bool all);
+
+/* ---- client.c ---- */
 /* Ends t with an outcome (and an explanation, formatted by the caller). */
 void tqi_task_end(tq_task *t, tq_err outcome, const char *why);
 /* Takes t out of pending/waiting. */

@@ -4,21 +4,28 @@
  * under EXIT, max_concurrency (watched from inside the workers with the
  * test plugin's `span`), laziness, a failing input callback, destroy
  * cancelling what still runs, and a broker whose figures are absurd.
+ *
+ * Also tq_task_ignore on a task waiting for a lost broker: those tests
+ * belong in test_tasks.c, which another change owns; they look inside the
+ * handle (client/session.h) to be sure the task is waiting when ignored.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "client/session.h"
 #include "harness.h"
 #include "proto/frames.h"
 #include "proto/wbuf.h"
 #include "tq/stream.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 static const char *const conc4[] = { "--concurrency", "4", NULL };
@@ -581,6 +588,81 @@ static void test_absurd_worker_slots_are_capped(void **state)
 	fake_broker_stop(&fb);
 }
 
+/* For th_wait_for: reads what came for the task, true once the client
+ * holds it for the next broker (lost with one, retries left). */
+static bool waiting_for_a_broker(void *arg)
+{
+	tq_task *t = arg;
+	tq_task_yield(t, 20);
+	return t->state == CT_WAITING;
+}
+
+/* Runs `touch PATH 2000` with a retry, stops the broker under it (its
+ * grace is shorter than the task) and returns the task once the client
+ * waits to resubmit it. */
+static tq_task *task_waiting_for_a_broker(th_env *e, tq_client *c, th_path *file)
+{
+	char args[600];
+	snprintf(args, sizeof args, "[\"%s\", 2000]", file->path);
+	tq_task_opts o = { .retries = 1 };
+	tq_task *t = th_async(c, "touch", args, &o);
+	assert_non_null(t);
+	assert_true(th_stat_reaches(e, "load", 1, 5000));
+	th_signal(e->broker, SIGTERM);
+	assert_true(th_wait_for(waiting_for_a_broker, t, 10000));
+	assert_true(th_wait_exit(e->broker, 5000) >= 0);
+	assert_false(th_file_exists(file));
+	return t;
+}
+
+static void test_an_ignored_task_waiting_for_a_broker_runs_when_one_is_back(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	/* A broker timeout long enough for ZeroMQ's reconnection backoff:
+	 * the ignore below sees the new broker within its wait. */
+	tq_client *c = th_client(e, 10000);
+	th_path fw;
+	snprintf(fw.path, sizeof fw.path, "%s/ignored-waiting", e->dir);
+	tq_task *t = task_waiting_for_a_broker(e, c, &fw);
+	assert_non_null(th_broker_again(e, NULL));
+	/* Ignored while waiting: it used to be dropped, and never ran. */
+	tq_task_ignore(&t);
+	assert_null(t);
+	tq_client_destroy(&c);
+	assert_true(th_wait_for(th_file_exists, &fw, 20000));
+	assert_true(th_stat_reaches(e, "counters.completed", 1, 5000)); /* on the new broker */
+	unlink(fw.path);
+}
+
+static void test_an_ignored_task_the_broker_has_not_confirmed_stays_with_the_client(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	tq_client *c = th_client(e, 1000);
+	th_path fw;
+	snprintf(fw.path, sizeof fw.path, "%s/ignored-orphan", e->dir);
+	tq_task *t = task_waiting_for_a_broker(e, c, &fw);
+	/* No broker: the ignore gives up waiting after the broker timeout,
+	 * and the client keeps the task. */
+	tq_task_ignore(&t);
+	assert_null(t);
+	assert_false(th_file_exists(&fw));
+	assert_non_null(th_broker_again(e, NULL));
+	/* The next wait on this client resubmits it, detached. */
+	tq_task_opts o = { .retries = 3 };
+	tq_task *t2 = th_async(c, "double", "[21]", &o);
+	assert_non_null(t2);
+	assert_int_equal(tq_task_await(t2, 30000), TQ_OK);
+	tq_task_destroy(&t2);
+	tq_client_destroy(&c);
+	assert_true(th_wait_for(th_file_exists, &fw, 20000));
+	assert_true(th_stat_reaches(e, "counters.completed", 2, 5000));
+	unlink(fw.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -609,6 +691,12 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_absurd_worker_slots_are_capped, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_ignored_task_waiting_for_a_broker_runs_when_one_is_back, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_an_ignored_task_the_broker_has_not_confirmed_stays_with_the_client,
+		    th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("stream", tests, NULL, NULL);
 }
