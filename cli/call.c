@@ -72,21 +72,18 @@ static int parse(const char *cmd, const char *use, int argc, char **argv, call_o
 	}
 	if (optind >= argc)
 		return tqc_usage_error(cmd, use, "missing FUNCTION");
-	if (strlen(argv[optind]) > 255)
-		return tqc_usage_error(cmd, use, "FUNCTION longer than 255 bytes");
+	const char *why = tqc_bad_function(argv[optind]);
+	if (why != NULL)
+		return tqc_usage_error(cmd, use, "%s", why);
 	return 0;
 }
 
 static int connect_and_pack(const char *cmd, const call_opts *o, int argc, char **argv,
                             tq_client **c, tq_buf **args)
 {
-	tq_client_opts co = { .broker = tqc_broker(o->broker) };
-	tq_err e = tq_client_new(c, &co);
-	if (e != TQ_OK) {
-		fprintf(stderr, "tq %s: cannot use broker %s: %s\n", cmd, co.broker,
-		        tq_strerror(e));
-		return TQC_USAGE;
-	}
+	int rc = tqc_connect(cmd, tqc_broker(o->broker), c);
+	if (rc != TQC_OK)
+		return rc;
 	if (tq_buf_new(args) != TQ_OK ||
 	    tqc_pack_argv(*args, argv + optind + 1, argc - optind - 1) != TQ_OK) {
 		fprintf(stderr, "tq %s: out of memory\n", cmd);

@@ -38,4 +38,12 @@ int tqc_exit_code(tq_err e);
 /* The broker endpoint: the option, else $TQ_BROKER, else the default. */
 const char *tqc_broker(const char *opt);
 
+/* Creates the client of `tq <cmd>` for the broker at endpoint.  TQC_OK
+ * with *out set; otherwise prints "tq <cmd>: cannot use broker EP: why"
+ * and returns the exit code (TQC_USAGE for a bad endpoint). */
+int tqc_connect(const char *cmd, const char *endpoint, tq_client **out);
+
+/* Why fn cannot name a function ("FUNCTION is empty", ...), or NULL. */
+const char *tqc_bad_function(const char *fn);
+
 #endif

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 
 #include "base/log.h"
+#include "proto/wire.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -91,6 +92,30 @@ const char *tqc_broker(const char *opt)
 		return opt;
 	const char *env = getenv("TQ_BROKER");
 	return env && *env ? env : "tcp://127.0.0.1:5555";
+}
+
+int tqc_connect(const char *cmd, const char *endpoint, tq_client **out)
+{
+	tq_client_opts co = { .broker = endpoint };
+	*out = NULL;
+	tq_err e = tq_client_new(out, &co);
+	if (e == TQ_OK)
+		return TQC_OK;
+	fprintf(stderr, "tq %s: cannot use broker %s: %s\n", cmd, endpoint, tq_strerror(e));
+	return e == TQ_EINVAL ? TQC_USAGE : tqc_exit_code(e);
+}
+
+const char *tqc_bad_function(const char *fn)
+{
+	size_t n = strlen(fn);
+	if (n == 0)
+		return "FUNCTION is empty";
+	if (n > TQI_MAX_NAME) {
+		static char why[64];
+		snprintf(why, sizeof why, "FUNCTION longer than %d bytes", TQI_MAX_NAME);
+		return why;
+	}
+	return NULL;
 }
 
 int main(int argc, char **argv)

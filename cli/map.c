@@ -29,10 +29,12 @@ static const char map_usage[] =
     "  --on-timeout   fail: a timeout stops the run; kill: it is that line's error [kill]\n"
     "  --fail-fast    stop at the first failed line\n";
 
-/* A line that could not be parsed: reported in its place, never run. */
+/* A line that could not be parsed.  It is still an input, with nothing
+ * packed: the stream refuses it (a TQ_EINVAL item, no task) and yields it
+ * in its place - in order, or at once when unordered - so every line is
+ * input `line - 1` and the stream's window bounds what waits here. */
 typedef struct {
-	size_t line;  /* 1-based */
-	size_t valid; /* valid lines before it */
+	size_t index; /* the input's index: its line - 1 */
 	const char *why;
 } bad_line;
 
@@ -40,59 +42,65 @@ typedef struct {
 	FILE *in;
 	char *buf;
 	size_t cap;
-	size_t lines; /* read so far */
-	size_t valid; /* submitted so far */
-	bad_line *bad;
+	size_t lines;  /* read so far: line n is input n - 1 */
+	bad_line *bad; /* bad lines whose items are not yet printed */
 	size_t nbad, capbad;
-	size_t bad_printed;
-	bool unordered;
+	size_t bad_total; /* bad lines read */
 } reader;
 
+/* Remembers that input `index` is a bad line; -1 when out of memory. */
+static int note_bad(reader *r, size_t index, const char *why)
+{
+	if (r->nbad == r->capbad) {
+		size_t cap = r->capbad ? r->capbad * 2 : 16;
+		bad_line *b = realloc(r->bad, cap * sizeof *b);
+		if (b == NULL)
+			return -1;
+		r->bad = b;
+		r->capbad = cap;
+	}
+	r->bad[r->nbad++] = (bad_line){ index, why ? why : "unreadable" };
+	r->bad_total++;
+	return 0;
+}
+
+/* One input per line: its argument list, or nothing for a bad line. */
 static int next_input(void *arg, tq_buf *args)
 {
 	reader *r = arg;
-	for (;;) {
-		ssize_t n = getline(&r->buf, &r->cap, r->in);
-		if (n < 0)
-			return 0;
-		r->lines++;
-		while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
-			n--;
-		const char *why = NULL;
-		if (tqc_pack_line(args, r->buf, (size_t)n, &why) == TQ_OK) {
-			r->valid++;
-			return 1;
-		}
-		tq_buf_reset(args);
-		if (r->nbad == r->capbad) {
-			size_t cap = r->capbad ? r->capbad * 2 : 16;
-			bad_line *b = realloc(r->bad, cap * sizeof *b);
-			if (b == NULL)
-				return -1;
-			r->bad = b;
-			r->capbad = cap;
-		}
-		r->bad[r->nbad++] = (bad_line){ r->lines, r->valid, why ? why : "unreadable" };
-	}
+	ssize_t n = getline(&r->buf, &r->cap, r->in);
+	if (n < 0)
+		return 0;
+	r->lines++;
+	while (n > 0 && (r->buf[n - 1] == '\n' || r->buf[n - 1] == '\r'))
+		n--;
+	const char *why = NULL;
+	if (tqc_pack_line(args, r->buf, (size_t)n, &why) == TQ_OK)
+		return 1;
+	tq_buf_reset(args); /* nothing: the stream refuses it */
+	return note_bad(r, r->lines - 1, why) == 0 ? 1 : -1;
 }
 
-/* The input line of the index-th valid line. */
-static size_t line_of(const reader *r, size_t index)
+/* If `it` is a bad line's item, forgets the line and returns why it is
+ * bad; else NULL.  Only refused items can be, and at most
+ * the stream's window of bad lines wait here. */
+static const char *take_bad(reader *r, const tq_stream_item *it)
 {
-	size_t before = 0;
-	while (before < r->nbad && r->bad[before].valid <= index)
-		before++;
-	return index + before + 1;
+	if (it->outcome != TQ_EINVAL || it->worker[0] != '\0')
+		return NULL;
+	for (size_t i = 0; i < r->nbad; i++) {
+		if (r->bad[i].index == it->index) {
+			const char *why = r->bad[i].why;
+			r->bad[i] = r->bad[--r->nbad];
+			return why;
+		}
+	}
+	return NULL;
 }
 
-static void print_value(FILE *out, const tq_buf *b)
-{
-	char *json;
-	if (tq_value_to_json(tq_buf_data(b), tq_buf_size(b), &json) == TQ_OK) {
-		fprintf(out, "%s\n", json);
-		free(json);
-	}
-}
+/* Every input line gets exactly one output line: each printer below
+ * prints one, falling back to an error object when its value cannot be
+ * written as JSON. */
 
 static void print_error(tq_buf *b, bool unordered, size_t line, tq_err code, const char *msg)
 {
@@ -106,41 +114,46 @@ static void print_error(tq_buf *b, bool unordered, size_t line, tq_err code, con
 	tq_pack_str(b, tq_errname(code));
 	tq_pack_str(b, "message");
 	tq_pack_str(b, msg);
-	print_value(stdout, b);
+	char *json;
+	if (tq_value_to_json(tq_buf_data(b), tq_buf_size(b), &json) == TQ_OK) {
+		printf("%s\n", json);
+		free(json);
+		return;
+	}
+	/* Out of memory, most likely: the same shape, from text that needs
+	 * no escaping. */
+	if (unordered)
+		printf("{\"line\":%zu,", line);
+	else
+		putchar('{');
+	printf("\"error\":\"%s\",\"message\":\"error not representable as JSON\"}\n",
+	       tq_errname(code));
+}
+
+static void print_result(tq_buf *b, bool unordered, size_t line, const tq_stream_item *it)
+{
+	char *json;
+	tq_err e = tq_value_to_json(it->result, it->len, &json);
+	if (e != TQ_OK) {
+		print_error(b, unordered, line, e, "result not representable as JSON");
+		return;
+	}
+	/* Written around the result's text rather than packed into a map:
+	 * a map would nest the result one level deeper than it came, past
+	 * what a value may be for a result as deep as allowed. */
+	if (unordered)
+		printf("{\"line\":%zu,\"result\":%s}\n", line, json);
+	else
+		printf("%s\n", json);
+	free(json);
 }
 
 static void print_item(tq_buf *b, bool unordered, size_t line, const tq_stream_item *it)
 {
-	if (it->outcome != TQ_OK) {
+	if (it->outcome != TQ_OK)
 		print_error(b, unordered, line, it->outcome, it->error);
-		return;
-	}
-	if (!unordered) {
-		char *json;
-		if (tq_value_to_json(it->result, it->len, &json) == TQ_OK) {
-			printf("%s\n", json);
-			free(json);
-		}
-		return;
-	}
-	tq_buf_reset(b);
-	tq_pack_map(b, 2);
-	tq_pack_str(b, "line");
-	tq_pack_uint(b, line);
-	tq_pack_str(b, "result");
-	tq_pack_msgpack(b, it->result, it->len);
-	print_value(stdout, b);
-}
-
-/* Prints the parse errors of lines before the `upto`-th valid line. */
-static void flush_bad(reader *r, tq_buf *b, size_t upto)
-{
-	while (r->bad_printed < r->nbad && r->bad[r->bad_printed].valid <= upto) {
-		const bad_line *bl = &r->bad[r->bad_printed++];
-		char msg[128];
-		snprintf(msg, sizeof msg, "line %zu: %s", bl->line, bl->why);
-		print_error(b, r->unordered, bl->line, TQ_EINVAL, msg);
-	}
+	else
+		print_result(b, unordered, line, it);
 }
 
 /* Lines in a regular file, counted without keeping them; 0 if unknown. */
@@ -251,56 +264,65 @@ int tqc_map(int argc, char **argv)
 		return tqc_usage_error("map", map_usage,
 		                       optind >= argc ? "missing FUNCTION" : "one FUNCTION only");
 	const char *fn = argv[optind];
-	tq_client_opts co = { .broker = tqc_broker(broker) };
+	const char *why = tqc_bad_function(fn);
+	if (why != NULL)
+		return tqc_usage_error("map", map_usage, "%s", why);
 	tq_client *cl;
-	if (tq_client_new(&cl, &co) != TQ_OK)
-		return tqc_usage_error("map", map_usage, "bad broker endpoint '%s'", co.broker);
-	reader r = { .in = stdin, .unordered = so.unordered };
+	int rc = tqc_connect("map", tqc_broker(broker), &cl);
+	if (rc != TQC_OK)
+		return rc;
+	reader r = { .in = stdin };
 	bool tty = isatty(STDERR_FILENO);
 	size_t total = tty ? count_lines(stdin) : 0;
-	tq_stream *s;
-	tq_buf *out;
-	if (tq_buf_new(&out) != TQ_OK ||
-	    tq_client_async_stream(cl, fn, next_input, &r, &so, &s) != TQ_OK) {
-		fprintf(stderr, "tq map: cannot start: %s\n",
-		        strlen(fn) > 255 ? "FUNCTION too long" : "out of memory");
+	tq_stream *s = NULL;
+	tq_buf *out = NULL;
+	tq_err e = tq_buf_new(&out);
+	if (e == TQ_OK)
+		e = tq_client_async_stream(cl, fn, next_input, &r, &so, &s);
+	if (e != TQ_OK) {
+		fprintf(stderr, "tq map: cannot start: %s\n", tq_strerror(e));
+		tq_buf_destroy(&out);
 		tq_client_destroy(&cl);
-		return TQC_USAGE;
+		return e == TQ_EINVAL ? TQC_USAGE : tqc_exit_code(e);
 	}
 	uint64_t t0 = tqi_now_ms(), last = 0;
 	size_t done = 0, failed = 0;
-	tq_err first_failure = TQ_OK, e;
+	tq_err first_failure = TQ_OK;
+	bool stopped = false;
 	tq_stream_item it;
 	while ((e = tq_stream_next(s, &it)) == TQ_OK) {
-		size_t line = line_of(&r, it.index);
-		if (!so.unordered)
-			flush_bad(&r, out, it.index);
-		print_item(out, so.unordered, line, &it);
+		size_t line = it.index + 1;
+		const char *bad = take_bad(&r, &it);
 		done++;
-		if (it.outcome != TQ_OK) {
-			failed++;
-			if (first_failure == TQ_OK)
+		failed += it.outcome != TQ_OK;
+		if (bad != NULL) {
+			/* Reported, never run: no task failed. */
+			char msg[128];
+			snprintf(msg, sizeof msg, "line %zu: %s", line, bad);
+			print_error(out, so.unordered, line, TQ_EINVAL, msg);
+		} else {
+			print_item(out, so.unordered, line, &it);
+			if (it.outcome != TQ_OK && first_failure == TQ_OK)
 				first_failure = it.outcome;
-			if (fail_fast)
+			if (it.outcome != TQ_OK && fail_fast) {
+				stopped = true;
 				break;
+			}
 		}
 		if (tty && tqi_now_ms() - last >= 100) {
-			progress(done + r.bad_printed, total, failed + r.bad_printed, t0, false);
+			progress(done, total, failed, t0, false);
 			last = tqi_now_ms();
 		}
 	}
-	if (e == TQ_EEND || so.unordered)
-		flush_bad(&r, out, SIZE_MAX);
 	fflush(stdout);
 	if (tty)
-		progress(done + r.bad_printed, total, failed + r.bad_printed, t0, true);
-	int rc = TQC_OK;
+		progress(done, total, failed, t0, true);
 	if (e != TQ_OK && e != TQ_EEND) {
 		fprintf(stderr, "tq map: stopped: %s\n",
 		        *tq_stream_error(s) ? tq_stream_error(s) : tq_strerror(e));
 		rc = tqc_exit_code(e);
-	} else if (first_failure != TQ_OK || r.nbad > 0) {
-		if (fail_fast)
+	} else if (first_failure != TQ_OK || r.bad_total > 0) {
+		if (stopped)
 			fprintf(stderr, "tq map: stopped at the first failure (--fail-fast)\n");
 		rc = first_failure != TQ_OK ? tqc_exit_code(first_failure) : TQC_TASK_FAILED;
 	}

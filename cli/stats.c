@@ -149,15 +149,16 @@ int tqc_stats(int argc, char **argv)
 	if (optind < argc)
 		return tqc_usage_error("stats", stats_usage, "unexpected argument '%s'",
 		                       argv[optind]);
-	tq_client_opts co = { .broker = tqc_broker(broker) };
+	const char *ep = tqc_broker(broker);
 	tq_client *cl;
-	if (tq_client_new(&cl, &co) != TQ_OK)
-		return tqc_usage_error("stats", stats_usage, "bad broker endpoint '%s'", co.broker);
+	int rc = tqc_connect("stats", ep, &cl);
+	if (rc != TQC_OK)
+		return rc;
 	uint8_t *data;
 	size_t len;
 	tq_err e = tq_client_stats(cl, timeout, &data, &len);
 	if (e != TQ_OK) {
-		fprintf(stderr, "tq stats: no answer from the broker at %s: %s\n", co.broker,
+		fprintf(stderr, "tq stats: no answer from the broker at %s: %s\n", ep,
 		        tq_strerror(e));
 		tq_client_destroy(&cl);
 		return TQC_BROKER;
@@ -175,7 +176,7 @@ int tqc_stats(int argc, char **argv)
 		get_s(m, "instance", instance, sizeof instance);
 		printf("broker %s at %s: up %.1f s, %llu tasks held, %llu clients, heartbeat %llu "
 		       "ms\n",
-		       instance, co.broker, (double)get_u(m, "uptime_ms") / 1000.0,
+		       instance, ep, (double)get_u(m, "uptime_ms") / 1000.0,
 		       (unsigned long long)get_u(m, "tasks"),
 		       (unsigned long long)get_u(m, "clients"),
 		       (unsigned long long)get_u(m, "heartbeat_ms"));

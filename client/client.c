@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { DEFAULT_BROKER_TIMEOUT_MS = 2000, DEFAULT_HB_MS = 250, PROBE_GAP_MAX_MS = 5000 };
+enum { DEFAULT_BROKER_TIMEOUT_MS = 2000, PROBE_GAP_MAX_MS = 5000 };
 
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
@@ -108,8 +108,9 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	tqi_hmap_init(&c->pending, ref_eq);
 	tqi_hmap_init(&c->names, name_eq);
 	tqi_list_init(&c->tasks);
+	tqi_list_init(&c->orphans);
 	tqi_list_init(&c->waiting);
-	c->probe_gap_ms = DEFAULT_HB_MS;
+	c->probe_gap_ms = tqi_hb_ms(c);
 
 	tq_err err = TQ_ETRANSPORT;
 	c->ctx = zmq_ctx_new();
@@ -147,6 +148,7 @@ void tq_client_destroy(tq_client **cp)
 	if (cp == NULL || *cp == NULL)
 		return;
 	tq_client *c = *cp;
+	tqi_reap_orphans(c, true); /* given up, like the tasks still pending */
 	tqi_node *n;
 	while ((n = tqi_list_pop_front(&c->tasks)) != NULL) {
 		/* The handle outlives us: it keeps its outcome, if any, but
@@ -272,7 +274,7 @@ void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout
 
 uint64_t tqi_deadline_lag(const tq_client *c, uint64_t until)
 {
-	uint64_t lag = tqi_now_ms() + (c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS);
+	uint64_t lag = tqi_now_ms() + tqi_hb_ms(c);
 	return lag < until ? lag : until;
 }
 
@@ -281,7 +283,7 @@ void tqi_send_await_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t u
 	uint64_t now = tqi_now_ms();
 	if (until == UINT64_MAX || until <= now)
 		return;
-	uint64_t slack = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
+	uint64_t slack = tqi_hb_ms(c);
 	tqi_send_deadline(c, tasks, n, until - now + slack);
 }
 
@@ -520,7 +522,7 @@ static void on_message(tq_client *c, tqi_frames *f)
 		return;
 	}
 	c->last_heard_ms = tqi_now_ms();
-	c->probe_gap_ms = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
+	c->probe_gap_ms = tqi_hb_ms(c);
 	tq_task *t;
 	switch (e.cmd) {
 	case TQI_WELCOME:
@@ -598,7 +600,7 @@ static void watch_broker(tq_client *c, uint64_t now)
 {
 	if (tqi_hmap_count(&c->pending) == 0)
 		return;
-	uint64_t hb = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
+	uint64_t hb = tqi_hb_ms(c);
 	uint64_t since =
 	    c->last_heard_ms > c->waiting_since_ms ? c->last_heard_ms : c->waiting_since_ms;
 	uint64_t silent = now > since ? now - since : 0;
@@ -657,9 +659,8 @@ void tqi_read_ahead(tq_client *c)
 	drain(c, never, NULL);
 }
 
-tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
+static tq_err pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
 {
-	c->since_read = 0;
 	for (;;) {
 		if (done(c, arg))
 			return TQ_OK; /* it came while waiting for something else */
@@ -672,7 +673,7 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 			return TQ_OK;
 		if (until != UINT64_MAX && now >= until)
 			return TQ_ETIMEDOUT;
-		uint64_t hb = c->broker_hb_ms ? c->broker_hb_ms : DEFAULT_HB_MS;
+		uint64_t hb = tqi_hb_ms(c);
 		uint64_t wait = hb;
 		if (until != UINT64_MAX && until - now < wait)
 			wait = until - now;
@@ -684,6 +685,17 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 		if (until != UINT64_MAX && tqi_now_ms() >= until && !done(c, arg))
 			return TQ_ETIMEDOUT;
 	}
+}
+
+tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
+{
+	c->since_read = 0;
+	tq_err e = pump(c, until, done, arg);
+	/* Here, not where tasks end: no caller holds an orphan, and the
+	 * code that ends a task goes on using it. */
+	if (!tqi_list_empty(&c->orphans))
+		tqi_reap_orphans(c, false);
+	return e;
 }
 
 /* ---- stats ---- */

@@ -41,15 +41,16 @@ typedef struct {
 	char s[];
 } cname;
 
-/* A group of tasks waited on together (await_many / yield_many). */
+/* A group of tasks waited on together (await_many / yield_many, and a
+ * stream's running tasks). */
 typedef struct {
 	size_t ended;     /* tasks of the group that have an outcome */
-	size_t first_bad; /* index of the first failure, or SIZE_MAX */
+	size_t first_bad; /* await_many: index of the first failure, or SIZE_MAX */
 } cgroup;
 
 struct tq_task {
 	tqi_hnode hnode; /* in client.pending while SUBMITTED or WAITING */
-	tqi_node all;    /* in client.tasks while the handle exists */
+	tqi_node all;    /* in client.tasks while the handle exists, else orphans */
 	tqi_node wnode;  /* in client.waiting while WAITING */
 	tq_client *client;
 	uint8_t ref[TQI_REF_LEN];
@@ -71,6 +72,7 @@ struct tq_task {
 	bool keep_on_timeout;
 	bool noworker; /* the broker said no worker offers fn */
 	bool deadline_sent;
+	bool orphan; /* ignored before the broker confirmed it: no handle */
 	cgroup *group;
 	size_t group_index;
 };
@@ -91,12 +93,13 @@ struct tq_client {
 	uint64_t probe_gap_ms;   /* between HELLO probes while the broker is silent */
 	uint8_t instance[TQI_REF_LEN];
 	bool have_instance;
-	uint32_t broker_hb_ms;
+	uint32_t broker_hb_ms; /* from the last WELCOME; 0 until one came */
 	uint64_t last_heard_ms;
 	uint64_t waiting_since_ms; /* when pending went from none to some */
 
 	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
 	tqi_list tasks;   /* every live handle */
+	tqi_list orphans; /* tasks ignored but not yet confirmed (see task.c) */
 	tqi_list waiting; /* CT_WAITING */
 	tqi_hmap names;
 	const cname *last_name; /* the last one interned or found */
@@ -109,6 +112,17 @@ struct tq_client {
 	uint64_t strays, resubmitted;
 	unsigned since_read; /* submissions since the last read */
 };
+
+/* The broker's heartbeat interval assumed until a WELCOME tells the real
+ * one (the broker's own default). */
+#define TQI_DEFAULT_HB_MS 250
+
+/* The broker's heartbeat interval in ms: what its WELCOME said, else the
+ * default.  Every timer that is "one heartbeat" uses this. */
+static inline uint64_t tqi_hb_ms(const tq_client *c)
+{
+	return c->broker_hb_ms ? c->broker_hb_ms : TQI_DEFAULT_HB_MS;
+}
 
 /* ---- client.c ---- */
 const cname *tqi_intern(tq_client *c, const char *s, size_t len);
@@ -135,6 +149,11 @@ tq_err tqi_pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *a
 /* Reads what has arrived without waiting, once every 64 calls: for bursts
  * of submissions. */
 void tqi_read_ahead(tq_client *c);
+/* ---- task.c ---- */
+/* Frees the orphans that have ended (all of them when `all`). */
+void tqi_reap_orphans(tq_client *c, bool all);
+
+/* ---- client.c ---- */
 /* Ends t with an outcome (and an explanation, formatted by the caller). */
 void tqi_task_end(tq_task *t, tq_err outcome, const char *why);
 /* Takes t out of pending/waiting. */

@@ -5,23 +5,28 @@
  * Invariant: an input is pulled only when a task may be submitted for it,
  * so memory holds at most `window` tasks: max_concurrency running, and
  * (ordered) finished ones waiting for an earlier input's outcome, within
- * 2 x max_concurrency of the next to yield.  The slot of input i is
- * ring[i % window].
+ * 2 x max_concurrency of the next to yield.  Ordered, the slot of input i
+ * is ring[i % window]; unordered, it is any free one.  Every input pulled
+ * is running until its outcome arrives (one that tq_client_async refused
+ * has it at once), and group.ended counts the outcomes, so the tasks
+ * running are next_index - group.ended: nothing else keeps that count.
  */
 #include "client/session.h"
 #include "tq/stream.h"
 
 #include "base/clock.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 typedef struct {
-	tq_task *task; /* NULL: free */
+	tq_task *task; /* NULL: free, unless refused */
 	size_t index;
 	uint64_t deadline; /* absolute ms; UINT64_MAX: none */
+	tq_err refused;    /* TQ_OK, or why the input never became a task */
 } sslot;
 
 struct tq_stream {
@@ -36,11 +41,9 @@ struct tq_stream {
 	size_t next_index; /* the next input to pull */
 	size_t head;       /* ordered: the next index to yield */
 	size_t yielded;
-	size_t running; /* submitted, no outcome yet */
 	size_t window;
 	sslot *ring;
-	cgroup group;     /* counts outcomes of the stream's tasks */
-	size_t seen;      /* group.ended when last looked */
+	cgroup group;     /* .ended: inputs pulled that have their outcome */
 	tq_task *current; /* the last item's task, freed at the next call */
 	tq_err failed;
 	char error[TQI_MAX_TEXT];
@@ -64,31 +67,45 @@ static bool offers(const tq_reader *w, const char *fn)
 	return false;
 }
 
+/* The most tasks a stream runs at once: bounds the slots it allocates. */
+#define MAX_CONCURRENCY 1000000u
+
 /* The slots (concurrency) of the workers that offer fn, from the broker's
- * stats; 0 when unknown. */
+ * stats, at most MAX_CONCURRENCY; 0 when unknown.  The figures come from
+ * the network: each is capped before it is added, so no sum can wrap. */
 static unsigned worker_slots(tq_client *c, const char *fn)
 {
 	uint8_t *data;
 	size_t len;
 	if (tq_client_stats(c, c->broker_timeout_ms, &data, &len) != TQ_OK)
 		return 0;
-	unsigned total = 0;
+	uint64_t total = 0;
 	tq_reader r, ws;
 	uint32_t n;
 	tq_reader_init(&r, data, len);
 	if (tq_read_find(&r, "workers", &ws) == TQ_OK && tq_read_array(&ws, &n) == TQ_OK) {
-		for (uint32_t i = 0; i < n; i++) {
+		for (uint32_t i = 0; i < n && total < MAX_CONCURRENCY; i++) {
 			tq_reader v;
 			uint64_t conc;
 			if (offers(&ws, fn) && tq_read_find(&ws, "concurrency", &v) == TQ_OK &&
 			    tq_read_uint(&v, &conc) == TQ_OK)
-				total += (unsigned)conc;
+				total += conc < MAX_CONCURRENCY ? conc : MAX_CONCURRENCY;
 			if (tq_read_skip(&ws) != TQ_OK)
 				break;
 		}
 	}
 	free(data);
-	return total;
+	return total < MAX_CONCURRENCY ? (unsigned)total : MAX_CONCURRENCY;
+}
+
+/* No broker figure: as many tasks as this host has CPUs, a guess at what
+ * a worker on a similar host runs. */
+static unsigned cpu_slots(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n <= 0)
+		return 1;
+	return n < (long)MAX_CONCURRENCY ? (unsigned)n : MAX_CONCURRENCY;
 }
 
 tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input, void *arg,
@@ -104,16 +121,15 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 		o = *opts;
 	if (o.timeout_ms == 0)
 		o.timeout_ms = TQ_DEFAULT_TIMEOUT;
-	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > 1000000 ||
+	if (o.timeout_ms < 0 && o.timeout_ms != TQ_INFINITY)
+		return TQ_EINVAL;
+	if (o.retries > TQI_MAX_RETRIES || o.max_concurrency > MAX_CONCURRENCY ||
 	    (o.on_timeout != TQ_ON_TIMEOUT_EXIT && o.on_timeout != TQ_ON_TIMEOUT_KILL_TASK))
 		return TQ_EINVAL;
-	if (o.max_concurrency == 0) {
+	if (o.max_concurrency == 0)
 		o.max_concurrency = worker_slots(c, fn);
-		if (o.max_concurrency == 0) {
-			long n = sysconf(_SC_NPROCESSORS_ONLN);
-			o.max_concurrency = n > 0 ? (unsigned)n : 1;
-		}
-	}
+	if (o.max_concurrency == 0)
+		o.max_concurrency = cpu_slots();
 	tq_stream *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return TQ_ENOMEM;
@@ -129,7 +145,6 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 	s->input = input;
 	s->arg = arg;
 	s->o = o;
-	s->group.first_bad = SIZE_MAX;
 	*out = s;
 	return TQ_OK;
 }
@@ -145,16 +160,71 @@ static void fail_stream(tq_stream *s, tq_err e, const char *why)
 			tq_task_destroy(&s->ring[i].task); /* cancels what still runs */
 		}
 	}
-	s->running = 0;
+}
+
+/* Tasks submitted that have no outcome yet. */
+static size_t running(const tq_stream *s)
+{
+	assert(s->group.ended <= s->next_index);
+	return s->next_index - s->group.ended;
+}
+
+/* The deadline of each task, 0 for none.  The broker and worker get it one
+ * heartbeat late, so that the stream's own timer is the one that speaks;
+ * it saturates rather than overflow for a huge timeout. */
+static int64_t task_timeout(const tq_stream *s)
+{
+	if (s->o.timeout_ms <= 0)
+		return 0;
+	int64_t hb = (int64_t)tqi_hb_ms(s->c);
+	return s->o.timeout_ms > INT64_MAX - hb ? INT64_MAX : s->o.timeout_ms + hb;
+}
+
+static bool slot_used(const sslot *slot)
+{
+	return slot->task != NULL || slot->refused != TQ_OK;
+}
+
+/* True when the slot's outcome is known and may be yielded. */
+static bool slot_ended(const sslot *slot)
+{
+	return slot->refused != TQ_OK || (slot->task != NULL && slot->task->state == CT_DONE);
+}
+
+/* The slot for the next input, or NULL while there is none.  Ordered, it
+ * is the input's own, free once the item `window` inputs back is yielded.
+ * Unordered, any free slot will do: waiting for ring[i % window] would
+ * hold every later input up behind one slow task. */
+static sslot *free_slot(tq_stream *s)
+{
+	if (!s->o.unordered) {
+		sslot *slot = &s->ring[s->next_index % s->window];
+		return slot_used(slot) ? NULL : slot;
+	}
+	for (size_t k = 0; k < s->window; k++) {
+		sslot *slot = &s->ring[(s->next_index + k) % s->window];
+		if (!slot_used(slot))
+			return slot;
+	}
+	return NULL;
+}
+
+/* True for the errors of tq_client_async that are about one input's
+ * arguments: that input is an item with the error, the others go on. */
+static bool refuses_input(tq_err e)
+{
+	return e == TQ_EINVAL || e == TQ_ETOOBIG;
 }
 
 /* Pulls inputs and submits them while there is room. */
 static void fill(tq_stream *s)
 {
-	while (!s->inputs_done && s->failed == TQ_OK && s->running < s->o.max_concurrency) {
-		sslot *slot = &s->ring[s->next_index % s->window];
-		if (slot->task != NULL)
-			return; /* ordered: too far ahead of the head */
+	while (!s->inputs_done && s->failed == TQ_OK && running(s) < s->o.max_concurrency) {
+		/* None free: ordered, too far ahead of the head; unordered,
+		 * every slot holds an item not yet yielded. */
+		sslot *slot = free_slot(s);
+		if (slot == NULL)
+			return;
 		tq_buf_reset(s->args);
 		int rc = s->input(s->arg, s->args);
 		if (rc == 0) {
@@ -168,18 +238,24 @@ static void fill(tq_stream *s)
 			s->input_failed = true;
 			return;
 		}
-		/* The broker and worker get the deadline one heartbeat late, so
-		 * that the stream's own timer is the one that speaks. */
-		tq_task_opts to = { .retries = s->o.retries };
-		if (s->o.timeout_ms > 0)
-			to.timeout_ms =
-			    s->o.timeout_ms + (s->c->broker_hb_ms ? s->c->broker_hb_ms : 250);
+		tq_task_opts to = { .retries = s->o.retries, .timeout_ms = task_timeout(s) };
+		/* Nothing packed is refused here: tq_client_async would take
+		 * no bytes at all as "no arguments". */
 		tq_task *t;
-		tq_err e = tq_client_async(s->c, s->fn, tq_buf_data(s->args), tq_buf_size(s->args),
-		                           &to, &t);
+		tq_err e = tq_buf_size(s->args) == 0
+		               ? TQ_EINVAL
+		               : tq_client_async(s->c, s->fn, tq_buf_data(s->args),
+		                                 tq_buf_size(s->args), &to, &t);
+		if (refuses_input(e)) {
+			slot->refused = e;
+			slot->index = s->next_index++;
+			s->group.ended++; /* its outcome is known already */
+			continue;
+		}
 		if (e != TQ_OK) {
+			/* Nothing could be submitted: the client itself failed. */
 			char why[96];
-			snprintf(why, sizeof why, "input %zu: %s", s->next_index, tq_strerror(e));
+			snprintf(why, sizeof why, "cannot submit a task: %s", tq_strerror(e));
 			fail_stream(s, e, why);
 			return;
 		}
@@ -189,15 +265,9 @@ static void fill(tq_stream *s)
 		slot->index = s->next_index++;
 		slot->deadline =
 		    s->o.timeout_ms > 0 ? tqi_now_ms() + (uint64_t)s->o.timeout_ms : UINT64_MAX;
-		s->running++;
-		if (t->state == CT_DONE) /* ended at once (e.g. no time at all) */
-			s->running--;
+		if (t->state == CT_DONE) /* ended at once, before it joined the group */
+			s->group.ended++;
 	}
-}
-
-static bool task_ended(const tq_task *t)
-{
-	return t->state == CT_DONE;
 }
 
 /* Ends the timed-out tasks: as items (KILL_TASK) or by failing the stream
@@ -208,7 +278,7 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 	for (size_t i = 0; i < s->window && s->failed == TQ_OK; i++) {
 		sslot *slot = &s->ring[i];
 		tq_task *t = slot->task;
-		if (t == NULL || task_ended(t))
+		if (t == NULL || t->state == CT_DONE)
 			continue;
 		if (slot->deadline > now) {
 			if (slot->deadline < next)
@@ -216,9 +286,8 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 			continue;
 		}
 		char msg[TQI_MAX_NAME + 160];
-		snprintf(msg, sizeof msg,
-		         "task %.8s (%s) timed out after %lld ms (stream index %zu)", t->refhex,
-		         s->fn, (long long)s->o.timeout_ms, slot->index);
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms", t->refhex,
+		         s->fn, (long long)s->o.timeout_ms);
 		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
 			fail_stream(s, TQ_ETIMEDOUT, msg);
 			return UINT64_MAX;
@@ -235,27 +304,60 @@ static sslot *ready(tq_stream *s)
 {
 	if (!s->o.unordered) {
 		sslot *slot = &s->ring[s->head % s->window];
-		return slot->task != NULL && task_ended(slot->task) ? slot : NULL;
+		return slot_ended(slot) ? slot : NULL;
 	}
 	for (size_t i = 0; i < s->window; i++)
-		if (s->ring[i].task != NULL && task_ended(s->ring[i].task))
+		if (slot_ended(&s->ring[i]))
 			return &s->ring[i];
 	return NULL;
 }
 
+/* What an input that was refused says, as its item's error. */
+static const char *refusal(tq_err e)
+{
+	return e == TQ_ETOOBIG ? "not submitted: the arguments are over the payload size limit"
+	                       : "not submitted: the arguments are not one msgpack value "
+	                         "(nothing, several, or nested too deep)";
+}
+
+/* Fills *item from the slot and frees the slot. */
+static void yield(tq_stream *s, sslot *slot, tq_stream_item *item)
+{
+	item->index = slot->index;
+	if (slot->refused != TQ_OK) {
+		item->outcome = slot->refused;
+		item->result = NULL;
+		item->len = 0;
+		item->error = refusal(slot->refused);
+		item->worker = "";
+		slot->refused = TQ_OK;
+	} else {
+		tq_task *t = slot->task;
+		slot->task = NULL;
+		t->group = NULL;
+		t->state = CT_CONSUMED;
+		s->current = t;
+		item->outcome = t->outcome;
+		item->result = tq_task_result(t, &item->len);
+		item->error = tq_task_error(t);
+		item->worker = tq_task_worker(t);
+	}
+	s->yielded++;
+	if (!s->o.unordered)
+		s->head++;
+}
+
+/* A wait for the next outcome: group.ended when it began. */
+typedef struct {
+	const cgroup *group;
+	size_t ended;
+} progress;
+
 static bool progressed(tq_client *c, void *arg)
 {
 	(void)c;
-	tq_stream *s = arg;
-	return s->group.ended != s->seen;
-}
-
-static void account(tq_stream *s)
-{
-	/* Outcomes that arrived free running slots. */
-	size_t arrived = s->group.ended - s->seen;
-	s->seen = s->group.ended;
-	s->running = s->running > arrived ? s->running - arrived : 0;
+	const progress *p = arg;
+	return p->group->ended != p->ended;
 }
 
 tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
@@ -264,29 +366,15 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 	for (;;) {
 		if (s->failed != TQ_OK)
 			return s->failed;
-		account(s);
 		fill(s);
 		if (s->failed != TQ_OK)
 			return s->failed;
 		uint64_t next_deadline = check_deadlines(s, tqi_now_ms());
 		if (s->failed != TQ_OK)
 			return s->failed;
-		account(s);
 		sslot *slot = ready(s);
 		if (slot != NULL) {
-			tq_task *t = slot->task;
-			slot->task = NULL;
-			t->group = NULL;
-			t->state = CT_CONSUMED;
-			s->current = t;
-			item->index = slot->index;
-			item->outcome = t->outcome;
-			item->result = tq_task_result(t, &item->len);
-			item->error = tq_task_error(t);
-			item->worker = tq_task_worker(t);
-			s->yielded++;
-			if (!s->o.unordered)
-				s->head++;
+			yield(s, slot, item);
 			return TQ_OK;
 		}
 		if (s->inputs_done && s->yielded == s->next_index) {
@@ -300,7 +388,8 @@ tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 			}
 			return TQ_EEND;
 		}
-		tq_err e = tqi_pump(s->c, next_deadline, progressed, s);
+		progress p = { &s->group, s->group.ended };
+		tq_err e = tqi_pump(s->c, next_deadline, progressed, &p);
 		if (e != TQ_OK && e != TQ_ETIMEDOUT) {
 			fail_stream(s, e, tq_strerror(e));
 			return e;

@@ -4,7 +4,9 @@
  *
  * Invariant: an outcome reaches the caller once.  A task moves
  * SUBMITTED -> DONE when its answer arrives and DONE -> CONSUMED when a
- * call returns it; answers for a CONSUMED task are strays.
+ * call returns it; answers for a CONSUMED task are strays.  A task that is
+ * ignored before the broker confirmed it has no handle: it is an orphan,
+ * owned by the client until it ends.
  */
 #include "client/session.h"
 
@@ -68,7 +70,7 @@ static void free_task(tq_task *t)
 {
 	if (t->client != NULL) {
 		tqi_task_unlink(t);
-		tqi_list_remove(&t->client->tasks, &t->all);
+		tqi_list_remove(t->orphan ? &t->client->orphans : &t->client->tasks, &t->all);
 	}
 	zmq_msg_close(&t->args);
 	zmq_msg_close(&t->result);
@@ -255,21 +257,50 @@ tq_err tq_task_shutdown(tq_task *t, int64_t grace_ms)
 	return consume(t);
 }
 
+/* The client keeps t, which has no handle any more, until it ends: a
+ * resubmission after a broker restart, or the broker's word on it, may
+ * come in any later wait (see tqi_pump). */
+static void adopt(tq_task *t)
+{
+	tq_client *c = t->client;
+	tqi_list_remove(&c->tasks, &t->all);
+	tqi_list_push_back(&c->orphans, &t->all);
+	t->orphan = true;
+}
+
+void tqi_reap_orphans(tq_client *c, bool all)
+{
+	tqi_node *n, *nx;
+	tqi_list_each(&c->orphans, n, nx)
+	{
+		tq_task *t = tqi_container_of(n, tq_task, all);
+		if (all || t->state == CT_DONE)
+			free_task(t);
+	}
+}
+
 void tq_task_ignore(tq_task **tp)
 {
 	if (tp == NULL || *tp == NULL)
 		return;
 	tq_task *t = *tp;
-	if (t->client != NULL && t->state == CT_SUBMITTED) {
+	*tp = NULL;
+	tq_client *c = t->client;
+	if (c != NULL && (t->state == CT_SUBMITTED || t->state == CT_WAITING)) {
+		/* Every (re)submission from now on is detached.  A task lost
+		 * with a broker (WAITING) is resubmitted when one answers. */
+		t->detached = true;
+		if (t->state == CT_SUBMITTED)
+			tqi_send_detach(c, t);
 		/* Wait until the broker holds it detached (or it has ended), so
 		 * that the caller may exit right away without taking it along. */
-		tq_client *c = t->client;
-		tqi_send_detach(c, t);
-		t->detached = true;
 		tqi_pump(c, tqi_now_ms() + (uint64_t)c->broker_timeout_ms, ended, t);
+		if (t->state != CT_DONE) {
+			adopt(t);
+			return;
+		}
 	}
 	free_task(t);
-	*tp = NULL;
 }
 
 void tq_task_destroy(tq_task **tp)

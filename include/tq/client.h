@@ -129,8 +129,18 @@ TQ_EXPORT tq_err tq_task_yield(tq_task *t, int64_t timeout_ms);
 TQ_EXPORT tq_err tq_task_shutdown(tq_task *t, int64_t grace_ms);
 
 /* Task.ignore: lets the task run on with no one waiting (it then outlives
- * this client, like a start), and destroys the handle.  Waits until the
- * broker has it so (at most the broker timeout).  Accepts NULL. */
+ * this client, like a start), and destroys the handle.  Accepts NULL; sets
+ * *tp to NULL.
+ *
+ * It costs a round trip: it tells the broker and waits for its word, or
+ * for the task's end - at most the client's broker timeout when the broker
+ * does not answer.  A task that was lost with a broker and waits to be
+ * resubmitted (it has retries) is resubmitted detached as soon as a broker
+ * answers.  What the broker has not confirmed when the wait ends, the
+ * client keeps and finishes (resubmits, or hears the confirmation) while
+ * it waits in later calls.  tq_client_destroy stops there: a message
+ * already queued still goes out (see there), but a task still waiting for
+ * a broker is never run. */
 TQ_EXPORT void tq_task_ignore(tq_task **tp);
 
 /* Destroys the handle.  A task still pending is cancelled (use

@@ -39,7 +39,12 @@ typedef struct tq_stream tq_stream;
 
 /* Produces the next input: packs its argument list into args (empty on
  * entry) and returns 1, returns 0 when there are no more inputs, or a
- * negative number to fail the stream (TQ_EINVAL). */
+ * negative number to fail the stream (TQ_EINVAL, once the items of the
+ * inputs before are yielded; it is not called again).  An input whose
+ * arguments tq_client_async refuses - not exactly one msgpack value
+ * (nothing packed, two values, nested too deep: TQ_EINVAL) or over the
+ * payload limit (TQ_ETOOBIG) - runs no task: it is an item with that
+ * outcome, and the stream goes on. */
 typedef int (*tq_stream_input)(void *arg, tq_buf *args);
 
 typedef enum {
@@ -48,19 +53,24 @@ typedef enum {
 } tq_on_timeout;
 
 typedef struct {
-	/* Tasks running at once; 0: the slots (concurrency) of the workers that
-	 * offer the function now, as the broker reports them. */
+	/* Tasks running at once, at most 1,000,000.  0: the slots
+	 * (concurrency) of the workers that offer the function now, as the
+	 * broker reports them (capped the same way); when the broker does not
+	 * answer or reports none, the number of CPUs online here. */
 	unsigned max_concurrency;
-	bool unordered;     /* yield items as they finish, not in input order */
-	int64_t timeout_ms; /* per task, from its submission; 0: 5000; TQ_INFINITY */
+	bool unordered; /* yield items as they finish, not in input order */
+	/* Per task, from its submission; 0: 5000; TQ_INFINITY: none.  Other
+	 * negative values are TQ_EINVAL. */
+	int64_t timeout_ms;
 	tq_on_timeout on_timeout;
 	unsigned retries; /* per task, as tq_task_opts.retries */
 } tq_stream_opts;
 
-/* One outcome.  Pointers stay valid until the next tq_stream_next. */
+/* One outcome: a task's, or a refused input's (see tq_stream_input).
+ * Pointers stay valid until the next tq_stream_next. */
 typedef struct {
 	size_t index;          /* the input's position, from 0 */
-	tq_err outcome;        /* TQ_OK or the task's error */
+	tq_err outcome;        /* TQ_OK, the task's error, or the refusal's */
 	const uint8_t *result; /* msgpack, when outcome is TQ_OK */
 	size_t len;
 	const char *error;  /* the explanation, "" on success */
@@ -68,16 +78,23 @@ typedef struct {
 } tq_stream_item;
 
 /* Starts mapping fn over the inputs that `input` produces.  Nothing is
- * submitted until the first tq_stream_next.  opts may be NULL.  Returns
- * TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's thread. */
+ * submitted until the first tq_stream_next.  opts may be NULL.  With
+ * max_concurrency 0 this asks the broker for its stats and so blocks until
+ * it answers, at most the client's broker timeout; otherwise it does not
+ * block.  Returns TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's
+ * thread, and is destroyed before c: once c is destroyed, tq_stream_destroy
+ * is the only call it takes. */
 TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input,
                                         void *arg, const tq_stream_opts *opts, tq_stream **out);
 
 /* Waits for the next item.  TQ_OK: *item holds it.  TQ_EEND: every input
- * has been yielded.  Any other error fails the stream: a task timed out
- * under TQ_ON_TIMEOUT_EXIT (the tasks still running are cancelled), or the
- * input callback failed (after the items of the inputs before it).  Later
- * calls return the same error. */
+ * has been yielded.  Any other error fails the stream, and later calls
+ * return the same error: TQ_EINVAL when the input callback failed (after
+ * the items of the inputs before it); TQ_ETIMEDOUT when a task timed out
+ * under TQ_ON_TIMEOUT_EXIT; TQ_ETRANSPORT or TQ_ENOMEM when the client
+ * could not submit a task or wait.  In the last two cases the tasks still
+ * running are cancelled and the outcomes not yet yielded are dropped;
+ * tq_stream_error explains. */
 TQ_EXPORT tq_err tq_stream_next(tq_stream *s, tq_stream_item *item);
 
 /* The stream's failure explained, "" if none. */

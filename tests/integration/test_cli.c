@@ -165,6 +165,55 @@ static void test_bad_command_lines_get_a_reason_and_the_usage(void **state)
 	free(err);
 }
 
+static void test_every_command_says_why_it_cannot_use_the_broker(void **state)
+{
+	th_env *e = *state;
+	/* One helper for all: the library's reason, not a guess. */
+	const char *cmds[] = { "call", "start", "map", "stats", "demo" };
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		const char *argv[] = { TQ_CLI_BIN,
+			               cmds[i],
+			               "--broker",
+			               "nonsense://x",
+			               strcmp(cmds[i], "stats") && strcmp(cmds[i], "demo")
+			                   ? "double"
+			                   : NULL,
+			               NULL };
+		char *err, want[128];
+		char *out = run(e, argv, 2, &err);
+		snprintf(want, sizeof want,
+		         "tq %s: cannot use broker nonsense://x: invalid argument\n", cmds[i]);
+		assert_non_null(strstr(err, want));
+		free(out);
+		free(err);
+	}
+}
+
+static void test_function_names_are_checked_before_anything_runs(void **state)
+{
+	th_env *e = *state;
+	char longname[300];
+	memset(longname, 'f', sizeof longname - 1);
+	longname[sizeof longname - 1] = '\0';
+	/* `tq map ''` said "out of memory" (and leaked), a long name was
+	 * guessed from a copy of the limit. */
+	const char *cases[][2] = {
+		{ "map", "" }, { "call", "" }, { "map", longname }, { "call", longname }
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *argv[] = { TQ_CLI_BIN,   cases[i][0], "--broker",
+			               e->client_ep, cases[i][1], NULL };
+		char *err;
+		char *out = run(e, argv, 2, &err);
+		assert_non_null(strstr(err, *cases[i][1] ? "FUNCTION longer than 255 bytes"
+		                                         : "FUNCTION is empty"));
+		assert_non_null(strstr(err, "usage: tq "));
+		assert_null(strstr(err, "out of memory"));
+		free(out);
+		free(err);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -174,6 +223,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_help_everywhere, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_command_lines_get_a_reason_and_the_usage,
 		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_every_command_says_why_it_cannot_use_the_broker, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_function_names_are_checked_before_anything_runs, th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /*
  * test_map.c - `tq map` as a user runs it (issue 5): a thousand lines in
  * order at a given concurrency, per-line errors for a failing line, a
- * timed-out line and malformed lines, --on-timeout fail stopping the run,
- * --unordered, and bad command lines.
+ * timed-out line and malformed lines, lines the client refuses to submit,
+ * --on-timeout fail stopping the run, --unordered, and bad command lines.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -197,6 +197,144 @@ static void test_malformed_lines_are_reported_in_their_place(void **state)
 	free(err);
 }
 
+/* A word nested `depth` arrays deep: "[[...]]". */
+static void nested(char *out, int depth)
+{
+	for (int i = 0; i < depth; i++)
+		out[i] = '[';
+	for (int i = 0; i < depth; i++)
+		out[depth + i] = ']';
+	out[2 * depth] = '\0';
+}
+
+static void test_a_line_the_client_refuses_is_an_error_in_its_place(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* Line 3 parses, but inside its argument list it is 65 deep, one more
+	 * than a message may be: the client refuses to submit it.  That used
+	 * to stop the run, naming it "input 1" (its index among the lines
+	 * that parsed). */
+	char deep[2 * 64 + 1], input[256];
+	nested(deep, 64);
+	snprintf(input, sizeof input, "1\n[1, 2\n%s\n4\n", deep);
+	char *out, *err, line[512];
+	assert_int_equal(map(e, input, "double", &out, &err), 1);
+	assert_int_equal(count_lines(out), 4);
+	assert_true(line_at(out, 0, line, sizeof line));
+	assert_string_equal(line, "2");
+	assert_true(line_at(out, 1, line, sizeof line));
+	assert_string_equal(line,
+	                    "{\"error\":\"EINVAL\",\"message\":\"line 2: malformed JSON value\"}");
+	assert_true(line_at(out, 2, line, sizeof line));
+	assert_true(strncmp(line, "{\"error\":\"EINVAL\",\"message\":\"not submitted: ", 43) == 0);
+	assert_true(line_at(out, 3, line, sizeof line));
+	assert_string_equal(line, "8");
+	assert_null(strstr(err, "stopped"));
+	free(out);
+	free(err);
+
+	/* Unordered, each error names its line in the input file. */
+	assert_int_equal(map(e, input, "--unordered double", &out, &err), 1);
+	assert_int_equal(count_lines(out), 4);
+	assert_non_null(
+	    strstr(out, "{\"line\":3,\"error\":\"EINVAL\",\"message\":\"not submitted: "));
+	assert_non_null(strstr(out, "{\"line\":2,\"error\":\"EINVAL\""));
+	assert_non_null(strstr(out, "{\"line\":4,\"result\":8}"));
+	assert_null(strstr(out, "input 1"));
+	free(out);
+	free(err);
+}
+
+static void test_every_result_gets_its_line_however_deep(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* echo returns its argument list: for line 1 that is 64 deep, as deep
+	 * as a value may be.  Unordered output used to pack it into
+	 * {"line":1,"result":...}, one level too deep to write as JSON, and
+	 * printed nothing for the line. */
+	char deep[2 * 63 + 1], input[256], want[256];
+	nested(deep, 63);
+	snprintf(input, sizeof input, "%s\n1\n", deep);
+	char *out, *err;
+	assert_int_equal(map(e, input, "--unordered echo", &out, &err), 0);
+	assert_int_equal(count_lines(out), 2);
+	snprintf(want, sizeof want, "{\"line\":1,\"result\":[%s]}\n", deep);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "{\"line\":2,\"result\":[1]}\n"));
+	free(out);
+	free(err);
+
+	assert_int_equal(map(e, input, "echo", &out, &err), 0);
+	snprintf(want, sizeof want, "[%s]\n[1]\n", deep);
+	assert_string_equal(out, want);
+	free(out);
+	free(err);
+}
+
+static void test_unordered_prints_bad_lines_as_they_come(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", conc4));
+	/* The bad line 2 is known at once; it used to wait for the end of
+	 * the run, after the 1500 ms task of line 1. */
+	char *out, *err, line[256];
+	assert_int_equal(map(e, "1500\n[1, 2\n", "--unordered sleep", &out, &err), 1);
+	assert_int_equal(count_lines(out), 2);
+	assert_true(line_at(out, 0, line, sizeof line));
+	assert_string_equal(
+	    line, "{\"line\":2,\"error\":\"EINVAL\",\"message\":\"line 2: malformed JSON value\"}");
+	assert_true(line_at(out, 1, line, sizeof line));
+	assert_string_equal(line, "{\"line\":1,\"result\":1500}");
+	free(out);
+	free(err);
+
+	/* Many bad lines among good ones: each output names its own line. */
+	enum { N = 600 };
+	char *input = malloc(16 * N + 1), *p = input;
+	for (int i = 1; i <= N; i++)
+		p += i % 3 ? sprintf(p, "%d\n", i) : sprintf(p, "{\"x\":\n");
+	assert_int_equal(map(e, input, "--unordered --concurrency 8 double", &out, &err), 1);
+	assert_int_equal(count_lines(out), N);
+	for (int i = 1; i <= N; i++) {
+		char want[128];
+		if (i % 3)
+			snprintf(want, sizeof want, "{\"line\":%d,\"result\":%d}\n", i, 2 * i);
+		else
+			snprintf(want, sizeof want,
+			         "{\"line\":%d,\"error\":\"EINVAL\",\"message\":\"line %d: "
+			         "malformed JSON value\"}\n",
+			         i, i);
+		assert_non_null(strstr(out, want));
+	}
+	free(out);
+	free(err);
+
+	/* And ordered, each in its place. */
+	assert_int_equal(map(e, input, "--concurrency 8 double", &out, &err), 1);
+	const char *s = out;
+	for (int i = 1; i <= N; i++) {
+		char want[128];
+		if (i % 3)
+			snprintf(want, sizeof want, "%d\n", 2 * i);
+		else
+			snprintf(want, sizeof want,
+			         "{\"error\":\"EINVAL\",\"message\":\"line %d: malformed JSON "
+			         "value\"}\n",
+			         i);
+		assert_int_equal(strncmp(s, want, strlen(want)), 0);
+		s += strlen(want);
+	}
+	assert_string_equal(s, "");
+	free(out);
+	free(err);
+	free(input);
+}
+
 static void test_bad_map_command_lines(void **state)
 {
 	th_env *e = *state;
@@ -236,6 +374,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unordered_prints_as_tasks_finish, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_malformed_lines_are_reported_in_their_place,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_line_the_client_refuses_is_an_error_in_its_place, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_every_result_gets_its_line_however_deep,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_unordered_prints_bad_lines_as_they_come,
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_map_command_lines, th_setup, th_teardown),
 	};
