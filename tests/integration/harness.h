@@ -3,8 +3,10 @@
  *
  * Each test gets its own broker on ephemeral loopback ports and its own
  * workers, with their logs in a temporary directory; teardown kills and
- * reaps every process it started (and prints the logs when the test
- * failed).  Waits poll a condition with a bound, never sleep blindly.
+ * reaps every process it started, prints the last lines of every log when
+ * the test failed an assertion (all of every log when TQ_TEST_LOGS is
+ * set), and removes the directory with whatever the test left in it.
+ * Waits poll a condition with a bound, never sleep blindly.
  */
 #ifndef TQ_TEST_HARNESS_H
 #define TQ_TEST_HARNESS_H
@@ -15,6 +17,7 @@
 
 #include "tq/client.h"
 
+/* Processes alive at once; a reaped process's slot is used again. */
 #define TH_MAX_PROCS 32
 
 typedef struct {
@@ -27,7 +30,8 @@ typedef struct {
 typedef struct {
 	char dir[256];
 	th_proc procs[TH_MAX_PROCS];
-	int nprocs;
+	int nprocs;  /* slots used so far */
+	int started; /* processes started so far (numbers their logs) */
 	char client_ep[128], worker_ep[128];
 	th_proc *broker;
 	char plugin[512]; /* the test plugin's path */
@@ -47,7 +51,10 @@ th_proc *th_broker_again(th_env *e, const char *const *args);
  * until it has registered. */
 th_proc *th_worker(th_env *e, const char *name, const char *const *args);
 
-/* Starts any program; its output goes to a log file. */
+/* Starts any program; its output goes to a log file.  NULL when
+ * TH_MAX_PROCS processes that were not reaped exist.  Once a process was
+ * reaped (th_wait_exit returned its status), its th_proc may be reused by
+ * the next start: don't use that pointer after starting another. */
 th_proc *th_spawn(th_env *e, const char *what, const char *const *argv);
 
 /* Runs argv to completion (at most timeout_ms, then SIGKILL) and returns
