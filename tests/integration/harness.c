@@ -276,7 +276,7 @@ static char *read_log(const th_proc *p)
 
 typedef struct {
 	th_proc *p;
-	const char *text;
+	const char *text, *then;
 } log_wait;
 
 static bool log_contains(void *arg)
@@ -290,8 +290,31 @@ static bool log_contains(void *arg)
 
 bool th_log_has(th_proc *p, const char *text, int timeout_ms)
 {
-	log_wait lw = { p, text };
+	log_wait lw = { p, text, NULL };
 	return th_wait_for(log_contains, &lw, timeout_ms);
+}
+
+static bool log_line_contains(void *arg)
+{
+	log_wait *lw = arg;
+	char *s = read_log(lw->p);
+	bool found = false;
+	for (char *line = s; line && *line && !found;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		const char *a = strstr(line, lw->text);
+		found = a != NULL && strstr(a + strlen(lw->text), lw->then) != NULL;
+		line = end ? end + 1 : NULL;
+	}
+	free(s);
+	return found;
+}
+
+bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout_ms)
+{
+	log_wait lw = { p, text, then };
+	return th_wait_for(log_line_contains, &lw, timeout_ms);
 }
 
 /* Kills and reaps a process that did not start as it should (a broker

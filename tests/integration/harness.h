@@ -75,6 +75,10 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* True once `text` appears in p's log (waits up to timeout_ms). */
 bool th_log_has(th_proc *p, const char *text, int timeout_ms);
 
+/* True once a line of p's log has `text` and, after it on the same line,
+ * `then` (waits up to timeout_ms). */
+bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout_ms);
+
 /* Reads a number from the broker's stats: "counters.NAME", "tasks",
  * "workers" (how many), "load" (tasks held by all workers), "capacity"
  * (tasks all workers may hold), "clients".
