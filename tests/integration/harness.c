@@ -559,3 +559,19 @@ bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms)
 		        (unsigned long long)sw.last, (unsigned long long)want);
 	return ok;
 }
+
+static bool stat_is(void *arg)
+{
+	stat_wait *sw = arg;
+	return th_stat(sw->e, sw->what, &sw->last) == 0 && sw->last == sw->want;
+}
+
+bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms)
+{
+	stat_wait sw = { e, what, want, 0 };
+	bool ok = th_wait_for(stat_is, &sw, timeout_ms);
+	if (!ok)
+		fprintf(stderr, "stat %s stayed at %llu, wanted exactly %llu\n", what,
+		        (unsigned long long)sw.last, (unsigned long long)want);
+	return ok;
+}

@@ -86,6 +86,8 @@ bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout
 int th_stat(th_env *e, const char *what, uint64_t *out);
 /* Waits until stat `what` is >= want; true if it got there. */
 bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms);
+/* Waits until stat `what` is exactly want; true if it got there. */
+bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms);
 
 uint64_t th_now_ms(void);
 
