@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,4 +576,55 @@ bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms)
 		fprintf(stderr, "stat %s stayed at %llu, wanted exactly %llu\n", what,
 		        (unsigned long long)sw.last, (unsigned long long)want);
 	return ok;
+}
+
+struct th_watch {
+	th_env *e;
+	const char *what;
+	bool (*gate)(void *arg);
+	void *arg;
+	pthread_t thread;
+	atomic_bool stop;
+	uint64_t max, samples;
+};
+
+static void *watch_run(void *arg)
+{
+	th_watch *w = arg;
+	while (!atomic_load(&w->stop)) {
+		uint64_t v;
+		/* A sample counts when the gate held before and after it. */
+		if ((w->gate == NULL || w->gate(w->arg)) && th_stat(w->e, w->what, &v) == 0 &&
+		    (w->gate == NULL || w->gate(w->arg))) {
+			w->samples++;
+			if (v > w->max)
+				w->max = v;
+		}
+		pause_ms(5);
+	}
+	return NULL;
+}
+
+th_watch *th_watch_start(th_env *e, const char *what, bool (*gate)(void *arg), void *arg)
+{
+	th_watch *w = calloc(1, sizeof *w);
+	assert_non_null(w);
+	w->e = e;
+	w->what = what;
+	w->gate = gate;
+	w->arg = arg;
+	atomic_init(&w->stop, false);
+	assert_int_equal(pthread_create(&w->thread, NULL, watch_run, w), 0);
+	return w;
+}
+
+uint64_t th_watch_end(th_watch *w, uint64_t *samples)
+{
+	atomic_store(&w->stop, true);
+	pthread_join(w->thread, NULL);
+	uint64_t max = w->max;
+	if (samples != NULL)
+		*samples = w->samples;
+	free(w);
+	return max;
 }

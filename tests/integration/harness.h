@@ -59,7 +59,8 @@ th_proc *th_spawn(th_env *e, const char *what, const char *const *argv);
 
 /* Runs argv to completion (at most timeout_ms, then SIGKILL) and returns
  * its exit code (128 + signal when killed, -1 if it could not run); *out
- * and *err receive its stdout and stderr (free them). */
+ * and *err receive its stdout and stderr (free them).  While it runs, they
+ * are written to run.out and run.err in the test's directory. */
 int th_run(th_env *e, const char *const *argv, int timeout_ms, char **out, char **err);
 
 void th_signal(th_proc *p, int sig);
@@ -88,6 +89,15 @@ int th_stat(th_env *e, const char *what, uint64_t *out);
 bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms);
 /* Waits until stat `what` is exactly want; true if it got there. */
 bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms);
+
+/* Watches stat `what` from a thread of its own, every few ms, while
+ * gate(arg) holds (always when gate is NULL), until th_watch_end; that
+ * returns the highest value seen and, in *samples (may be NULL), how many
+ * samples counted.  How a test sees what held at one instant - two tasks
+ * held at once is "load" 2 - while it waits for something else. */
+typedef struct th_watch th_watch;
+th_watch *th_watch_start(th_env *e, const char *what, bool (*gate)(void *arg), void *arg);
+uint64_t th_watch_end(th_watch *w, uint64_t *samples);
 
 uint64_t th_now_ms(void);
 

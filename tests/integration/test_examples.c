@@ -134,7 +134,11 @@ static void test_04_parallel(void **state)
 {
 	th_env *e = *state;
 	start(e);
+	/* How many tasks the workers hold at once, while the example runs:
+	 * one at a time in its sequential part, both in its parallel part. */
+	th_watch *held = th_watch_start(e, "load", NULL, NULL);
 	char *out = example(e, "04_parallel");
+	uint64_t samples, most = th_watch_end(held, &samples);
 	double seq, par, seq2, par2, speedup;
 	char s1[16], s2[16], p1[16], p2[16];
 	assert_int_equal(sscanf(out,
@@ -147,11 +151,18 @@ static void test_04_parallel(void **state)
 	/* Two 1 s tasks: one after the other they take 2 s or more. */
 	assert_true(seq >= 2.0);
 	assert_true(par >= 1.0);
-	/* In parallel they ran on both workers, and overlapped: two runs of
-	 * 1 s each that end within less than 2 s cannot have taken turns. */
+	/* In parallel they ran on both workers, and overlapped: the two
+	 * workers (one slot each) held both tasks at the same instant.  (How
+	 * much sooner that makes it is the benchmark's to judge.) */
 	assert_string_not_equal(p1, p2);
-	assert_true(par < 2.0);
-	assert_true(seq2 == seq && par2 == par && speedup > 1.0);
+	assert_true(samples > 0);
+	assert_int_equal(most, 2);
+	/* The summary repeats the figures, and the speed-up is their ratio
+	 * (to the printed rounding). */
+	assert_true(seq2 == seq && par2 == par);
+	assert_true(par > 0);
+	double off = speedup - seq / par;
+	assert_true(off <= 0.02 * seq / par + 0.01 && -off <= 0.02 * seq / par + 0.01);
 	free(out);
 }
 
