@@ -489,6 +489,27 @@ tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_
 	return t;
 }
 
+int64_t th_result_int(const tq_task *t)
+{
+	int64_t v = -1;
+	assert_int_equal(tq_task_result_int(t, &v), TQ_OK);
+	return v;
+}
+
+void th_expect_int(tq_client *c, const char *fn, const char *json_args, int64_t want,
+                   const char *worker)
+{
+	tq_task *t = th_async(c, fn, json_args, NULL);
+	assert_non_null(t);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	int64_t v = th_result_int(t);
+	if (v != want)
+		fail_msg("%s(%s) = %lld, want %lld", fn, json_args, (long long)v, (long long)want);
+	if (worker != NULL)
+		assert_string_equal(tq_task_worker(t), worker);
+	tq_task_destroy(&t);
+}
+
 int th_stat(th_env *e, const char *what, uint64_t *out)
 {
 	tq_client *c = th_client(e, 0);

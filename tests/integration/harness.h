@@ -114,4 +114,11 @@ bool th_file_exists(void *arg);
  * submits fn with it. */
 tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o);
 
+/* The integer result of a task that succeeded (asserts that it is one). */
+int64_t th_result_int(const tq_task *t);
+/* Runs fn(json_args) on c and asserts that it succeeds within 5 s with the
+ * integer result want, on `worker` unless that is NULL. */
+void th_expect_int(tq_client *c, const char *fn, const char *json_args, int64_t want,
+                   const char *worker);
+
 #endif

@@ -21,13 +21,6 @@
 
 static const char *const one[] = { "--concurrency", "1", NULL };
 
-static int64_t result_int(tq_task *t)
-{
-	int64_t v = -1;
-	assert_int_equal(tq_task_result_int(t, &v), TQ_OK);
-	return v;
-}
-
 /* Reads [start_us, end_us, worker] from a `span` result. */
 static void read_span(tq_task *t, uint64_t *start, uint64_t *end, char *worker, size_t n)
 {
@@ -113,7 +106,7 @@ static void test_await_7000_succeeds(void **state)
 	tq_client *c = th_client(e, 0);
 	tq_task *t = th_async(c, "sleep", "[6000]", NULL);
 	assert_int_equal(tq_task_await(t, 7000), TQ_OK);
-	assert_int_equal(result_int(t), 6000);
+	assert_int_equal(th_result_int(t), 6000);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
 }
@@ -134,7 +127,7 @@ static void test_await_many_doubles(void **state)
 	size_t failed = 99;
 	assert_int_equal(tq_await_many(ts, 5, 5000, &failed), TQ_OK);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(result_int(ts[i]), 2 * (i + 1));
+		assert_int_equal(th_result_int(ts[i]), 2 * (i + 1));
 		tq_task_destroy(&ts[i]);
 	}
 	tq_client_destroy(&c);
@@ -191,7 +184,7 @@ static void test_yield_then_await(void **state)
 	assert_int_equal(tq_task_yield(t, 100), TQ_ERUNNING);
 	assert_int_equal(tq_task_status(t), TQ_ERUNNING);
 	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
-	assert_int_equal(result_int(t), 800);
+	assert_int_equal(th_result_int(t), 800);
 	assert_int_equal(tq_task_yield(t, 10), TQ_ESTATE);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
@@ -216,9 +209,9 @@ static void test_yield_many(void **state)
 	assert_int_equal(out[0], TQ_OK);
 	assert_int_equal(out[1], TQ_ERUNNING); /* left running, not cancelled */
 	assert_int_equal(out[2], TQ_EFAILED);
-	assert_int_equal(result_int(ts[0]), 2);
+	assert_int_equal(th_result_int(ts[0]), 2);
 	assert_int_equal(tq_task_await(ts[1], 10000), TQ_OK);
-	assert_int_equal(result_int(ts[1]), 4000);
+	assert_int_equal(th_result_int(ts[1]), 4000);
 	for (int i = 0; i < 3; i++)
 		tq_task_destroy(&ts[i]);
 	tq_client_destroy(&c);
@@ -282,7 +275,7 @@ static void test_shutdown_kills_a_running_task(void **state)
 	/* One executor: learn its pid, then run a task there. */
 	tq_task *p = th_async(c, "pid", "[]", NULL);
 	assert_int_equal(tq_task_await(p, 5000), TQ_OK);
-	pid_t exec_pid = (pid_t)result_int(p);
+	pid_t exec_pid = (pid_t)th_result_int(p);
 	tq_task_destroy(&p);
 	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/running", e->dir);
@@ -316,7 +309,7 @@ static void test_shutdown_returns_a_result_that_arrived(void **state)
 	tq_task *t = th_async(c, "double", "[50]", NULL);
 	assert_true(th_stat_reaches(e, "counters.completed", 1, 5000));
 	assert_int_equal(tq_task_shutdown(t, TQ_BRUTAL_KILL), TQ_OK);
-	assert_int_equal(result_int(t), 100);
+	assert_int_equal(th_result_int(t), 100);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
 }
@@ -344,7 +337,7 @@ static void test_crashing_handler_costs_only_its_task(void **state)
 	/* The same worker serves on. */
 	t = th_async(c, "double", "[4]", NULL);
 	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
-	assert_int_equal(result_int(t), 8);
+	assert_int_equal(th_result_int(t), 8);
 	assert_string_equal(tq_task_worker(t), "w1");
 	assert_int_equal(kill(w->pid, 0), 0);
 	tq_task_destroy(&t);
@@ -423,7 +416,7 @@ static void test_ten_thousand_tasks_none_lost_or_duplicated(void **state)
 	assert_int_equal(tq_await_many(ts, N, 60000, NULL), TQ_OK);
 	int per_worker[3] = { 0 };
 	for (int i = 0; i < N; i++) {
-		assert_int_equal(result_int(ts[i]), 2 * i);
+		assert_int_equal(th_result_int(ts[i]), 2 * i);
 		const char *w = tq_task_worker(ts[i]);
 		assert_true(w[0] == 'w' && w[1] >= '1' && w[1] <= '3');
 		per_worker[w[1] - '1']++;
