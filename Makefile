@@ -7,7 +7,8 @@
 #                   need Docker; without it they are left out, loudly)
 #   make sanitize   unit and integration tests under ASan + UBSan (build-asan/)
 #   make tsan       the multi-threaded client test under ThreadSanitizer (build-tsan/)
-#   make fuzz       every libFuzzer target for FUZZ_SECONDS each (build-fuzz/)
+#   make fuzz       every libFuzzer target replays its seeds, then fuzzes for
+#                   FUZZ_SECONDS (build-fuzz/)
 #   make valgrind   unit tests under valgrind's memcheck
 #   make bench      the benchmark (QUICK=1 for the one-minute version)
 #   make format     apply .clang-format;  make format-check  verify it
@@ -68,6 +69,7 @@ fuzz:
 	@scripts/bootstrap.sh test
 	CC=clang $(call configure,build-fuzz,-DTQ_BUILD_FUZZ=ON -DTQ_BUILD_TESTS=OFF -DTQ_BUILD_BENCH=OFF -DTQ_BUILD_EXAMPLES=OFF)
 	cmake --build build-fuzz -j$(JOBS) -- --no-print-directory
+	ctest --test-dir build-fuzz/tests/fuzz $(CTEST_FLAGS)
 	scripts/run-fuzz.sh build-fuzz $(FUZZ_SECONDS)
 
 valgrind: build
