@@ -168,7 +168,7 @@ map_hosts() {
 # The container whose host a worker name (HOST:PID) names.
 container_of() {
 	c=$(awk -v h="${1%%:*}" '$1 == h { print $2 }' "$tmp/hosts")
-	[ -n "$c" ] || fail "no worker container has host name ${1%%:*}"
+	[ -n "$c" ] || fail "no worker container has host name ${1%%:*}" >&2
 	echo "$c"
 }
 worker_hosts() { awk '{ print $1 }' "$tmp/hosts"; }
@@ -197,6 +197,33 @@ run_bg() {
 field() { awk -v i="$2" -v n="$3" '$1 == "task" && $2 == i { print $n }' "$1"; }
 done_ms() { awk '$1 == "done" { print $2 }' "$1"; }
 show() { sed 's/^/    /' "$1"; }
+
+# Registration lines in a container's log (the worker logs one each time).
+registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
+registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
+
+# hit_busy_worker HOW FILE WHAT PROBE-RUN-ARGS...: runs the probe in the
+# background (run_bg FILE ...), waits until a worker runs its task (WHAT
+# names it in messages) and acts on that worker mid-task: HOW is kill
+# (SIGKILL its container) or cut (its container off the network).  Sets
+# $bg, $victim (the worker's name), $vc (its container), $regs (its
+# registrations so far) and $hit (when it was done, ms).
+hit_busy_worker() {
+	how=$1 file=$2 hit_what=$3
+	shift 3
+	run_bg "$file" "$@"
+	wait_until "the $hit_what runs" 10 worker_is_busy
+	victim=$(busy_worker)
+	vc=$(container_of "$victim")
+	regs=$(registrations "$vc")
+	case $how in
+	kill) d kill "$vc" >/dev/null ;;
+	cut) d network disconnect -f "$net" "$vc" ;;
+	*) fail "hit_busy_worker: kill or cut, not $how" ;;
+	esac
+	hit=$(now_ms)
+	log "$how $victim mid-task ($hit_what)"
+}
 
 # ---- the tests --------------------------------------------------------------
 
@@ -228,11 +255,7 @@ test_lesson() {
 # Node loss: SIGKILL the container running a task.
 test_node_loss() {
 	up 3
-	run_bg "$tmp/retry" --retries 2 --timeout 30000 sleep 5000
-	wait_until "the retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	d kill "$(container_of "$victim")" >/dev/null
-	log "killed $victim's container mid-task (retryable task)"
+	hit_busy_worker kill "$tmp/retry" "retryable task" --retries 2 --timeout 30000 sleep 5000
 	wait "$bg" || true
 	show "$tmp/retry"
 	[ "$(field "$tmp/retry" 0 3)" = OK ] || fail "the retryable task did not complete"
@@ -241,25 +264,16 @@ test_node_loss() {
 	log "the retryable task completed on $(field "$tmp/retry" 0 4), attempt 2"
 
 	wait_until "the broker forgets the killed worker" 5 has_ready_workers 2
-	run_bg "$tmp/once" --retries 0 --timeout 30000 sleep 10000
-	wait_until "the non-retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	d kill "$(container_of "$victim")" >/dev/null
-	killed=$(now_ms)
-	log "killed $victim's container mid-task (non-retryable task)"
+	hit_busy_worker kill "$tmp/once" "non-retryable task" --retries 0 --timeout 30000 sleep 10000
 	wait "$bg" || true
 	show "$tmp/once"
 	[ "$(field "$tmp/once" 0 3)" = EWORKERLOST ] ||
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
-	after=$(( $(field "$tmp/once" 0 7) - killed ))
+	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the kill"
 	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the kill (bound 2000)"
 	[ "$(counter workers_lost)" -ge 2 ] || fail "the broker counted $(counter workers_lost) lost workers, not 2"
 }
-
-# Registration lines in a container's log (the worker logs one each time).
-registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
-registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
 
 # Partition: cut a worker off its network mid-task, then let it back.  The
 # workers tolerate 10 s of broker silence (the broker's liveness is the
@@ -278,20 +292,13 @@ test_partition() {
 	# 1. Retryable: re-dispatched; the cut worker's late result is fenced.
 	fenced0=$(counter fenced)
 	completed0=$(counter completed)
-	run_bg "$tmp/retry" --retries 1 --timeout 30000 sleep 4000
-	wait_until "the retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	vc=$(container_of "$victim")
-	regs=$(registrations "$vc")
-	d network disconnect -f "$net" "$vc"
-	cut=$(now_ms)
-	log "cut $victim off the network mid-task (retryable task)"
+	hit_busy_worker cut "$tmp/retry" "retryable task" --retries 1 --timeout 30000 sleep 4000
 	wait "$bg" || true
 	show "$tmp/retry"
 	[ "$(field "$tmp/retry" 0 3)" = OK ] || fail "the retryable task did not complete"
 	[ "$(field "$tmp/retry" 0 4)" != "$victim" ] || fail "it completed on the cut worker"
 	[ "$(field "$tmp/retry" 0 5)" = 2 ] || fail "it completed on attempt $(field "$tmp/retry" 0 5), not 2"
-	redo=$(( $(field "$tmp/retry" 0 7) - cut - 4000 ))
+	redo=$(( $(field "$tmp/retry" 0 7) - hit - 4000 ))
 	log "re-dispatched and done on $(field "$tmp/retry" 0 4); re-dispatch took ~$redo ms"
 	[ "$redo" -le 2000 ] || fail "re-dispatch took ~$redo ms after the cut (bound 2000)"
 	d network connect "$net" "$vc"
@@ -313,19 +320,12 @@ test_partition() {
 
 	# 2. Not retryable: fails with EWORKERLOST; the worker, back, is told
 	# it was dropped, kills the task and registers again.
-	run_bg "$tmp/once" --retries 0 --timeout 30000 sleep 10000
-	wait_until "the non-retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	vc=$(container_of "$victim")
-	regs=$(registrations "$vc")
-	d network disconnect -f "$net" "$vc"
-	cut=$(now_ms)
-	log "cut $victim off the network mid-task (non-retryable task)"
+	hit_busy_worker cut "$tmp/once" "non-retryable task" --retries 0 --timeout 30000 sleep 10000
 	wait "$bg" || true
 	show "$tmp/once"
 	[ "$(field "$tmp/once" 0 3)" = EWORKERLOST ] ||
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
-	after=$(( $(field "$tmp/once" 0 7) - cut ))
+	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the cut"
 	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the cut (bound 2000)"
 	d network connect "$net" "$vc"
