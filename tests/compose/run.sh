@@ -201,6 +201,7 @@ show() { sed 's/^/    /' "$1"; }
 # Registration lines in a container's log (the worker logs one each time).
 registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
 registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
+counter_reaches() { [ "$(counter "$1")" -ge "$2" ]; }
 
 # hit_busy_worker HOW FILE WHAT PROBE-RUN-ARGS...: runs the probe in the
 # background (run_bg FILE ...), waits until a worker runs its task (WHAT
@@ -352,12 +353,15 @@ test_partition() {
 test_broker_restart() {
 	up 2
 	old=$(stats | awk '$1 == "instance" { print $2 }')
+	submitted0=$(counter submitted)
 	run_bg "$tmp/retry" --count 20 --stagger 100 --retries 3 --timeout 30000 sleep 300
 	bg_retry=$bg
 	run_bg "$tmp/once" --count 20 --stagger 100 --retries 0 --timeout 30000 sleep 300
 	bg_once=$bg
 	wait_until "tasks run" 10 worker_is_busy
-	sleep 1 # mid-submission: the load is on when the broker goes
+	# Mid-submission: the load is on when the broker goes, 16 of the 40
+	# tasks submitted (each client submits one every 100 ms).
+	wait_until "16 tasks submitted" 10 counter_reaches submitted $((submitted0 + 16))
 	log "restarting the broker"
 	went=$(now_ms)
 	d restart -t 10 "$(dc ps -q broker)" >/dev/null
