@@ -196,11 +196,13 @@ run_bg() {
 # status, 4 worker, 5 attempt, 6 submit, 7 end, 8 elapsed).
 field() { awk -v i="$2" -v n="$3" '$1 == "task" && $2 == i { print $n }' "$1"; }
 done_ms() { awk '$1 == "done" { print $2 }' "$1"; }
+strays() { awk '$1 == "strays" { print $2 }' "$1"; }
 show() { sed 's/^/    /' "$1"; }
 
 # Registration lines in a container's log (the worker logs one each time).
 registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
 registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
+counter_above() { [ "$(counter "$1")" -gt "$2" ]; }
 counter_reaches() { [ "$(counter "$1")" -ge "$2" ]; }
 
 # hit_busy_worker HOW FILE WHAT PROBE-RUN-ARGS...: runs the probe in the
@@ -286,15 +288,20 @@ test_node_loss() {
 # longer than it takes to give the worker up, so when the network returns
 # the result arrives, is fenced by its attempt number and counted - and
 # never delivered: the client gets one outcome (attempt 2), drops no stray
-# reply, and the broker counts one completion.
+# reply (it stays connected, --linger, until the late result was fenced),
+# and the broker counts one completion.
 test_partition() {
 	export TQ_WORKER_LIVENESS=40
 	up 2
 	# 1. Retryable: re-dispatched; the cut worker's late result is fenced.
 	fenced0=$(counter fenced)
 	completed0=$(counter completed)
-	hit_busy_worker cut "$tmp/retry" "retryable task" --retries 1 --timeout 30000 sleep 4000
-	wait "$bg" || true
+	release=/tmp/tq-release-retry
+	hit_busy_worker cut "$tmp/retry" "retryable task" \
+		--retries 1 --timeout 30000 --linger "$release" sleep 4000
+	retry_bg=$bg
+	# Its task ends (the probe prints it), and the probe lingers.
+	wait_until "the retryable task ends" 40 grep -q '^done ' "$tmp/retry"
 	show "$tmp/retry"
 	[ "$(field "$tmp/retry" 0 3)" = OK ] || fail "the retryable task did not complete"
 	[ "$(field "$tmp/retry" 0 4)" != "$victim" ] || fail "it completed on the cut worker"
@@ -309,10 +316,17 @@ test_partition() {
 	d logs "$vc" 2>&1 | grep -q "told to reconnect" ||
 		fail "$victim did not learn from the broker that it was dropped"
 	log "$victim learned it was dropped and rejoined"
-	# Late replies the tester's clients dropped, and results counted.
+	# Its late result reached the broker and was fenced; the retrying
+	# client, still connected, has read what the broker sent it after that
+	# (a round trip once released), so a duplicate would be a stray here.
+	wait_until "the cut worker's late result is fenced" 20 counter_above fenced "$fenced0"
+	probe release "$release"
+	wait "$retry_bg" || true
+	log "the retrying client, after the late result was fenced: strays $(strays "$tmp/retry")"
+	[ "$(strays "$tmp/retry")" = 0 ] ||
+		fail "the client received a stray (late) reply: strays $(strays "$tmp/retry")"
+	# Results counted.
 	probe run --timeout 5000 noop >"$tmp/noop" 2>&1 || true
-	[ "$(awk '$1 == "strays" { print $2 }' "$tmp/retry")" = 0 ] ||
-		fail "the client received a stray (late) reply"
 	completed=$(( $(counter completed) - completed0 ))
 	fenced=$(( $(counter fenced) - fenced0 ))
 	log "broker: $completed completed (the task and a noop), $fenced late results fenced"
