@@ -198,6 +198,11 @@ field() { awk -v i="$2" -v n="$3" '$1 == "task" && $2 == i { print $n }' "$1"; }
 done_ms() { awk '$1 == "done" { print $2 }' "$1"; }
 strays() { awk '$1 == "strays" { print $2 }' "$1"; }
 show() { sed 's/^/    /' "$1"; }
+# The wall-clock times (ms) in task I's result, one a line: marks FILE I.
+marks() {
+	awk -v i="$2" '$1 == "task" && $2 == i { for (k = 9; k <= NF; k++) print $k }' "$1" |
+		grep -o '[0-9]\{13\}' || true
+}
 
 # Registration lines in a container's log (the worker logs one each time).
 registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
@@ -231,13 +236,17 @@ hit_busy_worker() {
 # ---- the tests --------------------------------------------------------------
 
 # The lesson across machines: the parallel step runs on two worker hosts
-# at once, ~1 s and not 2; a client on another host reaches the broker.
+# at once; a client on another host reaches the broker.
 test_lesson() {
 	up 2
-	probe run --count 2 --timeout 5000 sleep 1000 >"$tmp/par" 2>&1 || true
+	# Two 1-second computations that say when they ran: each notes the
+	# wall-clock time, sleeps 1000 ms and notes it again (the containers
+	# share the host's clock).
+	probe run --count 2 --timeout 5000 ticks par 2 1000 >"$tmp/par" 2>&1 || true
 	show "$tmp/par"
 	for i in 0 1; do
 		[ "$(field "$tmp/par" $i 3)" = OK ] || fail "task $i did not succeed"
+		[ "$(marks "$tmp/par" $i | wc -l)" -eq 2 ] || fail "task $i did not return two times"
 	done
 	w0=$(field "$tmp/par" 0 4) w1=$(field "$tmp/par" 1 4)
 	[ "${w0%%:*}" != "${w1%%:*}" ] || fail "both tasks ran on host ${w0%%:*}"
@@ -245,9 +254,15 @@ test_lesson() {
 	for w in "$w0" "$w1"; do
 		echo "$hosts" | grep -qx "${w%%:*}" || fail "$w is not one of the worker hosts"
 	done
+	a0=$(marks "$tmp/par" 0 | head -n 1) z0=$(marks "$tmp/par" 0 | tail -n 1)
+	a1=$(marks "$tmp/par" 1 | head -n 1) z1=$(marks "$tmp/par" 1 | tail -n 1)
 	took=$(done_ms "$tmp/par")
-	log "two 1000 ms sleeps on ${w0%%:*} and ${w1%%:*}: ${took} ms"
-	[ "$took" -ge 950 ] && [ "$took" -lt 1700 ] || fail "the parallel step took $took ms, not ~1000"
+	log "two 1000 ms computations on ${w0%%:*} and ${w1%%:*}: [$a0, $z0] and [$a1, $z1]; ${took} ms in all"
+	[ $((z0 - a0)) -ge 1000 ] && [ $((z1 - a1)) -ge 1000 ] || fail "a computation took under 1000 ms"
+	# At the same time, not in turn: each began before the other ended.
+	# (How much sooner that is, is the benchmark's to measure.)
+	[ "$a0" -lt "$z1" ] && [ "$a1" -lt "$z0" ] || fail "the two computations did not overlap"
+	[ "$took" -ge 1000 ] || fail "the parallel step took $took ms, under the 1000 ms each ran"
 	# The client service of the deployment, on its own host, through the CLI.
 	res=$(dc run --rm client call --timeout 5000 double 21 2>"$tmp/call.err") ||
 		{ cat "$tmp/call.err"; fail "tq call from the client service failed"; }
@@ -274,7 +289,9 @@ test_node_loss() {
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
 	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the kill"
-	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the kill (bound 2000)"
+	# Detected (a dead connection or missed heartbeats), not waited out:
+	# the task's deadline is 30 s.  How fast it is, is the benchmark's.
+	[ "$after" -lt 10000 ] || fail "EWORKERLOST came $after ms after the kill: not detected (deadline 30000)"
 	[ "$(counter workers_lost)" -ge 2 ] || fail "the broker counted $(counter workers_lost) lost workers, not 2"
 }
 
@@ -308,7 +325,9 @@ test_partition() {
 	[ "$(field "$tmp/retry" 0 5)" = 2 ] || fail "it completed on attempt $(field "$tmp/retry" 0 5), not 2"
 	redo=$(( $(field "$tmp/retry" 0 7) - hit - 4000 ))
 	log "re-dispatched and done on $(field "$tmp/retry" 0 4); re-dispatch took ~$redo ms"
-	[ "$redo" -le 2000 ] || fail "re-dispatch took ~$redo ms after the cut (bound 2000)"
+	# Re-dispatched once the broker gave the silent worker up, not when the
+	# network came back (it was still cut): the deadline is 30 s.
+	[ "$redo" -lt 10000 ] || fail "re-dispatch took ~$redo ms after the cut: not on the worker's loss"
 	d network connect "$net" "$vc"
 	log "reconnected $victim, which finished its attempt during the cut"
 	wait_until "$victim registers again" 20 registered_again "$vc" "$regs"
@@ -342,7 +361,8 @@ test_partition() {
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
 	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the cut"
-	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the cut (bound 2000)"
+	# Missed heartbeats, not the deadline (30 s): see node_loss.
+	[ "$after" -lt 10000 ] || fail "EWORKERLOST came $after ms after the cut: not detected (deadline 30000)"
 	d network connect "$net" "$vc"
 	log "reconnected $victim"
 	wait_until "$victim registers again" 20 registered_again "$vc" "$regs"
@@ -411,7 +431,8 @@ test_broker_restart() {
 }
 
 # Scale-out: workers added while a batch runs take work at once (their
-# first task ends ~500 ms after they register), and the batch ends sooner.
+# first task starts as they register), and the batch ends sooner than on
+# one worker.
 test_scale_out() {
 	up 1
 	first_worker=$(dc ps -q worker)
@@ -442,9 +463,13 @@ test_scale_out() {
 		[ "$end" -gt 0 ] || fail "new worker $host took no task"
 		wait=$((end - 500 - reg))
 		log "new worker $host: first task started ~$wait ms after it registered"
-		[ "$wait" -le 1000 ] || fail "new worker $host waited $wait ms for work"
+		# Offered the queued tasks when it registered: a worker that is not
+		# gets none of this batch (nothing else would offer it one).  5 s is
+		# ten tasks' time, generous; how soon is the benchmark's to measure.
+		[ "$wait" -le 5000 ] || fail "new worker $host waited $wait ms for work"
 	done
-	[ "$took" -lt $((serial * 3 / 4)) ] || fail "the batch was not sooner: $took ms"
+	# Other workers took part of the work, at the same time.
+	[ "$took" -lt "$serial" ] || fail "the batch was not sooner than on one worker: $took ms"
 }
 
 # SIGTERM: a worker drains (finishes its task, takes no new one, exits 0);
@@ -475,11 +500,13 @@ test_drain() {
 	log "$victim finished its task and exited 0"
 	bc=$(dc ps -q broker)
 	started=$(now_ms)
-	d stop -t 10 "$bc" >/dev/null
+	d stop -t 20 "$bc" >/dev/null
 	took=$(( $(now_ms) - started ))
 	code=$(d inspect -f '{{.State.ExitCode}}' "$bc")
+	# It stopped by itself, on SIGTERM, with exit 0: not killed by docker
+	# when the 20 s it was given ran out (that is exit 137).
 	[ "$code" = 0 ] || fail "the broker exited $code on SIGTERM"
-	[ "$took" -lt 8000 ] || fail "the broker took $took ms to stop"
+	[ "$took" -lt 20000 ] || fail "the broker took $took ms to stop: docker's SIGKILL stopped it"
 	log "the broker stopped in $took ms, exit 0"
 }
 
