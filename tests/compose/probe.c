@@ -10,7 +10,7 @@
  *       instance HEX / workers N / worker NAME LOAD CAPACITY DRAINING /
  *       counter NAME VALUE; exit 4 when the broker does not answer.
  *   tq-compose-probe run [--count N] [--retries N] [--timeout MS]
- *                        [--stagger MS] FUNCTION [ARG...]
+ *                        [--stagger MS] [--linger PATH] FUNCTION [ARG...]
  *       submits COUNT tasks of FUNCTION(ARG...), one every STAGGER ms, each
  *       with the deadline TIMEOUT (an integer ARG is an integer, others are
  *       strings), and prints for each, once all have ended or TIMEOUT plus
@@ -21,6 +21,13 @@
  *       since the epoch (comparable with the host's `date +%s%3N`); then
  *         done ELAPSED-MS
  *         strays N      (replies the client dropped: late or duplicate)
+ *       With --linger, the client stays connected after `done`, reading
+ *       what the broker sends it (a STATS round trip every 100 ms), until
+ *       PATH exists (see release; at most 5 minutes); one more round trip,
+ *       and strays come after it: so a late reply that arrives after the
+ *       tasks ended is counted.
+ *   tq-compose-probe release PATH
+ *       creates PATH: ends a lingering run's wait.
  *
  * The broker is $TQ_BROKER (or --broker EP before the command's options).
  * Every outcome is printed, success or not: the test script judges them.
@@ -47,8 +54,9 @@ static int64_t wall_ms(void)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: tq-compose-probe [--broker EP] idle | stats | run [--count N] "
-	                "[--retries N] [--timeout MS] [--stagger MS] FUNCTION [ARG...]\n");
+	fprintf(stderr, "usage: tq-compose-probe [--broker EP] idle | stats | release PATH | run "
+	                "[--count N] [--retries N] [--timeout MS] [--stagger MS] [--linger PATH] "
+	                "FUNCTION [ARG...]\n");
 	return 2;
 }
 
@@ -185,20 +193,61 @@ static void collect(probe_task *pt, int n, int64_t wait_ms)
 	} while (np > 0 && wall_ms() < until);
 }
 
+/* One STATS round trip: whatever the broker sent this client before its
+ * reply has been read (and a reply for no pending task counted a stray). */
+static void round_trip(tq_client *c)
+{
+	uint8_t *data;
+	size_t len;
+	if (tq_client_stats(c, 2000, &data, &len) == TQ_OK)
+		free(data);
+}
+
+/* Keeps the client reading until `path` exists, then one more round trip. */
+static void linger_until(tq_client *c, const char *path)
+{
+	int64_t until = wall_ms() + 300000;
+	while (access(path, F_OK) != 0 && wall_ms() < until) {
+		round_trip(c);
+		struct timespec ts = { 0, 100 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	round_trip(c);
+}
+
+static int cmd_release(int argc, char **argv)
+{
+	if (argc != 2)
+		return usage();
+	FILE *f = fopen(argv[1], "w");
+	if (f == NULL) {
+		fprintf(stderr, "tq-compose-probe: cannot create %s: %s\n", argv[1],
+		        strerror(errno));
+		return 1;
+	}
+	fclose(f);
+	return 0;
+}
+
 static int cmd_run(tq_client *c, int argc, char **argv)
 {
-	static const struct option longs[] = { { "count", required_argument, 0, 'n' },
-		                               { "retries", required_argument, 0, 'r' },
-		                               { "timeout", required_argument, 0, 't' },
-		                               { "stagger", required_argument, 0, 's' },
-		                               { 0, 0, 0, 0 } };
+	static const struct option longs[] = {
+		{ "count", required_argument, 0, 'n' },   { "retries", required_argument, 0, 'r' },
+		{ "timeout", required_argument, 0, 't' }, { "stagger", required_argument, 0, 's' },
+		{ "linger", required_argument, 0, 'l' },  { 0, 0, 0, 0 }
+	};
 	long count = 1, retries = 0, timeout = 10000, stagger = 0;
+	const char *linger = NULL;
 	int ch;
 	optind = 1;
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+", longs, NULL)) != -1) {
 		if (ch == '?')
 			return usage();
+		if (ch == 'l') {
+			linger = optarg;
+			continue;
+		}
 		long *into = ch == 'n'   ? &count
 		             : ch == 'r' ? &retries
 		             : ch == 't' ? &timeout
@@ -247,6 +296,8 @@ static int cmd_run(tq_client *c, int argc, char **argv)
 		tq_task_destroy(&pt[i].task);
 	}
 	printf("done %lld\n", (long long)(wall_ms() - start));
+	if (linger != NULL)
+		linger_until(c, linger);
 	printf("strays %llu\n", (unsigned long long)tq_client_strays(c));
 	free(pt);
 	tq_buf_destroy(&args);
@@ -263,6 +314,8 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc)
 		return usage();
+	if (strcmp(argv[i], "release") == 0)
+		return cmd_release(argc - i, argv + i);
 	if (strcmp(argv[i], "idle") == 0) {
 		/* Ends on SIGTERM's default action, which the init process of
 		 * the container forwards. */

@@ -168,7 +168,7 @@ map_hosts() {
 # The container whose host a worker name (HOST:PID) names.
 container_of() {
 	c=$(awk -v h="${1%%:*}" '$1 == h { print $2 }' "$tmp/hosts")
-	[ -n "$c" ] || fail "no worker container has host name ${1%%:*}"
+	[ -n "$c" ] || fail "no worker container has host name ${1%%:*}" >&2
 	echo "$c"
 }
 worker_hosts() { awk '{ print $1 }' "$tmp/hosts"; }
@@ -196,18 +196,57 @@ run_bg() {
 # status, 4 worker, 5 attempt, 6 submit, 7 end, 8 elapsed).
 field() { awk -v i="$2" -v n="$3" '$1 == "task" && $2 == i { print $n }' "$1"; }
 done_ms() { awk '$1 == "done" { print $2 }' "$1"; }
+strays() { awk '$1 == "strays" { print $2 }' "$1"; }
 show() { sed 's/^/    /' "$1"; }
+# The wall-clock times (ms) in task I's result, one a line: marks FILE I.
+marks() {
+	awk -v i="$2" '$1 == "task" && $2 == i { for (k = 9; k <= NF; k++) print $k }' "$1" |
+		grep -o '[0-9]\{13\}' || true
+}
+
+# Registration lines in a container's log (the worker logs one each time).
+registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
+registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
+counter_above() { [ "$(counter "$1")" -gt "$2" ]; }
+counter_reaches() { [ "$(counter "$1")" -ge "$2" ]; }
+
+# hit_busy_worker HOW FILE WHAT PROBE-RUN-ARGS...: runs the probe in the
+# background (run_bg FILE ...), waits until a worker runs its task (WHAT
+# names it in messages) and acts on that worker mid-task: HOW is kill
+# (SIGKILL its container) or cut (its container off the network).  Sets
+# $bg, $victim (the worker's name), $vc (its container), $regs (its
+# registrations so far) and $hit (when it was done, ms).
+hit_busy_worker() {
+	how=$1 file=$2 hit_what=$3
+	shift 3
+	run_bg "$file" "$@"
+	wait_until "the $hit_what runs" 10 worker_is_busy
+	victim=$(busy_worker)
+	vc=$(container_of "$victim")
+	regs=$(registrations "$vc")
+	case $how in
+	kill) d kill "$vc" >/dev/null ;;
+	cut) d network disconnect -f "$net" "$vc" ;;
+	*) fail "hit_busy_worker: kill or cut, not $how" ;;
+	esac
+	hit=$(now_ms)
+	log "$how $victim mid-task ($hit_what)"
+}
 
 # ---- the tests --------------------------------------------------------------
 
 # The lesson across machines: the parallel step runs on two worker hosts
-# at once, ~1 s and not 2; a client on another host reaches the broker.
+# at once; a client on another host reaches the broker.
 test_lesson() {
 	up 2
-	probe run --count 2 --timeout 5000 sleep 1000 >"$tmp/par" 2>&1 || true
+	# Two 1-second computations that say when they ran: each notes the
+	# wall-clock time, sleeps 1000 ms and notes it again (the containers
+	# share the host's clock).
+	probe run --count 2 --timeout 5000 ticks par 2 1000 >"$tmp/par" 2>&1 || true
 	show "$tmp/par"
 	for i in 0 1; do
 		[ "$(field "$tmp/par" $i 3)" = OK ] || fail "task $i did not succeed"
+		[ "$(marks "$tmp/par" $i | wc -l)" -eq 2 ] || fail "task $i did not return two times"
 	done
 	w0=$(field "$tmp/par" 0 4) w1=$(field "$tmp/par" 1 4)
 	[ "${w0%%:*}" != "${w1%%:*}" ] || fail "both tasks ran on host ${w0%%:*}"
@@ -215,9 +254,15 @@ test_lesson() {
 	for w in "$w0" "$w1"; do
 		echo "$hosts" | grep -qx "${w%%:*}" || fail "$w is not one of the worker hosts"
 	done
+	a0=$(marks "$tmp/par" 0 | head -n 1) z0=$(marks "$tmp/par" 0 | tail -n 1)
+	a1=$(marks "$tmp/par" 1 | head -n 1) z1=$(marks "$tmp/par" 1 | tail -n 1)
 	took=$(done_ms "$tmp/par")
-	log "two 1000 ms sleeps on ${w0%%:*} and ${w1%%:*}: ${took} ms"
-	[ "$took" -ge 950 ] && [ "$took" -lt 1700 ] || fail "the parallel step took $took ms, not ~1000"
+	log "two 1000 ms computations on ${w0%%:*} and ${w1%%:*}: [$a0, $z0] and [$a1, $z1]; ${took} ms in all"
+	[ $((z0 - a0)) -ge 1000 ] && [ $((z1 - a1)) -ge 1000 ] || fail "a computation took under 1000 ms"
+	# At the same time, not in turn: each began before the other ended.
+	# (How much sooner that is, is the benchmark's to measure.)
+	[ "$a0" -lt "$z1" ] && [ "$a1" -lt "$z0" ] || fail "the two computations did not overlap"
+	[ "$took" -ge 1000 ] || fail "the parallel step took $took ms, under the 1000 ms each ran"
 	# The client service of the deployment, on its own host, through the CLI.
 	res=$(dc run --rm client call --timeout 5000 double 21 2>"$tmp/call.err") ||
 		{ cat "$tmp/call.err"; fail "tq call from the client service failed"; }
@@ -228,11 +273,7 @@ test_lesson() {
 # Node loss: SIGKILL the container running a task.
 test_node_loss() {
 	up 3
-	run_bg "$tmp/retry" --retries 2 --timeout 30000 sleep 5000
-	wait_until "the retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	d kill "$(container_of "$victim")" >/dev/null
-	log "killed $victim's container mid-task (retryable task)"
+	hit_busy_worker kill "$tmp/retry" "retryable task" --retries 2 --timeout 30000 sleep 5000
 	wait "$bg" || true
 	show "$tmp/retry"
 	[ "$(field "$tmp/retry" 0 3)" = OK ] || fail "the retryable task did not complete"
@@ -241,25 +282,18 @@ test_node_loss() {
 	log "the retryable task completed on $(field "$tmp/retry" 0 4), attempt 2"
 
 	wait_until "the broker forgets the killed worker" 5 has_ready_workers 2
-	run_bg "$tmp/once" --retries 0 --timeout 30000 sleep 10000
-	wait_until "the non-retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	d kill "$(container_of "$victim")" >/dev/null
-	killed=$(now_ms)
-	log "killed $victim's container mid-task (non-retryable task)"
+	hit_busy_worker kill "$tmp/once" "non-retryable task" --retries 0 --timeout 30000 sleep 10000
 	wait "$bg" || true
 	show "$tmp/once"
 	[ "$(field "$tmp/once" 0 3)" = EWORKERLOST ] ||
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
-	after=$(( $(field "$tmp/once" 0 7) - killed ))
+	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the kill"
-	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the kill (bound 2000)"
+	# Detected (a dead connection or missed heartbeats), not waited out:
+	# the task's deadline is 30 s.  How fast it is, is the benchmark's.
+	[ "$after" -lt 10000 ] || fail "EWORKERLOST came $after ms after the kill: not detected (deadline 30000)"
 	[ "$(counter workers_lost)" -ge 2 ] || fail "the broker counted $(counter workers_lost) lost workers, not 2"
 }
-
-# Registration lines in a container's log (the worker logs one each time).
-registrations() { d logs "$1" 2>&1 | grep -c "registered with broker" || true; }
-registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
 
 # Partition: cut a worker off its network mid-task, then let it back.  The
 # workers tolerate 10 s of broker silence (the broker's liveness is the
@@ -271,29 +305,29 @@ registered_again() { [ "$(registrations "$1")" -gt "$2" ]; }
 # longer than it takes to give the worker up, so when the network returns
 # the result arrives, is fenced by its attempt number and counted - and
 # never delivered: the client gets one outcome (attempt 2), drops no stray
-# reply, and the broker counts one completion.
+# reply (it stays connected, --linger, until the late result was fenced),
+# and the broker counts one completion.
 test_partition() {
 	export TQ_WORKER_LIVENESS=40
 	up 2
 	# 1. Retryable: re-dispatched; the cut worker's late result is fenced.
 	fenced0=$(counter fenced)
 	completed0=$(counter completed)
-	run_bg "$tmp/retry" --retries 1 --timeout 30000 sleep 4000
-	wait_until "the retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	vc=$(container_of "$victim")
-	regs=$(registrations "$vc")
-	d network disconnect -f "$net" "$vc"
-	cut=$(now_ms)
-	log "cut $victim off the network mid-task (retryable task)"
-	wait "$bg" || true
+	release=/tmp/tq-release-retry
+	hit_busy_worker cut "$tmp/retry" "retryable task" \
+		--retries 1 --timeout 30000 --linger "$release" sleep 4000
+	retry_bg=$bg
+	# Its task ends (the probe prints it), and the probe lingers.
+	wait_until "the retryable task ends" 40 grep -q '^done ' "$tmp/retry"
 	show "$tmp/retry"
 	[ "$(field "$tmp/retry" 0 3)" = OK ] || fail "the retryable task did not complete"
 	[ "$(field "$tmp/retry" 0 4)" != "$victim" ] || fail "it completed on the cut worker"
 	[ "$(field "$tmp/retry" 0 5)" = 2 ] || fail "it completed on attempt $(field "$tmp/retry" 0 5), not 2"
-	redo=$(( $(field "$tmp/retry" 0 7) - cut - 4000 ))
+	redo=$(( $(field "$tmp/retry" 0 7) - hit - 4000 ))
 	log "re-dispatched and done on $(field "$tmp/retry" 0 4); re-dispatch took ~$redo ms"
-	[ "$redo" -le 2000 ] || fail "re-dispatch took ~$redo ms after the cut (bound 2000)"
+	# Re-dispatched once the broker gave the silent worker up, not when the
+	# network came back (it was still cut): the deadline is 30 s.
+	[ "$redo" -lt 10000 ] || fail "re-dispatch took ~$redo ms after the cut: not on the worker's loss"
 	d network connect "$net" "$vc"
 	log "reconnected $victim, which finished its attempt during the cut"
 	wait_until "$victim registers again" 20 registered_again "$vc" "$regs"
@@ -301,10 +335,17 @@ test_partition() {
 	d logs "$vc" 2>&1 | grep -q "told to reconnect" ||
 		fail "$victim did not learn from the broker that it was dropped"
 	log "$victim learned it was dropped and rejoined"
-	# Late replies the tester's clients dropped, and results counted.
+	# Its late result reached the broker and was fenced; the retrying
+	# client, still connected, has read what the broker sent it after that
+	# (a round trip once released), so a duplicate would be a stray here.
+	wait_until "the cut worker's late result is fenced" 20 counter_above fenced "$fenced0"
+	probe release "$release"
+	wait "$retry_bg" || true
+	log "the retrying client, after the late result was fenced: strays $(strays "$tmp/retry")"
+	[ "$(strays "$tmp/retry")" = 0 ] ||
+		fail "the client received a stray (late) reply: strays $(strays "$tmp/retry")"
+	# Results counted.
 	probe run --timeout 5000 noop >"$tmp/noop" 2>&1 || true
-	[ "$(awk '$1 == "strays" { print $2 }' "$tmp/retry")" = 0 ] ||
-		fail "the client received a stray (late) reply"
 	completed=$(( $(counter completed) - completed0 ))
 	fenced=$(( $(counter fenced) - fenced0 ))
 	log "broker: $completed completed (the task and a noop), $fenced late results fenced"
@@ -313,21 +354,15 @@ test_partition() {
 
 	# 2. Not retryable: fails with EWORKERLOST; the worker, back, is told
 	# it was dropped, kills the task and registers again.
-	run_bg "$tmp/once" --retries 0 --timeout 30000 sleep 10000
-	wait_until "the non-retryable task runs" 10 worker_is_busy
-	victim=$(busy_worker)
-	vc=$(container_of "$victim")
-	regs=$(registrations "$vc")
-	d network disconnect -f "$net" "$vc"
-	cut=$(now_ms)
-	log "cut $victim off the network mid-task (non-retryable task)"
+	hit_busy_worker cut "$tmp/once" "non-retryable task" --retries 0 --timeout 30000 sleep 10000
 	wait "$bg" || true
 	show "$tmp/once"
 	[ "$(field "$tmp/once" 0 3)" = EWORKERLOST ] ||
 		fail "the non-retryable task ended $(field "$tmp/once" 0 3), not EWORKERLOST"
-	after=$(( $(field "$tmp/once" 0 7) - cut ))
+	after=$(( $(field "$tmp/once" 0 7) - hit ))
 	log "EWORKERLOST $after ms after the cut"
-	[ "$after" -le 2000 ] || fail "EWORKERLOST came $after ms after the cut (bound 2000)"
+	# Missed heartbeats, not the deadline (30 s): see node_loss.
+	[ "$after" -lt 10000 ] || fail "EWORKERLOST came $after ms after the cut: not detected (deadline 30000)"
 	d network connect "$net" "$vc"
 	log "reconnected $victim"
 	wait_until "$victim registers again" 20 registered_again "$vc" "$regs"
@@ -352,12 +387,15 @@ test_partition() {
 test_broker_restart() {
 	up 2
 	old=$(stats | awk '$1 == "instance" { print $2 }')
+	submitted0=$(counter submitted)
 	run_bg "$tmp/retry" --count 20 --stagger 100 --retries 3 --timeout 30000 sleep 300
 	bg_retry=$bg
 	run_bg "$tmp/once" --count 20 --stagger 100 --retries 0 --timeout 30000 sleep 300
 	bg_once=$bg
 	wait_until "tasks run" 10 worker_is_busy
-	sleep 1 # mid-submission: the load is on when the broker goes
+	# Mid-submission: the load is on when the broker goes, 16 of the 40
+	# tasks submitted (each client submits one every 100 ms).
+	wait_until "16 tasks submitted" 10 counter_reaches submitted $((submitted0 + 16))
 	log "restarting the broker"
 	went=$(now_ms)
 	d restart -t 10 "$(dc ps -q broker)" >/dev/null
@@ -393,7 +431,8 @@ test_broker_restart() {
 }
 
 # Scale-out: workers added while a batch runs take work at once (their
-# first task ends ~500 ms after they register), and the batch ends sooner.
+# first task starts as they register), and the batch ends sooner than on
+# one worker.
 test_scale_out() {
 	up 1
 	first_worker=$(dc ps -q worker)
@@ -424,9 +463,13 @@ test_scale_out() {
 		[ "$end" -gt 0 ] || fail "new worker $host took no task"
 		wait=$((end - 500 - reg))
 		log "new worker $host: first task started ~$wait ms after it registered"
-		[ "$wait" -le 1000 ] || fail "new worker $host waited $wait ms for work"
+		# Offered the queued tasks when it registered: a worker that is not
+		# gets none of this batch (nothing else would offer it one).  5 s is
+		# ten tasks' time, generous; how soon is the benchmark's to measure.
+		[ "$wait" -le 5000 ] || fail "new worker $host waited $wait ms for work"
 	done
-	[ "$took" -lt $((serial * 3 / 4)) ] || fail "the batch was not sooner: $took ms"
+	# Other workers took part of the work, at the same time.
+	[ "$took" -lt "$serial" ] || fail "the batch was not sooner than on one worker: $took ms"
 }
 
 # SIGTERM: a worker drains (finishes its task, takes no new one, exits 0);
@@ -457,11 +500,13 @@ test_drain() {
 	log "$victim finished its task and exited 0"
 	bc=$(dc ps -q broker)
 	started=$(now_ms)
-	d stop -t 10 "$bc" >/dev/null
+	d stop -t 20 "$bc" >/dev/null
 	took=$(( $(now_ms) - started ))
 	code=$(d inspect -f '{{.State.ExitCode}}' "$bc")
+	# It stopped by itself, on SIGTERM, with exit 0: not killed by docker
+	# when the 20 s it was given ran out (that is exit 137).
 	[ "$code" = 0 ] || fail "the broker exited $code on SIGTERM"
-	[ "$took" -lt 8000 ] || fail "the broker took $took ms to stop"
+	[ "$took" -lt 20000 ] || fail "the broker took $took ms to stop: docker's SIGKILL stopped it"
 	log "the broker stopped in $took ms, exit 0"
 }
 

@@ -71,8 +71,23 @@ class Worker(threading.Thread):
         self.stop = False
         self.served = 0
         self.registered = threading.Event()
+        self.error = None  # what ended the thread, for the main thread to raise
 
     def run(self):
+        # An exception here would end only this thread, silently: keep it,
+        # and let the main thread's checks (check()) raise it.
+        try:
+            self.serve()
+        except BaseException as e:
+            self.error = e
+            self.registered.set()  # nobody waits for a WELCOME that will not come
+
+    def check(self):
+        """Raises, in the caller's thread, what made the worker thread fail."""
+        if self.error is not None:
+            raise AssertionError(f"the Python worker failed: {self.error!r}") from self.error
+
+    def serve(self):
         s = self.sock
         s.send_multipart([envelope("READY", ["pyworker", 1, 1, 250, ["pyadd"]])])
         last_ping = time.monotonic()
@@ -96,16 +111,27 @@ class Worker(threading.Thread):
                 self.served += 1
 
 
-def wait_running(c, want, timeout_s=5):
-    """Polls STATS until the workers hold `want` tasks (so CANCEL meets a running one)."""
+def wait_stats(c, holds, what, timeout_s=10):
+    """Polls STATS until holds(stats) is true, for at most timeout_s."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         c.send_multipart([envelope("STATS", [])])
         cmd, f, _ = recv(c)
-        assert cmd == "STATS_REPLY"
-        if sum(x["load"] for x in f[0]["workers"]) >= want:
+        assert cmd == "STATS_REPLY", (cmd, f)
+        if holds(f[0]):
             return
-    raise TimeoutError("the task never started")
+        time.sleep(0.02)
+    raise TimeoutError(f"not within {timeout_s} s: {what}")
+
+
+def wait_running(c, want):
+    """Waits until the workers hold `want` tasks (so CANCEL meets a running one)."""
+    wait_stats(c, lambda s: sum(x["load"] for x in s["workers"]) >= want, "the task started")
+
+
+def wait_worker(c, name):
+    """Waits until worker `name` has registered (so a SUBMIT gets no NOTICE{ENOWORKER})."""
+    wait_stats(c, lambda s: any(x["name"] == name for x in s["workers"]), f"{name} registered")
 
 
 def main():
@@ -113,6 +139,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tq-conformance-")
     cep, wep = f"ipc://{tmp}/c", f"ipc://{tmp}/w"
     procs = []
+    passed = False
     try:
         procs.append(subprocess.Popen([broker_bin, "--clients", cep, "--workers", wep],
                                       stderr=open(f"{tmp}/broker.log", "w")))
@@ -124,8 +151,10 @@ def main():
         w = Worker(ctx, wep)
         w.start()
         assert w.registered.wait(10), "the Python worker got no WELCOME"
+        w.check()
         out = subprocess.run([cli_bin, "call", "--broker", cep, "pyadd", "1", "2", "39"],
                              capture_output=True, text=True, timeout=30)
+        w.check()
         assert out.returncode == 0 and out.stdout.strip() == "42", out
         print("C client -> Python worker: pyadd(1, 2, 39) = 42")
 
@@ -136,6 +165,7 @@ def main():
         cmd, f, _ = recv(c)
         assert cmd == "WELCOME" and f[1] is False and f[3] == 0, (cmd, f)
         instance = f[0]
+        wait_worker(c, "cworker")  # the C worker may still be starting
         for n in (21, -7):
             ref = secrets.token_bytes(16)
             c.send_multipart([envelope("SUBMIT", [session, ref, "double", 0, 0, 0]),
@@ -202,13 +232,17 @@ def main():
         assert cmd == "ERROR" and f[0] == ECOMMAND, (cmd, f)
         print("ERROR{EVERSION} and ERROR{ECOMMAND} as specified")
 
+        w.check()
         w.stop = True
         w.join(5)
+        assert not w.is_alive(), "the Python worker did not stop"
+        w.check()
         assert w.served == 1
         c.close()
         w.sock.close()
         ctx.term()
         print("conformance: all checks passed")
+        passed = True
     finally:
         for p in procs:
             p.kill()
@@ -216,8 +250,12 @@ def main():
         for name in ("broker.log", "worker.log"):
             path = f"{tmp}/{name}"
             if os.path.exists(path):
-                if os.environ.get("TQ_TEST_LOGS"):
-                    print(open(path).read(), file=sys.stderr)
+                # all of them on request; the last lines when a check failed
+                if os.environ.get("TQ_TEST_LOGS") or not passed:
+                    lines = open(path, errors="replace").read().splitlines()
+                    if not os.environ.get("TQ_TEST_LOGS"):
+                        lines = lines[-40:]
+                    print(f"----- {name} -----", *lines, sep="\n", file=sys.stderr)
                 os.unlink(path)
         for leftover in os.listdir(tmp):
             os.unlink(os.path.join(tmp, leftover))

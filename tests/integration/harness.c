@@ -6,8 +6,13 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +53,30 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms)
 	}
 }
 
+/* Whether the running test failed an assertion.  cmocka calls _fail() for
+ * every failed assertion (assert_*, fail_msg) before it jumps out of the
+ * test, and runs the teardown after that; it prints the messages only
+ * after the teardown, so this is how th_teardown knows.  This definition
+ * takes the place of libcmocka's (its own calls go through the PLT too;
+ * the program exports it: see CMakeLists.txt), notes the failure and hands
+ * over to the real one. */
+static bool test_failed;
+
+__attribute__((visibility("default"))) void _fail(const char *const file, const int line)
+{
+	static void (*real)(const char *const, const int);
+	test_failed = true;
+	if (real == NULL)
+		real = (void (*)(const char *const, const int))dlsym(RTLD_NEXT, "_fail");
+	if (real == NULL) {
+		fprintf(stderr, "%s:%d: assertion failed (and cmocka's _fail not found)\n", file,
+		        line);
+		abort();
+	}
+	real(file, line);
+	abort(); /* not reached: cmocka's _fail jumps out of the test */
+}
+
 int th_setup(void **state)
 {
 	th_env *e = calloc(1, sizeof *e);
@@ -61,29 +90,107 @@ int th_setup(void **state)
 	}
 	snprintf(e->plugin, sizeof e->plugin, "%s", TQ_TEST_PLUGIN);
 	signal(SIGPIPE, SIG_IGN);
+	test_failed = false;
+	static bool told;
+	if (!told && dlsym(RTLD_DEFAULT, "_fail") != (void *)_fail) {
+		told = true;
+		fprintf(stderr, "harness: failed assertions go unseen (_fail is not exported): "
+		                "set TQ_TEST_LOGS=1 to see the processes' logs\n");
+	}
 	*state = e;
 	return 0;
 }
 
-static void dump_log(const th_proc *p)
+/* Prints the last `lines` lines of a log (all of it when lines < 0). */
+static void print_log(const char *path, int lines)
 {
-	FILE *f = fopen(p->log, "r");
+	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return;
-	fprintf(stderr, "----- %s (pid %d) log -----\n", p->what, (int)p->pid);
-	char line[1024];
-	int n = 0;
-	while (fgets(line, sizeof line, f) != NULL && n++ < 200)
-		fputs(line, stderr);
+	fprintf(stderr, "----- %s%s -----\n", path, lines >= 0 ? " (its last lines)" : "");
+	static char buf[1 << 16];
+	size_t n;
+	if (lines < 0) {
+		while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+			fwrite(buf, 1, n, stderr);
+		fclose(f);
+		return;
+	}
+	/* The tail is in the file's last 64 KiB. */
+	long skipped = 0;
+	if (fseek(f, 0, SEEK_END) == 0) {
+		long size = ftell(f);
+		if (size > (long)sizeof buf - 1)
+			skipped = size - ((long)sizeof buf - 1);
+		fseek(f, skipped, SEEK_SET);
+	}
+	n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
+	buf[n] = '\0';
+	const char *start = buf;
+	if (skipped > 0) { /* its first line is cut: leave it out */
+		const char *nl = strchr(buf, '\n');
+		start = nl ? nl + 1 : buf + n;
+	}
+	const char *p = buf + n;
+	if (p > start && p[-1] == '\n')
+		p--;
+	for (int k = 0; p > start; p--)
+		if (p[-1] == '\n' && ++k == lines)
+			break;
+	fputs(p, stderr);
+	if (n > 0 && buf[n - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+static int log_name(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+	return n > 4 && strcmp(d->d_name + n - 4, ".log") == 0;
+}
+
+/* Every process's log in the test's directory, in the order they were
+ * started (also those of processes whose slot was reused). */
+static void print_logs(const th_env *e, int lines)
+{
+	struct dirent **names;
+	int n = scandir(e->dir, &names, log_name, alphasort);
+	for (int i = 0; i < n; i++) {
+		char path[sizeof e->dir + 300];
+		snprintf(path, sizeof path, "%s/%s", e->dir, names[i]->d_name);
+		print_log(path, lines);
+		free(names[i]);
+	}
+	if (n >= 0)
+		free(names);
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (remove(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "teardown: cannot remove %s: %s\n", path, strerror(errno));
+	return 0;
+}
+
+/* Removes the test's own directory and what the test left in it.  Only a
+ * directory that th_setup made (mkdtemp's tq-test-XXXXXX); symbolic links
+ * are removed, never followed, and the walk stays on its file system. */
+static void remove_test_dir(const th_env *e)
+{
+	const char *base = strrchr(e->dir, '/');
+	if (base == NULL || strncmp(base, "/tq-test-", 9) != 0 || strlen(base) != 15) {
+		fprintf(stderr, "teardown: not removing %s: not a test directory\n", e->dir);
+		return;
+	}
+	nftw(e->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
 }
 
 int th_teardown(void **state)
 {
 	th_env *e = *state;
-	/* Keep logs of a failed test: cmocka runs teardown either way, so
-	 * print them when TQ_TEST_LOGS is set. */
-	bool show = getenv("TQ_TEST_LOGS") != NULL;
 	for (int i = 0; i < e->nprocs; i++) {
 		th_proc *p = &e->procs[i];
 		if (p->pid <= 0)
@@ -94,26 +201,36 @@ int th_teardown(void **state)
 		waitpid(p->pid, NULL, 0);
 		p->pid = -1;
 	}
-	for (int i = 0; i < e->nprocs; i++) {
-		if (show)
-			dump_log(&e->procs[i]);
-		unlink(e->procs[i].log);
-	}
-	rmdir(e->dir);
+	/* A failed test shows what its processes said last; TQ_TEST_LOGS
+	 * shows every log in full, failed or not. */
+	if (getenv("TQ_TEST_LOGS") != NULL)
+		print_logs(e, -1);
+	else if (test_failed)
+		print_logs(e, 40);
+	test_failed = false;
+	remove_test_dir(e);
 	free(e);
 	return 0;
 }
 
 th_proc *th_spawn(th_env *e, const char *what, const char *const *argv)
 {
-	if (e->nprocs == TH_MAX_PROCS)
+	/* The slot of a process already reaped is taken again, so that a
+	 * test may start any number of processes over its run, TH_MAX_PROCS
+	 * at a time. */
+	int slot = 0;
+	while (slot < e->nprocs && e->procs[slot].pid > 0)
+		slot++;
+	if (slot == TH_MAX_PROCS)
 		return NULL;
-	th_proc *p = &e->procs[e->nprocs];
+	th_proc *p = &e->procs[slot];
 	memset(p, 0, sizeof *p);
 	snprintf(p->what, sizeof p->what, "%s", what);
 	char dir[sizeof e->dir];
 	memcpy(dir, e->dir, sizeof dir);
-	snprintf(p->log, sizeof p->log, "%s/%02d-%s.log", dir, e->nprocs, what);
+	/* Each process its own log, kept until teardown, numbered in the
+	 * order of starting. */
+	snprintf(p->log, sizeof p->log, "%s/%03d-%s.log", dir, e->started, what);
 	pid_t pid = fork();
 	if (pid < 0)
 		return NULL;
@@ -129,7 +246,9 @@ th_proc *th_spawn(th_env *e, const char *what, const char *const *argv)
 		_exit(127);
 	}
 	p->pid = pid;
-	e->nprocs++;
+	e->started++;
+	if (slot == e->nprocs)
+		e->nprocs++;
 	return p;
 }
 
@@ -159,7 +278,7 @@ static char *read_log(const th_proc *p)
 
 typedef struct {
 	th_proc *p;
-	const char *text;
+	const char *text, *then;
 } log_wait;
 
 static bool log_contains(void *arg)
@@ -173,8 +292,43 @@ static bool log_contains(void *arg)
 
 bool th_log_has(th_proc *p, const char *text, int timeout_ms)
 {
-	log_wait lw = { p, text };
+	log_wait lw = { p, text, NULL };
 	return th_wait_for(log_contains, &lw, timeout_ms);
+}
+
+static bool log_line_contains(void *arg)
+{
+	log_wait *lw = arg;
+	char *s = read_log(lw->p);
+	bool found = false;
+	for (char *line = s; line && *line && !found;) {
+		char *end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		const char *a = strstr(line, lw->text);
+		found = a != NULL && strstr(a + strlen(lw->text), lw->then) != NULL;
+		line = end ? end + 1 : NULL;
+	}
+	free(s);
+	return found;
+}
+
+bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout_ms)
+{
+	log_wait lw = { p, text, then };
+	return th_wait_for(log_line_contains, &lw, timeout_ms);
+}
+
+/* Kills and reaps a process that did not start as it should (a broker
+ * whose port was still taken, a worker that did not register), so that
+ * its slot can be used again; its log stays for teardown to show. */
+static void discard(th_proc *p)
+{
+	if (p->pid <= 0)
+		return;
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = -1;
 }
 
 /* argv = {program, fixed..., extra..., NULL} */
@@ -195,12 +349,17 @@ static th_proc *start_broker(th_env *e, const char *cep, const char *wep, const 
 	const char *fixed[] = { TQ_BROKER_BIN, "--clients", cep,   "--workers",
 		                wep,           "--grace",   "500", NULL };
 	th_proc *p = th_spawn(e, "broker", build_argv(fixed, args));
-	if (p == NULL || !th_log_has(p, "listening clients=", 5000))
+	if (p == NULL)
 		return NULL;
+	if (!th_log_has(p, "listening clients=", 5000)) {
+		discard(p);
+		return NULL;
+	}
 	char *log = read_log(p);
 	const char *c = log ? strstr(log, "listening clients=") : NULL;
 	if (c == NULL) {
 		free(log);
+		discard(p);
 		return NULL;
 	}
 	sscanf(c, "listening clients=%127s workers=%127s", e->client_ep, e->worker_ep);
@@ -234,8 +393,12 @@ th_proc *th_worker(th_env *e, const char *name, const char *const *args)
 	const char *fixed[] = { TQ_WORKER_BIN, "--broker", e->worker_ep, "--name",
 		                name,          "--plugin", e->plugin,    NULL };
 	th_proc *p = th_spawn(e, name, build_argv(fixed, args));
-	if (p == NULL || !th_log_has(p, "registered with broker", 10000))
+	if (p == NULL)
 		return NULL;
+	if (!th_log_has(p, "registered with broker", 10000)) {
+		discard(p);
+		return NULL;
+	}
 	return p;
 }
 
@@ -326,6 +489,27 @@ tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_
 	return t;
 }
 
+int64_t th_result_int(const tq_task *t)
+{
+	int64_t v = -1;
+	assert_int_equal(tq_task_result_int(t, &v), TQ_OK);
+	return v;
+}
+
+void th_expect_int(tq_client *c, const char *fn, const char *json_args, int64_t want,
+                   const char *worker)
+{
+	tq_task *t = th_async(c, fn, json_args, NULL);
+	assert_non_null(t);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	int64_t v = th_result_int(t);
+	if (v != want)
+		fail_msg("%s(%s) = %lld, want %lld", fn, json_args, (long long)v, (long long)want);
+	if (worker != NULL)
+		assert_string_equal(tq_task_worker(t), worker);
+	tq_task_destroy(&t);
+}
+
 int th_stat(th_env *e, const char *what, uint64_t *out)
 {
 	tq_client *c = th_client(e, 0);
@@ -397,4 +581,71 @@ bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms)
 		fprintf(stderr, "stat %s stayed at %llu, wanted %llu\n", what,
 		        (unsigned long long)sw.last, (unsigned long long)want);
 	return ok;
+}
+
+static bool stat_is(void *arg)
+{
+	stat_wait *sw = arg;
+	return th_stat(sw->e, sw->what, &sw->last) == 0 && sw->last == sw->want;
+}
+
+bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms)
+{
+	stat_wait sw = { e, what, want, 0 };
+	bool ok = th_wait_for(stat_is, &sw, timeout_ms);
+	if (!ok)
+		fprintf(stderr, "stat %s stayed at %llu, wanted exactly %llu\n", what,
+		        (unsigned long long)sw.last, (unsigned long long)want);
+	return ok;
+}
+
+struct th_watch {
+	th_env *e;
+	const char *what;
+	bool (*gate)(void *arg);
+	void *arg;
+	pthread_t thread;
+	atomic_bool stop;
+	uint64_t max, samples;
+};
+
+static void *watch_run(void *arg)
+{
+	th_watch *w = arg;
+	while (!atomic_load(&w->stop)) {
+		uint64_t v;
+		/* A sample counts when the gate held before and after it. */
+		if ((w->gate == NULL || w->gate(w->arg)) && th_stat(w->e, w->what, &v) == 0 &&
+		    (w->gate == NULL || w->gate(w->arg))) {
+			w->samples++;
+			if (v > w->max)
+				w->max = v;
+		}
+		pause_ms(5);
+	}
+	return NULL;
+}
+
+th_watch *th_watch_start(th_env *e, const char *what, bool (*gate)(void *arg), void *arg)
+{
+	th_watch *w = calloc(1, sizeof *w);
+	assert_non_null(w);
+	w->e = e;
+	w->what = what;
+	w->gate = gate;
+	w->arg = arg;
+	atomic_init(&w->stop, false);
+	assert_int_equal(pthread_create(&w->thread, NULL, watch_run, w), 0);
+	return w;
+}
+
+uint64_t th_watch_end(th_watch *w, uint64_t *samples)
+{
+	atomic_store(&w->stop, true);
+	pthread_join(w->thread, NULL);
+	uint64_t max = w->max;
+	if (samples != NULL)
+		*samples = w->samples;
+	free(w);
+	return max;
 }

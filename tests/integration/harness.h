@@ -3,8 +3,10 @@
  *
  * Each test gets its own broker on ephemeral loopback ports and its own
  * workers, with their logs in a temporary directory; teardown kills and
- * reaps every process it started (and prints the logs when the test
- * failed).  Waits poll a condition with a bound, never sleep blindly.
+ * reaps every process it started, prints the last lines of every log when
+ * the test failed an assertion (all of every log when TQ_TEST_LOGS is
+ * set), and removes the directory with whatever the test left in it.
+ * Waits poll a condition with a bound, never sleep blindly.
  */
 #ifndef TQ_TEST_HARNESS_H
 #define TQ_TEST_HARNESS_H
@@ -15,6 +17,7 @@
 
 #include "tq/client.h"
 
+/* Processes alive at once; a reaped process's slot is used again. */
 #define TH_MAX_PROCS 32
 
 typedef struct {
@@ -27,7 +30,8 @@ typedef struct {
 typedef struct {
 	char dir[256];
 	th_proc procs[TH_MAX_PROCS];
-	int nprocs;
+	int nprocs;  /* slots used so far */
+	int started; /* processes started so far (numbers their logs) */
 	char client_ep[128], worker_ep[128];
 	th_proc *broker;
 	char plugin[512]; /* the test plugin's path */
@@ -47,12 +51,16 @@ th_proc *th_broker_again(th_env *e, const char *const *args);
  * until it has registered. */
 th_proc *th_worker(th_env *e, const char *name, const char *const *args);
 
-/* Starts any program; its output goes to a log file. */
+/* Starts any program; its output goes to a log file.  NULL when
+ * TH_MAX_PROCS processes that were not reaped exist.  Once a process was
+ * reaped (th_wait_exit returned its status), its th_proc may be reused by
+ * the next start: don't use that pointer after starting another. */
 th_proc *th_spawn(th_env *e, const char *what, const char *const *argv);
 
 /* Runs argv to completion (at most timeout_ms, then SIGKILL) and returns
  * its exit code (128 + signal when killed, -1 if it could not run); *out
- * and *err receive its stdout and stderr (free them). */
+ * and *err receive its stdout and stderr (free them).  While it runs, they
+ * are written to run.out and run.err in the test's directory. */
 int th_run(th_env *e, const char *const *argv, int timeout_ms, char **out, char **err);
 
 void th_signal(th_proc *p, int sig);
@@ -68,6 +76,10 @@ bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 /* True once `text` appears in p's log (waits up to timeout_ms). */
 bool th_log_has(th_proc *p, const char *text, int timeout_ms);
 
+/* True once a line of p's log has `text` and, after it on the same line,
+ * `then` (waits up to timeout_ms). */
+bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout_ms);
+
 /* Reads a number from the broker's stats: "counters.NAME", "tasks",
  * "workers" (how many), "load" (tasks held by all workers), "capacity"
  * (tasks all workers may hold), "clients".
@@ -75,6 +87,17 @@ bool th_log_has(th_proc *p, const char *text, int timeout_ms);
 int th_stat(th_env *e, const char *what, uint64_t *out);
 /* Waits until stat `what` is >= want; true if it got there. */
 bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms);
+/* Waits until stat `what` is exactly want; true if it got there. */
+bool th_stat_is(th_env *e, const char *what, uint64_t want, int timeout_ms);
+
+/* Watches stat `what` from a thread of its own, every few ms, while
+ * gate(arg) holds (always when gate is NULL), until th_watch_end; that
+ * returns the highest value seen and, in *samples (may be NULL), how many
+ * samples counted.  How a test sees what held at one instant - two tasks
+ * held at once is "load" 2 - while it waits for something else. */
+typedef struct th_watch th_watch;
+th_watch *th_watch_start(th_env *e, const char *what, bool (*gate)(void *arg), void *arg);
+uint64_t th_watch_end(th_watch *w, uint64_t *samples);
 
 uint64_t th_now_ms(void);
 
@@ -90,5 +113,12 @@ bool th_file_exists(void *arg);
 /* Builds a msgpack argument list from JSON text into a static buffer and
  * submits fn with it. */
 tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o);
+
+/* The integer result of a task that succeeded (asserts that it is one). */
+int64_t th_result_int(const tq_task *t);
+/* Runs fn(json_args) on c and asserts that it succeeds within 5 s with the
+ * integer result want, on `worker` unless that is NULL. */
+void th_expect_int(tq_client *c, const char *fn, const char *json_args, int64_t want,
+                   const char *worker);
 
 #endif

@@ -58,6 +58,17 @@ static bool task_error_is(const char *s, const char *fn, const char *rest)
 	return strcmp(s + 13, want) == 0;
 }
 
+/* Runs fn(json_args) on c: it must fail, and its error say `rest`. */
+static void expect_failure(tq_client *c, const char *fn, const char *json_args, const char *rest)
+{
+	tq_task *t = th_async(c, fn, json_args, NULL);
+	assert_non_null(t);
+	assert_int_equal(tq_task_await(t, 5000), TQ_EFAILED);
+	if (!task_error_is(tq_task_error(t), fn, rest))
+		fail_msg("%s(%s) failed with \"%s\"", fn, json_args, tq_task_error(t));
+	tq_task_destroy(&t);
+}
+
 static bool is_worker(const char *w)
 {
 	return strcmp(w, "w1") == 0 || strcmp(w, "w2") == 0;
@@ -134,7 +145,11 @@ static void test_04_parallel(void **state)
 {
 	th_env *e = *state;
 	start(e);
+	/* How many tasks the workers hold at once, while the example runs:
+	 * one at a time in its sequential part, both in its parallel part. */
+	th_watch *held = th_watch_start(e, "load", NULL, NULL);
 	char *out = example(e, "04_parallel");
+	uint64_t samples, most = th_watch_end(held, &samples);
 	double seq, par, seq2, par2, speedup;
 	char s1[16], s2[16], p1[16], p2[16];
 	assert_int_equal(sscanf(out,
@@ -147,11 +162,18 @@ static void test_04_parallel(void **state)
 	/* Two 1 s tasks: one after the other they take 2 s or more. */
 	assert_true(seq >= 2.0);
 	assert_true(par >= 1.0);
-	/* In parallel they ran on both workers, and overlapped: two runs of
-	 * 1 s each that end within less than 2 s cannot have taken turns. */
+	/* In parallel they ran on both workers, and overlapped: the two
+	 * workers (one slot each) held both tasks at the same instant.  (How
+	 * much sooner that makes it is the benchmark's to judge.) */
 	assert_string_not_equal(p1, p2);
-	assert_true(par < 2.0);
-	assert_true(seq2 == seq && par2 == par && speedup > 1.0);
+	assert_true(samples > 0);
+	assert_int_equal(most, 2);
+	/* The summary repeats the figures, and the speed-up is their ratio
+	 * (to the printed rounding). */
+	assert_true(seq2 == seq && par2 == par);
+	assert_true(par > 0);
+	double off = speedup - seq / par;
+	assert_true(off <= 0.02 * seq / par + 0.01 && -off <= 0.02 * seq / par + 0.01);
 	free(out);
 }
 
@@ -233,24 +255,11 @@ static void test_plugin_wordcount(void **state)
 	} cases[] = { { "[\"the quick  brown\\tfox\"]", 4 },
 		      { "[\"\"]", 0 },
 		      { "[\"  one \"]", 1 } };
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		tq_task *t = th_async(c, "wordcount", cases[i].args, NULL);
-		assert_int_equal(tq_task_await(t, 5000), TQ_OK);
-		int64_t v = -1;
-		assert_int_equal(tq_task_result_int(t, &v), TQ_OK);
-		assert_int_equal(v, cases[i].words);
-		assert_string_equal(tq_task_worker(t), "wc");
-		tq_task_destroy(&t);
-	}
-	tq_task *t = th_async(c, "wordcount", "[1]", NULL);
-	assert_int_equal(tq_task_await(t, 5000), TQ_EFAILED);
-	assert_true(task_error_is(tq_task_error(t), "wordcount",
-	                          "failed on worker wc: usage: wordcount TEXT"));
-	tq_task_destroy(&t);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		th_expect_int(c, "wordcount", cases[i].args, cases[i].words, "wc");
+	expect_failure(c, "wordcount", "[1]", "failed on worker wc: usage: wordcount TEXT");
 	/* The built-in functions are still there beside the plugin's. */
-	t = th_async(c, "double", "[4]", NULL);
-	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
-	tq_task_destroy(&t);
+	th_expect_int(c, "double", "[4]", 8, "wc");
 	tq_client_destroy(&c);
 }
 
@@ -276,20 +285,10 @@ static void test_fib_worker(void **state)
 		const char *args;
 		int64_t fib;
 	} cases[] = { { "[0]", 0 }, { "[10]", 55 }, { "[90]", 2880067194370816120LL } };
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		tq_task *t = th_async(c, "fib", cases[i].args, NULL);
-		assert_int_equal(tq_task_await(t, 5000), TQ_OK);
-		int64_t v = -1;
-		assert_int_equal(tq_task_result_int(t, &v), TQ_OK);
-		assert_int_equal(v, cases[i].fib);
-		assert_string_equal(tq_task_worker(t), "fib-worker");
-		tq_task_destroy(&t);
-	}
-	tq_task *t = th_async(c, "fib", "[100]", NULL);
-	assert_int_equal(tq_task_await(t, 5000), TQ_EFAILED);
-	assert_true(task_error_is(tq_task_error(t), "fib",
-	                          "failed on worker fib-worker: fib: N must be 0..93, not 100"));
-	tq_task_destroy(&t);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		th_expect_int(c, "fib", cases[i].args, cases[i].fib, "fib-worker");
+	expect_failure(c, "fib", "[100]",
+	               "failed on worker fib-worker: fib: N must be 0..93, not 100");
 	tq_client_destroy(&c);
 	/* SIGTERM: it drains, says goodbye and exits 0. */
 	th_signal(p, SIGTERM);

@@ -149,14 +149,30 @@ static void test_rand(void **state)
 	assert_true((a.s[0] | a.s[1] | a.s[2] | a.s[3]) != 0);
 	assert_memory_not_equal(a.s, b.s, sizeof a.s);
 
-	/* tqi_rand_bytes fills exactly n bytes, for every tail length */
+	/* tqi_rand_bytes fills exactly n bytes, for every tail length, with
+	 * the generator's outputs in order (each one's bytes as memory holds
+	 * it), and leaves the bytes after them alone */
 	for (size_t n = 0; n <= 17; n++) {
+		tqi_rand k = { { 1, 2, 3, 4 } }, ref = { { 1, 2, 3, 4 } };
+		uint8_t want[24];
+		for (size_t i = 0; i < sizeof want; i += 8) {
+			uint64_t v = tqi_rand_u64(&ref);
+			memcpy(want + i, &v, 8);
+		}
 		uint8_t buf[32];
 		memset(buf, 0xee, sizeof buf);
-		tqi_rand_bytes(&a, buf, n);
+		tqi_rand_bytes(&k, buf, n);
+		if (n > 0)
+			assert_memory_equal(buf, want, n);
 		for (size_t i = n; i < sizeof buf; i++)
 			assert_int_equal(buf[i], 0xee);
 	}
+	/* and from a seeded state, bytes that change from call to call */
+	uint8_t x[16], y[16], zero[16] = { 0 };
+	tqi_rand_bytes(&a, x, sizeof x);
+	tqi_rand_bytes(&a, y, sizeof y);
+	assert_memory_not_equal(x, zero, sizeof x);
+	assert_memory_not_equal(x, y, sizeof x);
 	uint8_t os1[32] = { 0 }, os2[32] = { 0 };
 	tqi_rand_os(os1, sizeof os1);
 	tqi_rand_os(os2, sizeof os2);

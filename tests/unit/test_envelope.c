@@ -892,6 +892,18 @@ static void test_encode_refuses_bad_raw_fields(void **state)
 	assert_int_equal(failures, 0);
 }
 
+/* The decoder's error codes are distinct: with a bit each, their sum is
+ * their union only if no two are the same. */
+#define BIT_(e) (1ULL << (e))
+_Static_assert(BIT_(TQ_EMAGIC) + BIT_(TQ_EVERSION) + BIT_(TQ_ECOMMAND) + BIT_(TQ_ETRUNCATED) +
+                       BIT_(TQ_ETRAILING) + BIT_(TQ_ETYPE) + BIT_(TQ_EDEPTH) + BIT_(TQ_ELENGTH) +
+                       BIT_(TQ_ERANGE) ==
+                   (BIT_(TQ_EMAGIC) | BIT_(TQ_EVERSION) | BIT_(TQ_ECOMMAND) | BIT_(TQ_ETRUNCATED) |
+                    BIT_(TQ_ETRAILING) | BIT_(TQ_ETYPE) | BIT_(TQ_EDEPTH) | BIT_(TQ_ELENGTH) |
+                    BIT_(TQ_ERANGE)),
+               "the decoder's error codes are not distinct");
+#undef BIT_
+
 /* Whatever the decoder says is one of the decoder's errors. */
 static void test_decoder_errors_are_distinct(void **state)
 {
@@ -912,10 +924,13 @@ static void test_decoder_errors_are_distinct(void **state)
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		if (!seen[all[i]])
 			fail_msg("no hostile sample gives %s", tq_errname(all[i]));
-	/* and the codes are distinct */
+	/* and they are distinct: the codes (checked when compiling, above),
+	 * and what a peer is told of each, its name and its description */
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-		for (size_t j = i + 1; j < sizeof all / sizeof all[0]; j++)
-			assert_int_not_equal(all[i], all[j]);
+		for (size_t j = i + 1; j < sizeof all / sizeof all[0]; j++) {
+			assert_string_not_equal(tq_errname(all[i]), tq_errname(all[j]));
+			assert_string_not_equal(tq_strerror(all[i]), tq_strerror(all[j]));
+		}
 }
 
 int main(void)

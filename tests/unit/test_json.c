@@ -83,39 +83,47 @@ static void test_json_table(void **state)
 	tqi_wbuf_free(&w);
 }
 
-static void json_int_is(const char *json, int64_t want)
+/* Parses json, which must be one scalar of type t1 or t2, reads it with
+ * read(r, out) and checks that nothing follows it. */
+static void parse_scalar(const char *json, tq_type t1, tq_type t2,
+                         tq_err (*read)(tq_reader *r, void *out), void *out)
 {
 	tqi_wbuf w;
 	tqi_wbuf_init(&w);
 	assert_int_equal(parse(json, &w), TQ_OK);
 	tq_reader r;
 	tq_type t;
-	int64_t v;
 	tq_reader_init(&r, w.data, w.len);
 	assert_int_equal(tq_reader_peek(&r, &t), TQ_OK);
-	if (t != TQ_TYPE_INT && t != TQ_TYPE_UINT)
-		fail_msg("%s: type %d, want an integer", json, t);
-	assert_int_equal(tq_read_int(&r, &v), TQ_OK);
-	assert_true(v == want);
+	if (t != t1 && t != t2)
+		fail_msg("%s: type %d, want %d or %d", json, t, t1, t2);
+	assert_int_equal(read(&r, out), TQ_OK);
 	assert_int_equal(tq_reader_end(&r), TQ_OK);
 	tqi_wbuf_free(&w);
 }
 
+static tq_err read_int(tq_reader *r, void *out)
+{
+	return tq_read_int(r, out);
+}
+
+static tq_err read_double(tq_reader *r, void *out)
+{
+	return tq_read_double(r, out);
+}
+
+static void json_int_is(const char *json, int64_t want)
+{
+	int64_t v;
+	parse_scalar(json, TQ_TYPE_INT, TQ_TYPE_UINT, read_int, &v);
+	assert_true(v == want);
+}
+
 static void json_double_is(const char *json, double want)
 {
-	tqi_wbuf w;
-	tqi_wbuf_init(&w);
-	assert_int_equal(parse(json, &w), TQ_OK);
-	tq_reader r;
-	tq_type t;
 	double v;
-	tq_reader_init(&r, w.data, w.len);
-	assert_int_equal(tq_reader_peek(&r, &t), TQ_OK);
-	if (t != TQ_TYPE_FLOAT)
-		fail_msg("%s: type %d, want a float", json, t);
-	assert_int_equal(tq_read_double(&r, &v), TQ_OK);
+	parse_scalar(json, TQ_TYPE_FLOAT, TQ_TYPE_FLOAT, read_double, &v);
 	assert_memory_equal(&v, &want, sizeof v);
-	tqi_wbuf_free(&w);
 }
 
 static void test_json_numbers(void **state)
