@@ -5,7 +5,7 @@
  *   DIR/fuzz_envelope/     every sample envelope, encoded, and every hostile one
  *   DIR/fuzz_value/        every msgpack sample, and the field lists of the envelopes
  *   DIR/fuzz_json/         every JSON sample, and the JSON text of the msgpack ones
- *   DIR/fuzz_exec_result/  every executor result frame (given a run time)
+ *   DIR/fuzz_exec_result/  every executor result frame
  *
  *   fuzz_make_corpus DIR
  */
@@ -92,27 +92,9 @@ int main(int argc, char **argv)
 			put("fuzz_value", "json", b[i].name, w.data, w.len);
 	}
 
-	/* tests/unit/messages.c's result frames predate the run time: each
-	 * gets one after its text length (one too short to reach that far
-	 * stays as it is). */
 	b = tqt_exec_frames(&n);
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *f = malloc(b[i].len + 4);
-		if (f == NULL) {
-			failed = 1;
-			break;
-		}
-		size_t len = b[i].len;
-		memcpy(f, b[i].data, len < 9 ? len : 9);
-		if (len >= 9) {
-			static const uint8_t run_us[4] = { 0xe8, 0x03, 0, 0 }; /* 1000 */
-			memcpy(f + 9, run_us, 4);
-			memcpy(f + 13, b[i].data + 9, len - 9);
-			len += 4;
-		}
-		put("fuzz_exec_result", "frame", b[i].name, f, len);
-		free(f);
-	}
+	for (size_t i = 0; i < n; i++)
+		put("fuzz_exec_result", "frame", b[i].name, b[i].data, b[i].len);
 	tqi_wbuf_free(&w);
 	return failed;
 }

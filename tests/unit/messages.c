@@ -534,11 +534,15 @@ const tqt_bytes *tqt_jsons(size_t *n)
 
 /* ---- executor result frames ------------------------------------------ */
 
-/* type 2, code, text length (both little-endian u32) */
-#define RES(code, tlen) 2, (code)&0xff, 0, 0, 0, (tlen)&0xff, ((tlen) >> 8) & 0xff, 0, 0
+/* type 2, code, text length, run time in us (little-endian u32s): the
+ * layout after the length prefix (worker/executor.h).  Every good sample
+ * says it ran TQT_SAMPLE_RUN_US. */
+#define RUN_US 0x04, 0x03, 0x02, 0x01
+#define RES(code, tlen) 2, (code)&0xff, 0, 0, 0, (tlen)&0xff, ((tlen) >> 8) & 0xff, 0, 0, RUN_US
+#define EXEC_HDR 13
 
-static uint8_t frame_text_max[9 + TQI_MAX_TEXT + 1];
-static uint8_t frame_text_over[9 + TQI_MAX_TEXT + 1];
+static uint8_t frame_text_max[EXEC_HDR + TQI_MAX_TEXT + 1];
+static uint8_t frame_text_over[EXEC_HDR + TQI_MAX_TEXT + 1];
 
 static tqt_bytes exec_frames[] = {
 	{ "ok_nothing", BYTES(RES(0, 0)), 0 },
@@ -550,25 +554,26 @@ static tqt_bytes exec_frames[] = {
 	/* hostile */
 	{ "empty", (const uint8_t *)"", 0, -1 },
 	{ "type_only", BYTES(2), -1 },
-	{ "header_short", BYTES(2, 0, 0, 0, 0, 0, 0, 0), -1 },
-	{ "type_task", BYTES(1, 0, 0, 0, 0, 0, 0, 0, 0), -1 },
-	{ "type_zero", BYTES(0, 0, 0, 0, 0, 0, 0, 0, 0), -1 },
-	{ "type_ff", BYTES(0xff, 0, 0, 0, 0, 0, 0, 0, 0), -1 },
+	{ "header_short", BYTES(2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), -1 },
+	{ "no_run_time", BYTES(2, 0, 0, 0, 0, 0, 0, 0, 0), -1 },
+	{ "type_task", BYTES(1, 0, 0, 0, 0, 0, 0, 0, 0, RUN_US), -1 },
+	{ "type_zero", BYTES(0, 0, 0, 0, 0, 0, 0, 0, 0, RUN_US), -1 },
+	{ "type_ff", BYTES(0xff, 0, 0, 0, 0, 0, 0, 0, 0, RUN_US), -1 },
 	{ "text_past_end", BYTES(RES(0, 5), 'a', 'b', 'c'), -1 },
-	{ "text_4G", BYTES(2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 'a'), -1 },
-	{ "text_2G", BYTES(2, 0, 0, 0, 0, 0, 0, 0, 0x80, 'a'), -1 },
+	{ "text_4G", BYTES(2, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, RUN_US, 'a'), -1 },
+	{ "text_2G", BYTES(2, 0, 0, 0, 0, 0, 0, 0, 0x80, RUN_US, 'a'), -1 },
 	{ "text_over_max", frame_text_over, sizeof frame_text_over, -1 },
 };
 
 static void build_exec_frames(void)
 {
-	const uint8_t max[9] = { RES(0, TQI_MAX_TEXT) };
-	const uint8_t over[9] = { RES(0, TQI_MAX_TEXT + 1) };
-	memcpy(frame_text_max, max, 9);
-	memset(frame_text_max + 9, 'x', TQI_MAX_TEXT);
+	const uint8_t max[EXEC_HDR] = { RES(0, TQI_MAX_TEXT) };
+	const uint8_t over[EXEC_HDR] = { RES(0, TQI_MAX_TEXT + 1) };
+	memcpy(frame_text_max, max, EXEC_HDR);
+	memset(frame_text_max + EXEC_HDR, 'x', TQI_MAX_TEXT);
 	frame_text_max[sizeof frame_text_max - 1] = 0xc0;
-	memcpy(frame_text_over, over, 9);
-	memset(frame_text_over + 9, 'x', TQI_MAX_TEXT + 1);
+	memcpy(frame_text_over, over, EXEC_HDR);
+	memset(frame_text_over + EXEC_HDR, 'x', TQI_MAX_TEXT + 1);
 }
 
 const tqt_bytes *tqt_exec_frames(size_t *n)

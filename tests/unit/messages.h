@@ -48,7 +48,8 @@ const tqt_bytes *tqt_values(size_t *n);
 const tqt_bytes *tqt_jsons(size_t *n);
 
 /* Result frames from an executor (the bytes after the length), with
- * tqi_exec_result_parse's verdict. */
+ * tqi_exec_result_parse's verdict; the good ones ran TQT_SAMPLE_RUN_US. */
+#define TQT_SAMPLE_RUN_US 0x01020304u
 const tqt_bytes *tqt_exec_frames(size_t *n);
 
 /* True when a and b hold the same command with the same field values

@@ -47,28 +47,6 @@ static uint8_t *result_frame(uint32_t code, uint32_t run_us, const char *text, s
 	return f;
 }
 
-/* tests/unit/messages.c's sample frames predate the run time: each gets
- * one, SAMPLE_RUN_US, after its text length.  A sample too short to reach
- * that far stays as it is, and too short still, so every verdict stands.
- * Free the result. */
-enum { SAMPLE_RUN_US = 0x01020304 };
-static uint8_t *with_run_time(const tqt_bytes *b, size_t *len)
-{
-	uint8_t *f = malloc(b->len + 4);
-	assert_non_null(f);
-	if (b->len < 9) {
-		if (b->len > 0)
-			memcpy(f, b->data, b->len);
-		*len = b->len;
-		return f;
-	}
-	memcpy(f, b->data, 9);
-	put32(f + 9, SAMPLE_RUN_US);
-	memcpy(f + FIXED, b->data + 9, b->len - 9);
-	*len = b->len + 4;
-	return f;
-}
-
 static int parse_exact(const uint8_t *data, size_t len, tqi_exec_result *out, uint8_t **keep)
 {
 	uint8_t *copy = malloc(len ? len : 1);
@@ -88,20 +66,18 @@ static void test_frames_table(void **state)
 	for (size_t i = 0; i < n; i++) {
 		tqi_exec_result res;
 		uint8_t *copy;
-		size_t len;
-		uint8_t *f = with_run_time(&fr[i], &len);
-		int rc = parse_exact(f, len, &res, &copy);
+		size_t len = fr[i].len;
+		int rc = parse_exact(fr[i].data, len, &res, &copy);
 		if (rc != fr[i].want)
 			fail_msg("%s: got %d, want %d", fr[i].name, rc, fr[i].want);
 		if (rc == 0) {
 			assert_true(res.text_len <= TQI_MAX_TEXT);
-			assert_int_equal(res.run_us, SAMPLE_RUN_US);
+			assert_int_equal(res.run_us, TQT_SAMPLE_RUN_US);
 			assert_ptr_equal(res.text, (const char *)copy + FIXED);
 			assert_int_equal(res.payload_off, FIXED + res.text_len);
 			assert_true(res.payload_off <= len);
 		}
 		free(copy);
-		free(f);
 	}
 }
 
