@@ -65,7 +65,7 @@ static const field fields[F_COUNT] = {
 	[F_CODE] = { "code", K_U32, OFF(code), 0, UINT32_MAX },
 	[F_GRACE] = { "grace_ms", K_U32, OFF(grace_ms), 0, TQI_MAX_GRACE_MS },
 	[F_CONCURRENCY] = { "concurrency", K_U32, OFF(concurrency), 1, TQI_MAX_CONCURRENCY },
-	[F_CAPACITY] = { "capacity", K_U32, OFF(capacity), 1, 4 * TQI_MAX_CONCURRENCY },
+	[F_CAPACITY] = { "capacity", K_U32, OFF(capacity), 1, TQI_MAX_CAPACITY },
 	[F_HEARTBEAT] = { "heartbeat_ms", K_U32, OFF(heartbeat_ms), TQI_MIN_HEARTBEAT_MS,
 	                  TQI_MAX_HEARTBEAT_MS },
 	[F_RESUMED] = { "resumed", K_BOOL, OFF(resumed), 0, 1 },

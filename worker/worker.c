@@ -24,11 +24,6 @@
 
 enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
 
-/* The most a worker may announce in READY or CAPACITY: the bound of the
- * capacity field (proto/envelope.c, PROTOCOL.md), 4 x the most executors.
- * proto/wire.h names no constant for it yet. */
-#define MAX_CAPACITY (4u * TQI_MAX_CONCURRENCY)
-
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	(void)len;
@@ -146,8 +141,8 @@ static void adjust_capacity(tq_worker *w)
 	uint32_t want = conc + (uint32_t)(fit < most ? fit : most);
 	/* Beyond the protocol's bound the message would not even encode (and
 	 * fail again every loop turn). */
-	if (want > MAX_CAPACITY)
-		want = MAX_CAPACITY;
+	if (want > TQI_MAX_CAPACITY)
+		want = TQI_MAX_CAPACITY;
 	uint32_t have = w->capacity_sent;
 	uint32_t step = have / 4 ? have / 4 : 1;
 	if (want + step > have && want < have + step)
@@ -259,8 +254,7 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	}
 	/* Fixed now: the time the task then waits here or in a pipe counts. */
 	if (e->timeout_ms != 0) {
-		t->deadline.key =
-		    e->timeout_ms < UINT64_MAX - w->now ? w->now + e->timeout_ms : UINT64_MAX;
+		t->deadline.key = tqi_deadline_after(w->now, e->timeout_ms);
 		if (tqi_heap_push(&w->deadlines, &t->deadline) != 0) {
 			tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory", NULL);
 			return;
