@@ -1,7 +1,9 @@
 /*
- * fuzz_envelope.c - tqi_env_decode on any bytes.
+ * fuzz_envelope.c - tqi_env_decode and tqi_env_decode_from on any bytes.
  *
  * Oracles: a rejection is one of the decoder's own errors and says why;
+ * the route-checking decoder accepts exactly what the plain one accepts
+ * and the route allows;
  * everything decoded points inside the input; the list fields iterate to
  * their counts; and a round trip - what the decoder accepts, the encoder
  * accepts, and decoding that gives the same fields again.
@@ -28,11 +30,40 @@ static void within(const void *p, size_t n, const uint8_t *data, size_t size)
 	FUZZ_CHECK(b >= data && b + n <= data + size);
 }
 
+/* Every route a message travels: the broker's two sides, both ways. */
+static const tqi_role routes[][2] = {
+	{ TQI_ROLE_CLIENT, TQI_ROLE_BROKER },
+	{ TQI_ROLE_BROKER, TQI_ROLE_CLIENT },
+	{ TQI_ROLE_WORKER, TQI_ROLE_BROKER },
+	{ TQI_ROLE_BROKER, TQI_ROLE_WORKER },
+};
+
+/* decode_from agrees with decode plus the route table. */
+static void check_routes(const uint8_t *data, size_t size, tq_err plain, const tqi_env *e)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		tqi_env r;
+		char why[160];
+		tq_err err = tqi_env_decode_from(data, size, routes[i][0], routes[i][1], &r, why,
+		                                 sizeof why);
+		if (err != TQ_OK) {
+			FUZZ_CHECK(is_decoder_error(err) && why[0] != '\0');
+			FUZZ_CHECK(plain != TQ_OK ||
+			           !tqi_cmd_allowed(e->cmd, routes[i][0], routes[i][1]));
+		} else {
+			FUZZ_CHECK(plain == TQ_OK &&
+			           tqi_cmd_allowed(e->cmd, routes[i][0], routes[i][1]));
+			FUZZ_CHECK(tqt_env_equal(e, &r));
+		}
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	tqi_env e;
 	char why[160];
 	tq_err err = tqi_env_decode(data, size, &e, why, sizeof why);
+	check_routes(data, size, err, &e);
 	if (err != TQ_OK) {
 		FUZZ_CHECK(is_decoder_error(err));
 		FUZZ_CHECK(why[0] != '\0');
