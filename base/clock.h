@@ -6,7 +6,9 @@
 
 #include <stdint.h>
 
-/* Milliseconds on CLOCK_MONOTONIC. */
+/* Milliseconds on CLOCK_MONOTONIC.  tqi_now_ms and tqi_sleep_ms are
+ * async-signal-safe (clock_gettime, nanosleep): tq demo's signal handler
+ * relies on it. */
 uint64_t tqi_now_ms(void);
 
 /* Microseconds on CLOCK_MONOTONIC, for measurements. */

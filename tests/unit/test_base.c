@@ -1,7 +1,8 @@
 /*
  * test_base.c - the small pieces of base/: hex, SipHash-1-3 (against a
  * reference implementation checked on the published SipHash-2-4 vector),
- * the random generator, and the intrusive list.
+ * the random generator, the intrusive list, saturating deadlines and the
+ * token bucket.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,8 +10,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "base/hex.h"
 #include "base/list.h"
+#include "base/log.h"
 #include "base/rand.h"
 #include "base/siphash.h"
 
@@ -231,6 +234,39 @@ static void test_list(void **state)
 	assert_int_equal(l.len, 0);
 }
 
+/* ---- deadlines and the token bucket ----------------------------------- */
+
+static void test_deadline_after(void **state)
+{
+	(void)state;
+	assert_true(tqi_deadline_after(1000, 250) == 1250);
+	assert_true(tqi_deadline_after(1000, 0) == 1000);
+	/* a peer's timeout may be any uint64: never a deadline in the past */
+	assert_true(tqi_deadline_after(1000, UINT64_MAX) == UINT64_MAX);
+	assert_true(tqi_deadline_after(1000, UINT64_MAX - 1000) == UINT64_MAX);
+	assert_true(tqi_deadline_after(1000, UINT64_MAX - 1001) == UINT64_MAX - 1);
+	assert_true(tqi_deadline_after(UINT64_MAX, 1) == UINT64_MAX);
+}
+
+static void test_ratelimit(void **state)
+{
+	(void)state;
+	tqi_ratelimit rl = { 0 };
+	/* full at first use: a burst of 3, then nothing until time passes */
+	for (int i = 0; i < 3; i++)
+		assert_true(tqi_ratelimit_take(&rl, 5000, 10.0, 3.0));
+	assert_false(tqi_ratelimit_take(&rl, 5000, 10.0, 3.0));
+	assert_false(tqi_ratelimit_take(&rl, 5050, 10.0, 3.0)); /* half a token */
+	assert_true(tqi_ratelimit_take(&rl, 5100, 10.0, 3.0));  /* 100 ms: one */
+	assert_false(tqi_ratelimit_take(&rl, 5100, 10.0, 3.0));
+	/* a long pause refills to the burst, no further */
+	for (int i = 0; i < 3; i++)
+		assert_true(tqi_ratelimit_take(&rl, 60000, 10.0, 3.0));
+	assert_false(tqi_ratelimit_take(&rl, 60000, 10.0, 3.0));
+	/* a clock that steps back takes nothing it has not got */
+	assert_false(tqi_ratelimit_take(&rl, 59000, 10.0, 3.0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +274,8 @@ int main(void)
 		cmocka_unit_test(test_siphash),
 		cmocka_unit_test(test_rand),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_deadline_after),
+		cmocka_unit_test(test_ratelimit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
