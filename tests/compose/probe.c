@@ -325,8 +325,10 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	tq_client_opts co = { .broker = broker };
 	tq_client *c;
-	if (tq_client_new(&c, &co) != TQ_OK) {
-		fprintf(stderr, "tq-compose-probe: bad broker endpoint\n");
+	tq_err ce = tq_client_new(&c, &co);
+	if (ce != TQ_OK) {
+		fprintf(stderr, "tq-compose-probe: cannot connect to %s: %s\n", broker,
+		        tq_strerror(ce));
 		return 2;
 	}
 	int rc;
