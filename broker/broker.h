@@ -45,7 +45,10 @@ typedef struct tqi_broker_opts {
  * mark, then its outbox; past these it is let go as if it had died
  * (outbox.c).  A worker may also queue two messages (TASK, CANCEL) per task
  * it holds; a TASK's arguments, shared with the task, are not counted. */
-#define TQI_DEFAULT_MAX_OUTBOX 100000
+/* A client may fall this far behind - e.g. busy between two calls while its
+ * results arrive - before it counts as not reading; the bytes bound below
+ * is what keeps the broker's memory in check. */
+#define TQI_DEFAULT_MAX_OUTBOX 1000000
 #define TQI_OUTBOX_MAX_BYTES (256u << 20) /* beyond the first message */
 
 /* The counters `tq stats` prints (PROTOCOL.md, STATS_REPLY). */

@@ -37,7 +37,7 @@ static void usage(FILE *out)
 	        "  --max-payload B    largest arguments or result in bytes [16777216]\n"
 	        "  --grace MS         on SIGTERM, time for running tasks to finish [5000]\n"
 	        "  --max-outbox N     messages queued for a peer that does not read them, beyond\n"
-	        "                     its socket's 100000, before it is let go [100000]\n"
+	        "                     its socket's 100000, before it is let go [1000000]\n"
 	        "  -h, --help         this text\n"
 	        "\n"
 	        "Endpoints may be tcp://, ipc:// or inproc://; a tcp port of * picks a free one.\n"

@@ -52,7 +52,7 @@ static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_
 {
 	/* A TASK's arguments are shared with the task, which --max-tasks and
 	 * --max-payload bound already; every other payload is only here. */
-	size_t bytes = envlen;
+	size_t bytes = sizeof(boutmsg) + envlen;
 	if (payload != NULL && ((const uint8_t *)env)[3] != TQI_TASK)
 		bytes += zmq_msg_size(payload);
 	if (outbox_full(b, p, bytes)) {
