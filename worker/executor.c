@@ -6,6 +6,8 @@
  */
 #include "worker/executor.h"
 
+#include "worker/invoke.h"
+
 #include "base/clock.h"
 #include "base/hex.h"
 #include "proto/wire.h"
@@ -21,59 +23,6 @@
 #include <unistd.h>
 
 enum { READ_CHUNK = 1 << 16 }; /* the task buffer's usual size */
-
-struct tq_ctx {
-	const tqi_handler_entry *entry;
-	const char *worker;
-	unsigned attempt;
-	uint64_t deadline_ms; /* monotonic; 0 = none */
-	char ref[33];
-	char error[TQI_MAX_TEXT + 1];
-	bool failed;
-};
-
-tq_err tq_ctx_fail(tq_ctx *ctx, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ctx->error, sizeof ctx->error, fmt, ap);
-	va_end(ap);
-	ctx->failed = true;
-	return TQ_EFAILED;
-}
-
-const char *tq_ctx_function(const tq_ctx *ctx)
-{
-	return ctx->entry->name;
-}
-
-void *tq_ctx_arg(const tq_ctx *ctx)
-{
-	return ctx->entry->arg;
-}
-
-unsigned tq_ctx_attempt(const tq_ctx *ctx)
-{
-	return ctx->attempt;
-}
-
-const char *tq_ctx_ref(const tq_ctx *ctx)
-{
-	return ctx->ref;
-}
-
-int64_t tq_ctx_time_left_ms(const tq_ctx *ctx)
-{
-	if (ctx->deadline_ms == 0)
-		return -1;
-	uint64_t now = tqi_now_ms();
-	return now >= ctx->deadline_ms ? 0 : (int64_t)(ctx->deadline_ms - now);
-}
-
-const char *tq_ctx_worker(const tq_ctx *ctx)
-{
-	return ctx->worker;
-}
 
 void tqi_exec_task_header(uint8_t hdr[TQI_EXEC_TASK_HDR], uint32_t fn_index, uint32_t attempt,
                           uint64_t deadline_ms, const uint8_t ref[16], uint32_t ticket,
@@ -143,68 +92,31 @@ static void send_result(int fd, uint64_t start_us, uint32_t code, const char *te
 static void run_one(int fd, const tqi_registry *reg, const char *worker, const uint8_t *frame,
                     size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
-	static const uint8_t nil = 0xc0;
 	uint64_t start = tqi_now_us(); /* the task's run time counts from here */
 	uint32_t idx = tqi_get_le32(frame + 1);
 	uint32_t ticket = tqi_get_le32(frame + 33);
-	tq_ctx ctx = { .worker = worker, .attempt = tqi_get_le32(frame + 5) };
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (ticket >= tickets->n ||
 	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
 		send_result(fd, start, TQI_EXEC_SKIPPED, NULL, NULL, 0);
 		return;
 	}
-	/* Absolute on the host's monotonic clock: used as it is, so the time
-	 * the task waited in the pipe is not given to it again. */
-	ctx.deadline_ms = (uint64_t)tqi_get_le32(frame + 9) | (uint64_t)tqi_get_le32(frame + 13)
-	                                                          << 32;
-	tqi_hex(frame + 17, 16, ctx.ref);
 	if (idx >= reg->n) {
 		send_result(fd, start, TQ_EPROTO, "no such function index", NULL, 0);
 		return;
 	}
-	ctx.entry = &reg->v[idx];
-	const uint8_t *args = frame + TQI_EXEC_TASK_HDR - 4;
-	size_t args_len = len - (TQI_EXEC_TASK_HDR - 4);
-	tq_err e = tq_value_check(args, args_len, 0);
-	if (e != TQ_OK) {
-		send_result(fd, start, TQ_EFAILED,
-		            "arguments are not one well-formed msgpack value", NULL, 0);
-		return;
-	}
-	tq_reader r;
-	tq_reader_init(&r, args, args_len);
-	tq_buf_reset(reply);
-	e = ctx.entry->fn(&r, reply, &ctx);
-	if (e != TQ_OK || ctx.failed) {
-		if (!ctx.failed)
-			snprintf(ctx.error, sizeof ctx.error, "handler returned %s", tq_errname(e));
-		send_result(fd, start, TQ_EFAILED, ctx.error, NULL, 0);
-		return;
-	}
-	if (tq_buf_error(reply) != TQ_OK) {
-		send_result(fd, start, TQ_EFAILED, "handler's result could not be packed", NULL, 0);
-		return;
-	}
-	if (tq_buf_size(reply) == 0) {
-		send_result(fd, start, TQ_OK, NULL, &nil, 1);
-		return;
-	}
-	/* The broker takes no larger payload (and the loop no larger frame):
-	 * say so, rather than have the executor killed for it. */
-	if (tq_buf_size(reply) > TQI_DEFAULT_MAX_PAYLOAD) {
-		char why[128];
-		snprintf(why, sizeof why, "result too large: %zu bytes, the limit is %u",
-		         tq_buf_size(reply), (unsigned)TQI_DEFAULT_MAX_PAYLOAD);
-		send_result(fd, start, TQ_ETOOBIG, why, NULL, 0);
-		return;
-	}
-	if (tq_value_check(tq_buf_data(reply), tq_buf_size(reply), 0) != TQ_OK) {
-		send_result(fd, start, TQ_EFAILED, "handler packed more or less than one value",
-		            NULL, 0);
-		return;
-	}
-	send_result(fd, start, TQ_OK, NULL, tq_buf_data(reply), tq_buf_size(reply));
+	/* The deadline is absolute on the host's monotonic clock: used as it
+	 * is, so the time the task waited in the pipe is not given to it again. */
+	tqi_call call = { .entry = &reg->v[idx],
+		          .worker = worker,
+		          .attempt = tqi_get_le32(frame + 5),
+		          .deadline_ms = (uint64_t)tqi_get_le32(frame + 9) |
+		                         (uint64_t)tqi_get_le32(frame + 13) << 32,
+		          .ref = frame + 17 };
+	tqi_outcome out;
+	tqi_invoke(&call, frame + TQI_EXEC_TASK_HDR - 4, len - (TQI_EXEC_TASK_HDR - 4), reply,
+	           &out);
+	send_result(fd, start, out.code, out.code == TQ_OK ? NULL : out.text, out.data, out.len);
 }
 
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,

@@ -67,6 +67,7 @@ struct tqi_exec {
 	ex_state state;
 	pentry entries[TQI_EXEC_DEPTH]; /* ticket = slot * DEPTH + index */
 	tqi_list inpipe;                /* pentry.node, in the order written */
+	tqi_list spare;                 /* pentry.node of the entries in no pipe */
 	uint32_t held;                  /* tasks (not withdrawn) in the pipe */
 	tq_err stop_code;               /* why we signalled it; TQ_OK if we did not */
 	uint64_t kill_at;               /* SIGKILL due (after a grace period); 0 = none */
@@ -114,6 +115,7 @@ struct tq_worker {
 	uint64_t drain_until;
 	uint64_t now;
 	tqi_wbuf scratch;
+	tq_buf *reply; /* handlers' result buffer when they run in the loop */
 };
 
 /* ---- pool.c ---- */
@@ -141,7 +143,17 @@ uint64_t tqi_pool_timers(tq_worker *w);
 /* Fills zmq_poll items for the executors; returns how many. */
 int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners);
 
+/* ---- inline.c: handlers run in the loop (TQ_ISOLATION_NONE) ---- */
+int tqi_inline_start(tq_worker *w);
+void tqi_inline_stop(tq_worker *w);
+/* Runs queued tasks, oldest first, for about one loop turn's budget; true
+ * when some are left for the next turn. */
+bool tqi_inline_run(tq_worker *w);
+
 /* ---- worker.c ---- */
+/* Feeds the automatic prefetch one task's run time, as measured where it
+ * ran (not when the loop learnt of it: several results may come at once). */
+void tqi_measure_service(tq_worker *w, uint32_t run_us);
 /* Reports a held task's outcome to the broker and forgets it.  payload may
  * be NULL; it is moved when given. */
 void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload);

@@ -42,6 +42,10 @@ static void usage(FILE *out)
 	        "  --concurrency N    tasks run at once, one executor process each\n"
 	        "                     [$TQ_CONCURRENCY, cores]\n"
 	        "  --prefetch N|none  tasks held beyond concurrency [auto: about 2 ms of work]\n"
+	        "  --isolation MODE   process: handlers run in executor processes (a crash\n"
+	        "                     fails its task, a running task can be stopped) [default];\n"
+	        "                     none: in the worker's loop, one at a time, no process\n"
+	        "                     hop - for short trusted functions (see tq/worker.h)\n"
 	        "  --name NAME        name in logs, stats and results [host:pid]\n"
 	        "  --heartbeat MS     heartbeat interval [$TQ_HEARTBEAT_MS, 250]\n"
 	        "  --liveness N       silent intervals before the broker is lost\n"
@@ -167,6 +171,7 @@ int main(int argc, char **argv)
 	static const struct option longs[] = { { "broker", required_argument, 0, 'b' },
 		                               { "concurrency", required_argument, 0, 'c' },
 		                               { "prefetch", required_argument, 0, 'p' },
+		                               { "isolation", required_argument, 0, 'i' },
 		                               { "name", required_argument, 0, 'n' },
 		                               { "heartbeat", required_argument, 0, 'H' },
 		                               { "liveness", required_argument, 0, 'l' },
@@ -213,6 +218,14 @@ int main(int argc, char **argv)
 			else if (o.prefetch == 0)
 				o.prefetch = TQ_PREFETCH_NONE; /* an explicit 0 means none */
 			break;
+		case 'i':
+			if (strcmp(optarg, "process") == 0)
+				o.isolation = TQ_ISOLATION_PROCESS;
+			else if (strcmp(optarg, "none") == 0)
+				o.isolation = TQ_ISOLATION_NONE;
+			else
+				return bad("--isolation", optarg, "process or none");
+			break;
 		case 'n':
 			if (strlen(optarg) == 0 || strlen(optarg) > 255)
 				return bad("--name", optarg, "1 to 255 bytes");
@@ -258,6 +271,12 @@ int main(int argc, char **argv)
 	}
 	if (health_of != NULL)
 		return health(health_of, o.name);
+	if (o.isolation == TQ_ISOLATION_NONE && o.concurrency > 1) {
+		fprintf(stderr,
+		        "tq-worker: --isolation none runs one task at a time: --concurrency "
+		        "(or $TQ_CONCURRENCY) must be 1; run one worker per core instead\n");
+		return 2;
+	}
 	tqi_log_set_component("worker");
 	tq_worker *w;
 	tq_err e = tq_worker_new(&w, &o);

@@ -54,6 +54,8 @@ static void spawn(tq_worker *w, tqi_exec *ex)
 
 int tqi_pool_start(tq_worker *w)
 {
+	if (w->opts.isolation == TQ_ISOLATION_NONE)
+		return tqi_inline_start(w);
 	w->nexecs = w->opts.concurrency;
 	/* The board is mapped before the zygote is forked, so that every
 	 * executor shares it with the loop. */
@@ -73,10 +75,12 @@ int tqi_pool_start(tq_worker *w)
 		tqi_exec *ex = &w->execs[i];
 		ex->slot = i;
 		tqi_list_init(&ex->inpipe);
+		tqi_list_init(&ex->spare);
 		for (uint32_t j = 0; j < TQI_EXEC_DEPTH; j++) {
 			ex->entries[j].ticket = i * TQI_EXEC_DEPTH + j;
 			ex->entries[j].ex = ex;
 			tqi_node_init(&ex->entries[j].node);
+			tqi_list_push_back(&ex->spare, &ex->entries[j].node);
 			zmq_msg_init(&ex->entries[j].args);
 		}
 		spawn(w, ex);
@@ -101,11 +105,16 @@ static void entry_release(tq_worker *w, pentry *e)
 	zmq_msg_close(&e->args);
 	zmq_msg_init(&e->args);
 	tqi_list_remove(&ex->inpipe, &e->node);
+	tqi_list_push_back(&ex->spare, &e->node);
 	tqi_ticket_set(&w->tickets, e->ticket, TQI_TICKET_FREE);
 }
 
 void tqi_pool_stop(tq_worker *w)
 {
+	if (w->opts.isolation == TQ_ISOLATION_NONE) {
+		tqi_inline_stop(w);
+		return;
+	}
 	for (uint32_t i = 0; i < w->nexecs; i++) {
 		tqi_exec *ex = &w->execs[i];
 		if (ex->fd >= 0)
@@ -180,10 +189,8 @@ static void write_pending(tqi_exec *ex)
 /* Puts t at the end of ex's pipe. */
 static void give(tq_worker *w, tqi_exec *ex, wtask *t)
 {
-	pentry *e = NULL;
-	for (uint32_t j = 0; j < TQI_EXEC_DEPTH && e == NULL; j++)
-		if (!tqi_node_linked(&ex->entries[j].node))
-			e = &ex->entries[j]; /* not in the pipe: free */
+	/* The caller checked free_entry: a spare one is there. */
+	pentry *e = tqi_container_of(tqi_list_pop_front(&ex->spare), pentry, node);
 	e->t = t;
 	t->entry = e;
 	zmq_msg_copy(&e->args, &t->args); /* shares the bytes */
@@ -255,15 +262,6 @@ static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
 }
 
 /* ---- reading results ---- */
-
-/* Feeds the automatic prefetch the executor's time on a task, as it
- * measured it: when the loop reads the result (several may come in one
- * read) says nothing about it. */
-static void measure(tq_worker *w, uint32_t run_us)
-{
-	double took = run_us > 0 ? (double)run_us : 1.0;
-	w->service_us = w->service_us == 0 ? took : 0.9 * w->service_us + 0.1 * took;
-}
 
 static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_msg_t *payload)
 {
@@ -359,7 +357,7 @@ static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t le
 		entry_release(w, e);
 		return 0;
 	}
-	measure(w, res.run_us);
+	tqi_measure_service(w, res.run_us);
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define TQI_EXEC_DEPTH 8
+#define TQI_EXEC_DEPTH 64
 
 enum { TQI_TICKET_FREE = 0, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING, TQI_TICKET_WITHDRAWN };
 

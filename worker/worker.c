@@ -3,7 +3,8 @@
  * heartbeats both ways, reconnection with backoff), the tasks it holds,
  * cancellation, deadlines and draining.
  *
- * The loop thread never runs a handler, so a worker whose executors are all
+ * The loop thread never runs a handler (unless isolation is
+ * TQ_ISOLATION_NONE: worker/inline.c), so a worker whose executors are all
  * busy for hours still answers heartbeats: a long task is not a dead
  * worker.  When the broker is lost (silent for `liveness` of its heartbeat
  * intervals, a DISCONNECT, or a new instance id), the worker kills what it
@@ -39,6 +40,11 @@ tq_err tq_worker_new(tq_worker **out, const tq_worker_opts *opts)
 		o.heartbeat_ms = 250;
 	if (o.liveness == 0)
 		o.liveness = 3;
+	if (o.isolation > TQ_ISOLATION_NONE ||
+	    (o.isolation == TQ_ISOLATION_NONE && o.concurrency > 1))
+		return TQ_EINVAL;
+	if (o.isolation == TQ_ISOLATION_NONE)
+		o.concurrency = 1; /* the loop runs one task at a time */
 	if (o.concurrency == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		o.concurrency = n > 0 ? (unsigned)n : 1;
@@ -121,6 +127,12 @@ static uint32_t initial_capacity(tq_worker *w)
 	w->capacity_sent = c;
 	w->capacity_at = w->now;
 	return c;
+}
+
+void tqi_measure_service(tq_worker *w, uint32_t run_us)
+{
+	double took = run_us > 0 ? (double)run_us : 1.0;
+	w->service_us = w->service_us == 0 ? took : 0.9 * w->service_us + 0.1 * took;
 }
 
 /* Automatic prefetch: hold as many tasks as take about PREFETCH_BUDGET_US
@@ -409,11 +421,24 @@ static tq_err serve(tq_worker *w)
 		return TQ_ENOMEM;
 	}
 	tq_err result = TQ_OK;
+	bool in_loop = w->opts.isolation == TQ_ISOLATION_NONE;
 	for (;;) {
 		w->now = tqi_now_ms();
-		tqi_pool_schedule(w);
+		/* Run in the loop, a turn's worth of tasks at a time: what is
+		 * left waits for the next turn, after the socket is read. */
+		bool more = false;
+		if (in_loop) {
+			more = tqi_inline_run(w);
+			w->now = tqi_now_ms();
+		} else {
+			tqi_pool_schedule(w);
+		}
 		int n = 0;
-		items[n++] = (zmq_pollitem_t){ NULL, w->zygote.fd, ZMQ_POLLIN, 0 };
+		int zyg_at = -1;
+		if (!in_loop) {
+			zyg_at = n;
+			items[n++] = (zmq_pollitem_t){ NULL, w->zygote.fd, ZMQ_POLLIN, 0 };
+		}
 		int sock_at = -1;
 		if (w->sock != NULL) {
 			sock_at = n;
@@ -421,7 +446,7 @@ static tq_err serve(tq_worker *w)
 		}
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
-		int rc = zmq_poll(items, n, (long)next_wakeup(w));
+		int rc = zmq_poll(items, n, more ? 0L : (long)next_wakeup(w));
 		w->now = tqi_now_ms();
 		if (rc < 0 && errno != EINTR) {
 			tqi_error("poll failed: %s", zmq_strerror(errno));
@@ -434,7 +459,8 @@ static tq_err serve(tq_worker *w)
 		for (int i = first_exec; rc > 0 && i < n; i++)
 			if (items[i].revents)
 				tqi_pool_io(w, owners[i], items[i].revents);
-		if (rc > 0 && items[0].revents && tqi_pool_zygote_events(w) < 0) {
+		if (rc > 0 && zyg_at >= 0 && items[zyg_at].revents &&
+		    tqi_pool_zygote_events(w) < 0) {
 			tqi_error("the executor zygote died; the worker cannot run tasks");
 			result = TQ_ESYS;
 			break;

@@ -27,6 +27,17 @@
  * shared between tasks: a handler's globals do not survive into the next
  * process after a crash, and state a handler builds up lives per executor.
  *
+ * Running in the loop (isolation = TQ_ISOLATION_NONE) gives that up for
+ * speed, as a Gearman worker or Celery's solo pool does: handlers run in
+ * the worker's own loop, one task at a time, with no process hop.  A crash
+ * then kills the worker (the broker retries or fails what it held, as for
+ * any lost worker); a running task cannot be stopped - cancelled, shut down
+ * or past its deadline, it runs to its end and its late answer is dropped
+ * by the broker; and the loop answers heartbeats only between tasks, so a
+ * task that runs longer than the broker's liveness (heartbeat x liveness,
+ * 750 ms by default) makes the broker give the worker up.  For short,
+ * trusted functions; run one such worker per core.
+ *
  * Threads.  tq_worker_run forks; call it before starting threads of your
  * own, and only one worker runs per process.
  */
@@ -70,7 +81,12 @@ typedef struct {
 	unsigned heartbeat_ms; /* 0: 250 */
 	unsigned liveness;     /* silent intervals before the broker is lost; 0: 3 */
 	unsigned drain_ms;     /* on stop, time for held tasks to finish; 0: no limit */
+	unsigned isolation;    /* TQ_ISOLATION_PROCESS (0, the default) or _NONE */
 } tq_worker_opts;
+
+/* tq_worker_opts.isolation: where handlers run (see "Isolation" above).
+ * With TQ_ISOLATION_NONE, concurrency must be 0 or 1 (it is 1). */
+enum { TQ_ISOLATION_PROCESS = 0, TQ_ISOLATION_NONE = 1 };
 
 /* Creates a worker; opts may be NULL for the defaults.  Nothing connects
  * until tq_worker_run.  Returns TQ_OK, TQ_EINVAL (bad option) or TQ_ENOMEM. */

@@ -1,0 +1,97 @@
+/*
+ * inline.c - handlers run in the worker's loop itself
+ * (tq_worker_opts.isolation = TQ_ISOLATION_NONE): no executor process, no
+ * zygote, no ticket board.  A task is taken from the local queue, run to
+ * its end, and answered; the loop reads its socket between turns.
+ *
+ * What this gives up is listed in tq/worker.h ("Isolation").  What it
+ * keeps: a task whose deadline passed before it started is not run, a
+ * queued task can be cancelled, and the automatic prefetch measures run
+ * times the same way.
+ */
+#include "worker/invoke.h"
+#include "worker/loop.h"
+
+#include "base/clock.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* One loop turn runs tasks for at most this long (plus the last task's
+ * own time), so that cancellations, new tasks and heartbeats are read in
+ * between. */
+enum { TURN_US = 2000, REPLY_KEEP = 1 << 18 };
+
+int tqi_inline_start(tq_worker *w)
+{
+	w->nexecs = 0;
+	w->execs = NULL;
+	w->zygote.fd = -1;
+	w->zygote.pid = -1;
+	if (tq_buf_new(&w->reply) != TQ_OK) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void tqi_inline_stop(tq_worker *w)
+{
+	tq_buf_destroy(&w->reply);
+}
+
+/* Runs t (out of the queue) and answers it. */
+static void run(tq_worker *w, wtask *t)
+{
+	tqi_call call = { .entry = &w->reg.v[t->fn_index],
+		          .worker = w->name,
+		          .attempt = t->attempt,
+		          .deadline_ms = t->deadline.key,
+		          .ref = t->ref };
+	tqi_outcome out;
+	uint64_t start = tqi_now_us();
+	tqi_invoke(&call, zmq_msg_data(&t->args), zmq_msg_size(&t->args), w->reply, &out);
+	uint64_t took = tqi_now_us() - start;
+	tqi_measure_service(w, took > UINT32_MAX ? UINT32_MAX : (uint32_t)took);
+	w->now = tqi_now_ms();
+	if (out.code != TQ_OK) {
+		tqi_task_done(w, t, (tq_err)out.code, out.text, NULL);
+		return;
+	}
+	zmq_msg_t m;
+	if (zmq_msg_init_size(&m, out.len) != 0) {
+		tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory for the result", NULL);
+		return;
+	}
+	memcpy(zmq_msg_data(&m), out.data, out.len);
+	tqi_task_done(w, t, TQ_OK, NULL, &m);
+	zmq_msg_close(&m);
+	/* A big result passed: give its memory back. */
+	if (tq_buf_size(w->reply) > REPLY_KEEP) {
+		tq_buf_destroy(&w->reply);
+		if (tq_buf_new(&w->reply) != TQ_OK)
+			w->reply = NULL; /* tqi_inline_run tries again */
+	}
+}
+
+bool tqi_inline_run(tq_worker *w)
+{
+	if (w->reply == NULL && tq_buf_new(&w->reply) != TQ_OK)
+		return false; /* out of memory: the tasks wait for a later turn */
+	uint64_t start = tqi_now_us();
+	tqi_node *n;
+	while (w->reply != NULL && (n = tqi_list_front(&w->queue)) != NULL) {
+		wtask *t = tqi_container_of(n, wtask, qnode);
+		uint64_t now = tqi_now_ms();
+		if (t->deadline.key != 0 && t->deadline.key <= now) {
+			w->now = now;
+			tqi_pool_stop_task(w, t, TQ_ETIMEDOUT, "deadline passed before it started", 0);
+			continue;
+		}
+		tqi_list_remove(&w->queue, &t->qnode);
+		run(w, t);
+		if (tqi_now_us() - start >= TURN_US)
+			break;
+	}
+	return !tqi_list_empty(&w->queue);
+}
