@@ -25,7 +25,10 @@
 #include <sys/types.h>
 
 /* The systems compared side by side. */
-enum { SYS_TQ, SYS_FLOOR, SYS_GEARMAN, SYS_N };
+/* SYS_TQI is tq with its handlers run in the worker's loop
+ * (tq-worker --isolation none), as Gearman's and the floor's workers run
+ * theirs; SYS_TQ, the default, runs them in executor processes. */
+enum { SYS_TQ, SYS_FLOOR, SYS_GEARMAN, SYS_TQI, SYS_N };
 
 /* Throughput runs: windows x sizes x worker counts. */
 #define TQB_MAX_POINTS 32
@@ -39,6 +42,8 @@ typedef struct {
 	unsigned prefetch;     /* tq-worker --prefetch; TQB_PREFETCH_AUTO: its default */
 	unsigned liveness;     /* tq-broker and tq-worker --liveness; 0: theirs */
 	bool gearman;          /* false: --no-gearman */
+	bool with_inline;      /* false: --no-inline (SYS_TQI left out) */
+	bool in_loop;          /* the tq-workers started run --isolation none */
 	bool tq_only;          /* --tq-only: neither floor nor Gearman (profiling) */
 	bool verbose;          /* -v: the figures of each round too */
 
@@ -71,7 +76,7 @@ typedef struct {
 	unsigned workers;
 	size_t n;          /* tasks measured */
 	double per_s;      /* tasks (messages, jobs) per second: median of rounds */
-	double vs_floor;   /* tq only: median of paired rounds' ratios; NAN if none */
+	double vs_floor;   /* tq and tq inline: median of paired rounds' ratios; NAN if none */
 	double vs_gearman; /* likewise */
 } tqb_point;
 

@@ -43,6 +43,8 @@ static void usage(FILE *out)
 	             "  --prefetch N|auto  tq-worker --prefetch [auto, tq-worker's default]\n"
 	             "  --only LIST        sections: latency,throughput,scale,many,speedup\n"
 	             "  --no-gearman       leave Gearman out\n"
+	             "  --no-inline        leave out tq with --isolation none (handlers in the\n"
+	             "                     worker's loop), measured beside tq's default\n"
 	             "  --tq-only          only tq's side of each run (for profiling)\n"
 	             "  -v, --verbose      also each round of the scale step\n"
 	             "  -h, --help         this text\n");
@@ -110,6 +112,7 @@ static int parse_sections(const char *s, unsigned *out)
 typedef struct {
 	tqb_floor *floor;
 	tqb_tq *tq;
+	tqb_tq *tqi; /* tq-worker --isolation none; NULL when left out */
 	tqb_gearman *gm;
 } trio;
 
@@ -122,6 +125,12 @@ static int trio_start(trio *t, const tqb_config *cfg, unsigned workers, tqb_resu
 	}
 	if (tqb_tq_start(&t->tq, cfg, workers) != 0) {
 		fprintf(stderr, "tq-bench: cannot start tq\n");
+		return -1;
+	}
+	tqb_config in_loop = *cfg;
+	in_loop.in_loop = true;
+	if (cfg->with_inline && tqb_tq_start(&t->tqi, &in_loop, workers) != 0) {
+		fprintf(stderr, "tq-bench: cannot start tq with --isolation none\n");
 		return -1;
 	}
 	if (cfg->gearman && r->gearman_built &&
@@ -137,6 +146,7 @@ static void trio_stop(trio *t)
 {
 	tqb_floor_stop(&t->floor);
 	tqb_tq_stop(&t->tq);
+	tqb_tq_stop(&t->tqi);
 	tqb_gearman_stop(&t->gm);
 }
 
@@ -149,7 +159,7 @@ static int point(trio *t, const tqb_config *cfg, tqb_results *r, unsigned window
 {
 	enum { MAX_ROUNDS = 16 };
 	unsigned rounds = cfg->rounds < MAX_ROUNDS ? cfg->rounds : MAX_ROUNDS;
-	double rate[SYS_N][MAX_ROUNDS], vs_floor[MAX_ROUNDS], vs_gm[MAX_ROUNDS];
+	double rate[SYS_N][MAX_ROUNDS], vs_floor[2][MAX_ROUNDS], vs_gm[2][MAX_ROUNDS];
 	size_t chunk = n / rounds;
 	fprintf(stderr, "tq-bench: throughput window %u, %zu B, %u worker%s\n", window, size,
 	        workers, workers > 1 ? "s" : "");
@@ -162,24 +172,33 @@ static int point(trio *t, const tqb_config *cfg, tqb_results *r, unsigned window
 		if (t->gm != NULL &&
 		    tqb_gearman_throughput(t->gm, window, size, chunk, &rate[SYS_GEARMAN][i]) != 0)
 			return -1;
-		if (t->floor != NULL)
-			vs_floor[i] = rate[SYS_TQ][i] / rate[SYS_FLOOR][i];
-		if (t->gm != NULL)
-			vs_gm[i] = rate[SYS_TQ][i] / rate[SYS_GEARMAN][i];
+		if (t->tqi != NULL &&
+		    tqb_tq_throughput(t->tqi, window, size, chunk, &rate[SYS_TQI][i]) != 0)
+			return -1;
+		for (int k = 0; k < 2; k++) {
+			double mine = rate[k == 0 ? SYS_TQ : SYS_TQI][i];
+			if (t->floor != NULL)
+				vs_floor[k][i] = mine / rate[SYS_FLOOR][i];
+			if (t->gm != NULL)
+				vs_gm[k][i] = mine / rate[SYS_GEARMAN][i];
+		}
 	}
-	tqb_point *p = tqb_point_add(r, SYS_TQ, window, size, workers, chunk * rounds,
-	                             tqb_median(rate[SYS_TQ], rounds));
-	if (t->floor != NULL) {
+	if (t->floor != NULL)
 		tqb_point_add(r, SYS_FLOOR, window, size, workers, chunk * rounds,
 		              tqb_median(rate[SYS_FLOOR], rounds));
-		if (p != NULL)
-			p->vs_floor = tqb_median(vs_floor, rounds);
-	}
-	if (t->gm != NULL) {
+	if (t->gm != NULL)
 		tqb_point_add(r, SYS_GEARMAN, window, size, workers, chunk * rounds,
 		              tqb_median(rate[SYS_GEARMAN], rounds));
-		if (p != NULL)
-			p->vs_gearman = tqb_median(vs_gm, rounds);
+	for (int k = 0; k < 2; k++) {
+		int sys = k == 0 ? SYS_TQ : SYS_TQI;
+		if (sys == SYS_TQI && t->tqi == NULL)
+			continue;
+		tqb_point *p = tqb_point_add(r, sys, window, size, workers, chunk * rounds,
+		                             tqb_median(rate[sys], rounds));
+		if (p != NULL && t->floor != NULL)
+			p->vs_floor = tqb_median(vs_floor[k], rounds);
+		if (p != NULL && t->gm != NULL)
+			p->vs_gearman = tqb_median(vs_gm[k], rounds);
 	}
 	return 0;
 }
@@ -205,10 +224,12 @@ static int latency(trio *t, const tqb_config *cfg, tqb_results *r)
 		if (t->gm != NULL &&
 		    tqb_gearman_latency(t->gm, warm, per, ns[SYS_GEARMAN] + i * per))
 			goto out;
+		if (t->tqi != NULL && tqb_tq_latency(t->tqi, warm, per, ns[SYS_TQI] + i * per) != 0)
+			goto out;
 	}
 	static const char *const file[SYS_N] = { "latency-tq.dat", "latency-floor.dat",
-		                                 "latency-gearman.dat" };
-	bool ran[SYS_N] = { true, t->floor != NULL, t->gm != NULL };
+		                                 "latency-gearman.dat", "latency-tq-inline.dat" };
+	bool ran[SYS_N] = { true, t->floor != NULL, t->gm != NULL, t->tqi != NULL };
 	for (int s = 0; s < SYS_N; s++) {
 		char cdf[600];
 		snprintf(cdf, sizeof cdf, "%s/%s", cfg->out_dir, file[s]);
@@ -348,7 +369,7 @@ int main(int argc, char **argv)
 	if (argc > 2 && strcmp(argv[1], "--role") == 0)
 		return run_role(argc, argv);
 
-	tqb_config cfg = { .out_dir = TQB_OUT_DIR, .gearman = true };
+	tqb_config cfg = { .out_dir = TQB_OUT_DIR, .gearman = true, .with_inline = true };
 	unsigned sections = SEC_LATENCY | SEC_THROUGHPUT | SEC_SCALE | SEC_MANY | SEC_SPEEDUP;
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg.ncpu = n > 0 ? (unsigned)n : 1;
@@ -363,6 +384,7 @@ int main(int argc, char **argv)
 		                               { "prefetch", required_argument, 0, 'p' },
 		                               { "only", required_argument, 0, 's' },
 		                               { "no-gearman", no_argument, 0, 'G' },
+		                               { "no-inline", no_argument, 0, 'I' },
 		                               { "tq-only", no_argument, 0, 'T' },
 		                               { "verbose", no_argument, 0, 'v' },
 		                               { "help", no_argument, 0, 'h' },
@@ -403,6 +425,9 @@ int main(int argc, char **argv)
 			break;
 		case 'G':
 			cfg.gearman = false;
+			break;
+		case 'I':
+			cfg.with_inline = false;
 			break;
 		case 'v':
 			cfg.verbose = true;

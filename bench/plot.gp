@@ -3,7 +3,8 @@
 #   gnuplot -e "data='bench/out'; dest='bench'" bench/plot.gp
 #
 # latency.png: the distribution of the no-op round trip (one in flight) as
-# a CDF for tq, the raw ZeroMQ floor and Gearman.  throughput.png: no-op
+# a CDF for tq (default, and with handlers in the worker's loop), the raw
+# ZeroMQ floor and Gearman.  throughput.png: no-op
 # tasks per second against the window (tasks in flight), 16 B, one worker.
 
 if (!exists("data")) data = 'bench/out'
@@ -23,6 +24,9 @@ set logscale x
 set yrange [0:1]
 plot data.'/latency-floor.dat' using 1:2 with lines lw 2 title 'floor (raw ZeroMQ relay)', \
      data.'/latency-tq.dat' using 1:2 with lines lw 2 title 'tq', \
+     (system('test -s '.data.'/latency-tq-inline.dat && echo 1') eq '1' ? \
+         data.'/latency-tq-inline.dat' : '/dev/null') using 1:2 with lines lw 2 \
+         title 'tq, --isolation none', \
      (system('test -s '.data.'/latency-gearman.dat && echo 1') eq '1' ? \
          data.'/latency-gearman.dat' : '/dev/null') using 1:2 with lines lw 2 title 'gearman'
 unset logscale x
@@ -38,4 +42,5 @@ set xrange [0.7:1500]
 set key top left
 plot data.'/throughput.dat' using 1:3 with linespoints lw 2 pt 7 title 'floor (raw ZeroMQ relay)', \
      '' using 1:2 with linespoints lw 2 pt 5 title 'tq', \
+     '' using 1:5 with linespoints lw 2 pt 11 title 'tq, --isolation none', \
      '' using 1:4 with linespoints lw 2 pt 9 title 'gearman'

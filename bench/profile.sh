@@ -7,6 +7,7 @@
 #   bench/profile.sh [BUILD] [--record] [--floor] [-- tq-worker options]
 #
 #   BUILD     the build directory [build]
+#   -- ...    tq-worker options, e.g. -- --isolation none [--concurrency 2 --prefetch 64]
 #   --record  perf record each process into bench/out/profile/ instead
 #   --floor   the same for the raw ZeroMQ relay (relay, echo worker, client)
 #
@@ -89,11 +90,16 @@ else
 	worker=$!
 	pids="$pids $worker"
 	sleep 0.5
-	zygote=$(pgrep -P "$worker" | head -1)
-	execs=$(pgrep -P "$zygote" | paste -sd, -)
+	zygote=$(pgrep -P "$worker" | head -1 || true)
+	execs=$( [ -n "$zygote" ] && pgrep -P "$zygote" | paste -sd, - || true)
 	role=tq-load
-	procs="broker worker executors"
-	watch_all() { watch broker "$broker"; watch worker "$worker"; watch executors "$execs"; }
+	if [ -n "$execs" ]; then
+		procs="broker worker executors"
+		watch_all() { watch broker "$broker"; watch worker "$worker"; watch executors "$execs"; }
+	else # --isolation none: no executors
+		procs="broker worker"
+		watch_all() { watch broker "$broker"; watch worker "$worker"; }
+	fi
 fi
 "$bench" --role $role "$ep" "$window" 10000 "$size" >/dev/null # warm-up
 watch_all

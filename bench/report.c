@@ -17,7 +17,7 @@
 /* The headline configuration of each figure. */
 enum { HEAD_WINDOW = 1000, HEAD_SIZE = 16, HEAD_WORKERS = 1 };
 
-static const char *const sys_name[SYS_N] = { "tq", "floor", "gearman" };
+static const char *const sys_name[SYS_N] = { "tq", "floor", "gearman", "tq-inline" };
 
 const tqb_point *tqb_point_find(const tqb_results *r, int sys, unsigned window, size_t size,
                                 unsigned workers)
@@ -47,10 +47,12 @@ tqb_point *tqb_point_add(tqb_results *r, int sys, unsigned window, size_t size, 
 	return p;
 }
 
-/* tq's paired ratio at a point (vs the floor or Gearman), or NAN. */
-static double ratio_of(const tqb_results *r, int vs, unsigned window, size_t size, unsigned workers)
+/* The paired ratio of tq (SYS_TQ or SYS_TQI) at a point, vs the floor or
+ * Gearman, or NAN. */
+static double ratio_of(const tqb_results *r, int sys, int vs, unsigned window, size_t size,
+                       unsigned workers)
 {
-	const tqb_point *p = tqb_point_find(r, SYS_TQ, window, size, workers);
+	const tqb_point *p = tqb_point_find(r, sys, window, size, workers);
 	if (p == NULL)
 		return NAN;
 	return vs == SYS_FLOOR ? p->vs_floor : p->vs_gearman;
@@ -77,19 +79,33 @@ typedef struct {
 static size_t targets_of(const tqb_results *r, target *t)
 {
 	size_t n = 0;
-	double fl = ratio_of(r, SYS_FLOOR, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS);
-	double gm = ratio_of(r, SYS_GEARMAN, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS);
-	t[n++] = (target){ "latency_p50_vs_floor",
-		           "latency p50, tq / floor",
-		           r->lat[SYS_TQ].have && r->lat[SYS_FLOOR].have
-		               ? r->lat[SYS_TQ].p50_us / r->lat[SYS_FLOOR].p50_us
-		               : NAN,
-		           1.2,
-		           true,
-		           "x" };
-	t[n++] = (target){ "throughput_vs_floor", "throughput, tq / floor", fl, 0.7, false, "x" };
-	t[n++] =
-	    (target){ "throughput_vs_gearman", "throughput, tq / gearman", gm, 8.0, false, "x" };
+	/* The three speed targets, for tq's default and for handlers run in
+	 * the worker's loop. */
+	static const struct {
+		int sys;
+		const char *key[3], *what[3];
+	} modes[2] = {
+		{ SYS_TQ,
+		  { "latency_p50_vs_floor", "throughput_vs_floor", "throughput_vs_gearman" },
+		  { "latency p50, tq / floor", "throughput, tq / floor",
+		    "throughput, tq / gearman" } },
+		{ SYS_TQI,
+		  { "inline_latency_p50_vs_floor", "inline_throughput_vs_floor",
+		    "inline_throughput_vs_gearman" },
+		  { "latency p50, tq inline / floor", "throughput, tq inline / floor",
+		    "throughput, tq inline / gearman" } },
+	};
+	for (int m = 0; m < 2; m++) {
+		int s = modes[m].sys;
+		double fl = ratio_of(r, s, SYS_FLOOR, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS);
+		double gm = ratio_of(r, s, SYS_GEARMAN, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS);
+		double lat = r->lat[s].have && r->lat[SYS_FLOOR].have
+		                 ? r->lat[s].p50_us / r->lat[SYS_FLOOR].p50_us
+		                 : NAN;
+		t[n++] = (target){ modes[m].key[0], modes[m].what[0], lat, 1.2, true, "x" };
+		t[n++] = (target){ modes[m].key[1], modes[m].what[1], fl, 0.7, false, "x" };
+		t[n++] = (target){ modes[m].key[2], modes[m].what[2], gm, 8.0, false, "x" };
+	}
 	t[n++] = (target){ "queued_big_vs_small",
 		           "throughput, big queue / 1,000 queued",
 		           r->have_scale ? r->scale_ratio : NAN,
@@ -178,24 +194,31 @@ void tqb_report_table(const tqb_config *cfg, const tqb_results *r)
 	printf("  %-22s%11s%11s%11s%11s\n", "", "p50", "p99", "p99.9", "mean");
 	latency_row("floor (raw ZeroMQ)", &r->lat[SYS_FLOOR]);
 	latency_row("tq", &r->lat[SYS_TQ]);
+	latency_row("tq inline", &r->lat[SYS_TQI]);
 	latency_row("gearman", &r->lat[SYS_GEARMAN]);
 
 	printf(
 	    "\nThroughput: no-op tasks per second (%zu tasks per point, %u rounds taking turns;\n"
-	    "  rates are the rounds' medians, ratios the medians of paired rounds)\n",
+	    "  rates are the rounds' medians, ratios the medians of paired rounds;\n"
+	    "  inline: tq-worker --isolation none, handlers run in the worker's loop)\n",
 	    cfg->tput_tasks, cfg->rounds);
-	printf("  %6s %6s %7s %11s%11s%11s%11s%11s\n", "window", "size", "workers", "floor", "tq",
-	       "gearman", "tq/floor", "tq/gearman");
+	printf("  %6s %6s %7s %11s%11s%11s%11s%11s%11s%11s%12s\n", "window", "size", "workers",
+	       "floor", "tq", "inline", "gearman", "tq/floor", "tq/gearman", "inl/floor",
+	       "inl/gearman");
 	for (size_t i = 0; i < r->npoints[SYS_TQ]; i++) {
 		const tqb_point *p = &r->points[SYS_TQ][i];
+		const tqb_point *q = tqb_point_find(r, SYS_TQI, p->window, p->size, p->workers);
 		double fl = per_s_of(r, SYS_FLOOR, p->window, p->size, p->workers);
 		double gm = per_s_of(r, SYS_GEARMAN, p->window, p->size, p->workers);
 		printf("  %6u %4zu B %7u ", p->window, p->size, p->workers);
 		cell(fl, false);
 		cell(p->per_s, false);
+		cell(q ? q->per_s : NAN, false);
 		cell(gm, false);
 		cell(p->vs_floor, true);
 		cell(p->vs_gearman, true);
+		cell(q ? q->vs_floor : NAN, true);
+		cell(q ? q->vs_gearman : NAN, true);
 		printf("\n");
 	}
 
@@ -237,7 +260,7 @@ void tqb_report_table(const tqb_config *cfg, const tqb_results *r)
 		printf("  K=%u  %.3f s  speed-up %.2fx  (busiest worker ran %zu of %zu)\n", r->k[i],
 		       r->k_s[i], r->k_s[0] / r->k_s[i], r->k_most[i], cfg->burn_tasks);
 
-	target t[8];
+	target t[12];
 	size_t nt = targets_of(r, t);
 	printf("\nTargets (ratios from this run; reported, never pass/fail)\n");
 	for (size_t i = 0; i < nt; i++) {
@@ -310,6 +333,8 @@ int tqb_report_json(const tqb_config *cfg, const tqb_results *r, const char *pat
 		jnum(f, key, lat_or_nan(&r->lat[SYS_FLOOR], w), false);
 		snprintf(key, sizeof key, "gearman_latency_%s_us", lk[w]);
 		jnum(f, key, lat_or_nan(&r->lat[SYS_GEARMAN], w), false);
+		snprintf(key, sizeof key, "inline_latency_%s_us", lk[w]);
+		jnum(f, key, lat_or_nan(&r->lat[SYS_TQI], w), false);
 	}
 
 	jnum(f, "throughput_tps", per_s_of(r, SYS_TQ, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS), false);
@@ -317,6 +342,8 @@ int tqb_report_json(const tqb_config *cfg, const tqb_results *r, const char *pat
 	     per_s_of(r, SYS_FLOOR, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS), false);
 	jnum(f, "gearman_throughput_jps",
 	     per_s_of(r, SYS_GEARMAN, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS), false);
+	jnum(f, "inline_throughput_tps", per_s_of(r, SYS_TQI, HEAD_WINDOW, HEAD_SIZE, HEAD_WORKERS),
+	     false);
 	fprintf(f, "  \"throughput\": [\n");
 	bool first = true;
 	for (int s = 0; s < SYS_N; s++)
@@ -327,9 +354,10 @@ int tqb_report_json(const tqb_config *cfg, const tqb_results *r, const char *pat
 			        "\"workers\": %u, \"tasks\": %zu, \"per_s\": %.1f",
 			        first ? "" : ",\n", sys_name[s], p->window, p->size, p->workers,
 			        p->n, p->per_s);
-			if (s == SYS_TQ && !isnan(p->vs_floor))
+			bool tq = s == SYS_TQ || s == SYS_TQI;
+			if (tq && !isnan(p->vs_floor))
 				fprintf(f, ", \"vs_floor\": %.4f", p->vs_floor);
-			if (s == SYS_TQ && !isnan(p->vs_gearman))
+			if (tq && !isnan(p->vs_gearman))
 				fprintf(f, ", \"vs_gearman\": %.4f", p->vs_gearman);
 			fprintf(f, "}");
 			first = false;
@@ -368,7 +396,7 @@ int tqb_report_json(const tqb_config *cfg, const tqb_results *r, const char *pat
 		        i ? ", " : "", r->k[i], r->k_s[i], r->k_s[0] / r->k_s[i]);
 	fprintf(f, "],\n");
 
-	target t[8];
+	target t[12];
 	size_t nt = targets_of(r, t);
 	fprintf(f, "  \"targets\": {\n");
 	for (size_t i = 0; i < nt; i++) {
@@ -398,7 +426,8 @@ int tqb_report_dat(const tqb_config *cfg, const tqb_results *r)
 	FILE *f = fopen(path, "w");
 	if (f == NULL)
 		return -1;
-	fprintf(f, "# window tq floor gearman  (no-op tasks/s, 16 B, one worker; ? = absent)\n");
+	fprintf(f, "# window tq floor gearman tq-inline  (no-op tasks/s, 16 B, one worker; ? = "
+	           "absent)\n");
 	static const unsigned windows[] = { 1, 10, 100, 1000 };
 	for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
 		fprintf(f, "%u", windows[i]);

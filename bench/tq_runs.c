@@ -110,7 +110,7 @@ static int start_worker(tqb_tq *t, const tqb_config *cfg)
 {
 	char conc[16], pre[16], name[32], live[16];
 	snprintf(live, sizeof live, "%u", cfg->liveness ? cfg->liveness : 3);
-	snprintf(conc, sizeof conc, "%u", cfg->concurrency);
+	snprintf(conc, sizeof conc, "%u", cfg->in_loop ? 1 : cfg->concurrency);
 	if (cfg->prefetch == TQB_PREFETCH_AUTO)
 		snprintf(pre, sizeof pre, "auto");
 	else
@@ -127,6 +127,8 @@ static int start_worker(tqb_tq *t, const tqb_config *cfg)
 		               live,
 		               "--name",
 		               name,
+		               "--isolation",
+		               cfg->in_loop ? "none" : "process",
 		               NULL };
 	if (tqb_spawn(&t->workers[t->nworkers], cfg->out_dir, "tq-worker", argv) != 0)
 		return -1;
@@ -175,7 +177,8 @@ int tqb_tq_start(tqb_tq **out, const tqb_config *cfg, unsigned workers)
 	if (t == NULL)
 		return -1;
 	t->broker.pid = -1;
-	t->capacity = cfg->concurrency + (cfg->prefetch == TQB_PREFETCH_AUTO ? 0 : cfg->prefetch);
+	t->capacity = (cfg->in_loop ? 1 : cfg->concurrency) +
+	              (cfg->prefetch == TQB_PREFETCH_AUTO ? 0 : cfg->prefetch);
 	tq_client_opts o = { .name = "tq-bench" };
 	if (start_broker(t, cfg) != 0)
 		goto fail;
