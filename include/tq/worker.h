@@ -75,7 +75,7 @@ typedef struct {
 	unsigned concurrency; /* tasks run at once; 0: the number of cores */
 	/* Tasks held beyond concurrency, to hide latency.  0: automatic -
 	 * as many as take about 2 ms to run by the times measured so far, at
-	 * most 32 per executor (so long tasks get none, and no task waits long
+	 * most 256 per executor (so long tasks get none, and no task waits long
 	 * behind them); TQ_PREFETCH_NONE: none. */
 	unsigned prefetch;
 	unsigned heartbeat_ms; /* 0: 250 */
