@@ -18,7 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 100000, ENVELOPE_ROOM = 64 * 1024 };
+/* SNDHWM counts messages, and a message may carry up to 256 commands
+ * (outbox.c): 1,000 of them hold about what 100,000 single commands did
+ * before the broker's own outbox takes over, with its bounds. */
+enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 1000, ENVELOPE_ROOM = 64 * 1024 };
 
 /* ERROR answers to malformed messages, all peers together: a burst of 100,
  * then 20 a second. */
@@ -56,6 +59,8 @@ void tqi_peer_init(bpeer *p, tqi_role role, const zmq_msg_t *id)
 	tqi_list_init(&p->outbox);
 	p->outbox_bytes = 0;
 	tqi_node_init(&p->blocked);
+	tqi_batch_init(&p->batch);
+	tqi_node_init(&p->batched);
 	tqi_node_init(&p->gone_node);
 	p->gone = false;
 	p->gone_why = NULL;
@@ -152,6 +157,7 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	tqi_list_init(&b->live);
 	tqi_list_init(&b->gone);
 	tqi_list_init(&b->blocked);
+	tqi_list_init(&b->batched);
 	tqi_heap_init(&b->deadlines);
 	tqi_wbuf_init(&b->scratch);
 	tqi_rand_os(b->instance, sizeof b->instance);
@@ -171,6 +177,8 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	                              b->worker_endpoint, sizeof b->worker_endpoint);
 	if (b->workers_sock == NULL)
 		goto fail;
+	tqi_rx_init(&b->rx_clients, b->clients_sock, true);
+	tqi_rx_init(&b->rx_workers, b->workers_sock, true);
 	b->started_ms = b->now_ms = tqi_now_ms();
 	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
 	*out = b;
@@ -209,6 +217,8 @@ void tqi_broker_destroy(tqi_broker **bp)
 	tqi_hmap_destroy(&b->workers);
 	tqi_heap_destroy(&b->deadlines);
 	tqi_wbuf_free(&b->scratch);
+	tqi_rx_close(&b->rx_clients);
+	tqi_rx_close(&b->rx_workers);
 	if (b->clients_sock)
 		zmq_close(b->clients_sock);
 	if (b->workers_sock)
@@ -268,11 +278,11 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	tqi_send_raw(b, sock, &f->id, &e);
 }
 
-static void drain_socket(tqi_broker *b, void *sock, bool workers)
+static void drain_socket(tqi_broker *b, tqi_rx *rx, bool workers)
 {
 	for (int i = 0; i < BATCH; i++) {
 		tqi_frames f;
-		int rc = tqi_frames_recv(sock, true, &f, ZMQ_DONTWAIT);
+		int rc = tqi_rx_recv(rx, &f, ZMQ_DONTWAIT);
 		if (rc <= 0)
 			return;
 		if (workers)
@@ -298,6 +308,8 @@ static long poll_timeout(tqi_broker *b)
 		until = top->key;
 	if (!tqi_list_empty(&b->blocked) && b->now_ms + OUTBOX_RETRY_MS < until)
 		until = b->now_ms + OUTBOX_RETRY_MS;
+	if (!tqi_list_empty(&b->gone)) /* found gone by the last flush: clean up now */
+		until = b->now_ms;
 	if (b->stop_at_ms && b->stop_at_ms < until)
 		until = b->stop_at_ms;
 	return until > b->now_ms ? (long)(until - b->now_ms) : 0;
@@ -357,9 +369,9 @@ tq_err tqi_broker_run(tqi_broker *b)
 		if (rc > 0) {
 			/* Workers first: their results free capacity for clients. */
 			if (items[0].revents & ZMQ_POLLIN)
-				drain_socket(b, b->workers_sock, true);
+				drain_socket(b, &b->rx_workers, true);
 			if (items[1].revents & ZMQ_POLLIN)
-				drain_socket(b, b->clients_sock, false);
+				drain_socket(b, &b->rx_clients, false);
 		}
 		if (b->now_ms >= b->next_tick_ms)
 			tick(b);

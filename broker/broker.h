@@ -98,6 +98,8 @@ typedef struct {
 	tqi_list outbox;     /* boutmsg: sends that met EAGAIN, in order */
 	size_t outbox_bytes; /* what the outbox holds (see TQI_OUTBOX_MAX_BYTES) */
 	tqi_node blocked;    /* in broker.blocked while outbox is not empty */
+	tqi_batch batch;     /* this loop turn's messages, sent as one at its end */
+	tqi_node batched;    /* in broker.batched while batch is not empty */
 	tqi_node gone_node;  /* in broker.gone once found dead */
 	bool gone;           /* found dead; cleaned up at the end of the loop turn */
 	const char *gone_why;
@@ -181,6 +183,8 @@ typedef struct tqi_broker {
 	tqi_list live;        /* every registered bworker, in order of registration */
 	tqi_list gone;        /* bpeer.gone_node: found dead, not yet cleaned up */
 	tqi_list blocked;     /* peers with a non-empty outbox */
+	tqi_list batched;     /* peers with a non-empty batch */
+	tqi_rx rx_workers, rx_clients;
 	tqi_heap deadlines;
 	uint64_t ntasks;
 	uint64_t nassigned; /* tasks held by workers: the sum of their loads */
@@ -224,7 +228,8 @@ int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t
  * Returns 0, or -1 when it could not be encoded or sent (EAGAIN,
  * EHOSTUNREACH): the message is then dropped. */
 int tqi_send_raw(tqi_broker *b, void *sock, const zmq_msg_t *id, const tqi_env *e);
-/* Retries queued sends of blocked peers. */
+/* Sends every peer its batch of this loop turn, and retries queued sends
+ * of blocked peers. */
 void tqi_outbox_flush(tqi_broker *b);
 void tqi_outbox_clear(tqi_broker *b, bpeer *p);
 

@@ -127,6 +127,7 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 		err = errno == EINVAL || errno == EPROTONOSUPPORT ? TQ_EINVAL : TQ_ETRANSPORT;
 		goto fail;
 	}
+	tqi_rx_init(&c->rx, c->sock, false);
 	/* HELLO goes out with the first SUBMIT: a client that only asks for
 	 * stats opens no session. */
 	*out = c;
@@ -163,8 +164,10 @@ void tq_client_destroy(tq_client **cp)
 		t->worker = NULL;
 		t->client = NULL;
 	}
-	if (c->sock)
+	if (c->sock) {
+		tqi_rx_close(&c->rx);
 		zmq_close(c->sock);
+	}
 	if (c->ctx)
 		zmq_ctx_term(c->ctx);
 	tqi_hmap_foreach(&c->names, free_name, c);
@@ -632,7 +635,7 @@ static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg
 {
 	for (;;) {
 		tqi_frames f;
-		if (tqi_frames_recv(c->sock, false, &f, ZMQ_DONTWAIT) <= 0)
+		if (tqi_rx_recv(&c->rx, &f, ZMQ_DONTWAIT) <= 0)
 			return;
 		on_message(c, &f);
 		tqi_frames_close(&f);

@@ -79,6 +79,7 @@ struct tq_task {
 
 struct tq_client {
 	void *ctx, *sock;
+	tqi_rx rx; /* reads sock: the broker may send several answers in one message */
 	char broker[256];
 	char name[TQI_MAX_NAME + 1];
 	int broker_timeout_ms;

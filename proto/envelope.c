@@ -135,6 +135,15 @@ bool tqi_cmd_has_payload(uint8_t cmd)
 	return s != NULL && s->payload;
 }
 
+unsigned tqi_cmd_frames(const uint8_t *env, size_t len)
+{
+	if (len < TQI_HDR_LEN || env[0] != TQI_MAGIC0 || env[1] != TQI_MAGIC1 ||
+	    env[2] != TQI_VERSION)
+		return 0;
+	const schema *s = lookup(env[3]);
+	return s == NULL ? 0 : s->payload ? 2 : 1;
+}
+
 static bool has_route(const schema *s, int route)
 {
 	for (int i = 0; i < s->nroutes; i++)

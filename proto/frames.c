@@ -1,54 +1,95 @@
-/* frames.c - whole-message receive and zero-copy send over ZeroMQ. */
+/* frames.c - commands in and out of ZeroMQ messages: one at a time in,
+ * one or a batch per message out; payloads zero-copy. */
 #include "proto/frames.h"
 
 #include "proto/wire.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 
-int tqi_frames_recv(void *sock, bool router, tqi_frames *f, int flags)
+void tqi_rx_init(tqi_rx *rx, void *sock, bool router)
+{
+	rx->sock = sock;
+	rx->router = router;
+	rx->mid = false;
+	zmq_msg_init(&rx->id);
+}
+
+void tqi_rx_close(tqi_rx *rx)
+{
+	zmq_msg_close(&rx->id);
+	zmq_msg_init(&rx->id);
+	rx->mid = false;
+}
+
+/* Reads and drops the rest of the message after `last`; counts it. */
+static void take_rest(tqi_rx *rx, zmq_msg_t *last, tqi_frames *f)
+{
+	int more = zmq_msg_more(last);
+	while (more) {
+		zmq_msg_t extra;
+		zmq_msg_init(&extra);
+		if (zmq_msg_recv(&extra, rx->sock, 0) < 0) {
+			zmq_msg_close(&extra);
+			break;
+		}
+		f->nframes++;
+		more = zmq_msg_more(&extra);
+		zmq_msg_close(&extra);
+	}
+}
+
+int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 {
 	zmq_msg_init(&f->id);
 	zmq_msg_init(&f->env);
 	zmq_msg_init(&f->payload);
 	f->nframes = 0;
-	f->router = router;
-	zmq_msg_t *first = router ? &f->id : &f->env;
-	if (zmq_msg_recv(first, sock, flags) < 0) {
+	f->router = rx->router;
+	if (!rx->mid && rx->router) {
+		zmq_msg_close(&rx->id);
+		zmq_msg_init(&rx->id);
+		if (zmq_msg_recv(&rx->id, rx->sock, flags) < 0) {
+			int err = errno;
+			tqi_frames_close(f);
+			errno = err;
+			return err == EAGAIN ? 0 : -1;
+		}
+		flags = 0; /* ZeroMQ delivers a message whole: the rest is here */
+		if (!zmq_msg_more(&rx->id)) { /* a routing id and nothing else */
+			zmq_msg_copy(&f->id, &rx->id);
+			return 1;
+		}
+	}
+	if (rx->mid)
+		flags = 0;
+	if (zmq_msg_recv(&f->env, rx->sock, flags) < 0) {
 		int err = errno;
 		tqi_frames_close(f);
+		tqi_rx_close(rx);
 		errno = err;
 		return err == EAGAIN ? 0 : -1;
 	}
-	if (!router)
-		f->nframes = 1;
-	/* The rest of a message is already here: ZeroMQ delivers messages
-	 * whole, so these receives never block. */
-	zmq_msg_t *last = first;
-	while (zmq_msg_more(last)) {
-		zmq_msg_t *dst;
-		zmq_msg_t extra;
-		if (f->nframes == 0)
-			dst = &f->env;
-		else if (f->nframes == 1)
-			dst = &f->payload;
-		else {
-			zmq_msg_init(&extra);
-			dst = &extra;
+	if (rx->router)
+		zmq_msg_copy(&f->id, &rx->id);
+	f->nframes = 1;
+	zmq_msg_t *last = &f->env;
+	unsigned shape = tqi_cmd_frames(zmq_msg_data(&f->env), zmq_msg_size(&f->env));
+	if (shape == 2 && zmq_msg_more(last)) {
+		if (zmq_msg_recv(&f->payload, rx->sock, 0) < 0) {
+			rx->mid = false; /* the socket failed; what it had is gone */
+			return 1;
 		}
-		if (zmq_msg_recv(dst, sock, 0) < 0)
-			break;
-		f->nframes++;
-		if (dst == &extra) {
-			int more = zmq_msg_more(&extra);
-			zmq_msg_close(&extra);
-			if (!more)
-				break;
-			continue;
-		}
-		last = dst;
+		f->nframes = 2;
+		last = &f->payload;
+	} else if (shape == 0) {
+		take_rest(rx, last, f); /* its shape is unknown: all of it is its */
+		rx->mid = false;
+		return 1;
 	}
+	rx->mid = zmq_msg_more(last);
 	return 1;
 }
 
@@ -127,4 +168,87 @@ int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t e
 	if (payload != NULL)
 		return zmq_msg_send(payload, sock, flags) < 0 ? -1 : 0;
 	return zmq_send(sock, "", 0, flags) < 0 ? -1 : 0;
+}
+
+void tqi_batch_init(tqi_batch *b)
+{
+	b->v = NULL;
+	b->n = b->cap = b->cmds = 0;
+	b->bytes = 0;
+}
+
+void tqi_batch_clear(tqi_batch *b)
+{
+	for (uint32_t i = 0; i < b->n; i++)
+		zmq_msg_close(&b->v[i]);
+	free(b->v);
+	tqi_batch_init(b);
+}
+
+static int batch_room(tqi_batch *b, uint32_t more)
+{
+	if (b->n + more <= b->cap)
+		return 0;
+	uint32_t cap = b->cap ? 2 * b->cap : 16;
+	while (cap < b->n + more)
+		cap *= 2;
+	zmq_msg_t *v = realloc(b->v, cap * sizeof *v);
+	if (v == NULL)
+		return -1;
+	b->v = v;
+	b->cap = cap;
+	return 0;
+}
+
+int tqi_batch_add(tqi_batch *b, const void *env, size_t envlen, zmq_msg_t *payload)
+{
+	bool with_payload = envlen >= 4 && tqi_cmd_has_payload(((const unsigned char *)env)[3]);
+	if (batch_room(b, with_payload ? 2 : 1) != 0)
+		return -1;
+	zmq_msg_t *e = &b->v[b->n];
+	if (zmq_msg_init_size(e, envlen) != 0)
+		return -1;
+	memcpy(zmq_msg_data(e), env, envlen);
+	b->n++;
+	b->bytes += envlen;
+	if (with_payload) {
+		zmq_msg_t *p = &b->v[b->n++];
+		zmq_msg_init(p);
+		if (payload != NULL) {
+			zmq_msg_move(p, payload);
+			b->bytes += zmq_msg_size(p);
+		}
+	} else if (payload != NULL) { /* nothing to carry it: still "moved" */
+		zmq_msg_close(payload);
+		zmq_msg_init(payload);
+	}
+	b->cmds++;
+	return 0;
+}
+
+int tqi_batch_send(tqi_batch *b, void *sock, const void *id, size_t idlen, int flags)
+{
+	if (b->n == 0)
+		return 0;
+	if (id != NULL && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
+		return -1;
+	/* Once the first frame is taken the rest is too: ZeroMQ checks the
+	 * high-water mark per message. */
+	for (uint32_t i = 0; i < b->n; i++) {
+		int more = i + 1 < b->n ? ZMQ_SNDMORE : 0;
+		if (zmq_msg_send(&b->v[i], sock, flags | more) < 0) {
+			if (i == 0 && id == NULL)
+				return -1; /* refused whole: the batch is intact */
+			/* Cannot happen after the first frame; if it did, the
+			 * message is lost either way: do not send its rest twice. */
+			for (uint32_t j = i; j < b->n; j++)
+				zmq_msg_close(&b->v[j]);
+			b->n = b->cmds = 0;
+			b->bytes = 0;
+			return -1;
+		}
+	}
+	b->n = b->cmds = 0;
+	b->bytes = 0;
+	return 0;
 }

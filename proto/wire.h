@@ -112,6 +112,12 @@ const char *tqi_cmd_name(uint8_t cmd);
 /* True when cmd carries a payload frame after the envelope. */
 bool tqi_cmd_has_payload(uint8_t cmd);
 
+/* How many frames the command whose envelope frame is env (len bytes)
+ * takes in a message: 2 (envelope and payload), 1 (envelope only), or 0
+ * when the header is not a tq/1 header of a known command - its shape is
+ * unknown, so the rest of the message goes with it (PROTOCOL.md 2). */
+unsigned tqi_cmd_frames(const uint8_t *env, size_t len);
+
 /* True when a peer of role `from` may send cmd to a peer of role `to`. */
 bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
 

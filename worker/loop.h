@@ -88,6 +88,8 @@ struct tq_worker {
 	bool running;
 
 	void *ctx, *sock;
+	tqi_rx rx;     /* reads sock: the broker may send several tasks in one message */
+	tqi_batch out; /* what this loop turn sends, as one message at its end */
 	tqi_rand rng;
 	enum { CONN_CONNECTING, CONN_READY } conn;
 	uint8_t instance[TQI_REF_LEN];
@@ -151,6 +153,8 @@ void tqi_inline_stop(tq_worker *w);
 bool tqi_inline_run(tq_worker *w);
 
 /* ---- worker.c ---- */
+/* Sends what the loop gathered for the broker (tqi_batch) now. */
+void tqi_worker_flush(tq_worker *w);
 /* Feeds the automatic prefetch one task's run time, as measured where it
  * ran (not when the loop learnt of it: several results may come at once). */
 void tqi_measure_service(tq_worker *w, uint32_t run_us);

@@ -32,6 +32,7 @@ tq_err tqi_registry_add(tqi_registry *r, const char *name, tq_handler fn, void *
 	e->name_len = len;
 	e->fn = fn;
 	e->arg = arg;
+	e->last_us = 0;
 	return TQ_OK;
 }
 

@@ -14,6 +14,7 @@ typedef struct {
 	size_t name_len;
 	tq_handler fn;
 	void *arg;
+	uint32_t last_us; /* run in the loop (inline.c): its last run's time + 1; 0: never */
 } tqi_handler_entry;
 
 typedef struct {

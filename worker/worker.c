@@ -23,7 +23,12 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
+enum {
+	BACKOFF_MIN_MS = 100,
+	BACKOFF_MAX_MS = 5000,
+	CONNECT_TIMEOUT_MIN_MS = 5000,
+	FLUSH_CMDS = 256 /* a turn's messages go early at this count */
+};
 
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
@@ -100,16 +105,40 @@ void tq_worker_stop(tq_worker *w)
 
 /* ---- talking to the broker ---- */
 
+/* Gathers a message for the broker; the loop sends what a turn gathered
+ * as one message before it waits (tqi_worker_flush). */
 static int send_env(tq_worker *w, const tqi_env *e, zmq_msg_t *payload)
 {
 	if (w->sock == NULL || tqi_env_encode(e, &w->scratch) != TQ_OK)
 		return -1;
-	/* The worker's DEALER has no high-water mark (what it sends is
-	 * bounded by what it holds), so this does not block. */
-	if (tqi_send(w->sock, NULL, 0, w->scratch.data, w->scratch.len, payload, 0) != 0)
+	if (tqi_batch_add(&w->out, w->scratch.data, w->scratch.len, payload) != 0)
 		return -1;
+	if (w->out.cmds >= FLUSH_CMDS)
+		tqi_worker_flush(w);
 	w->last_sent = w->now;
 	return 0;
+}
+
+void tqi_worker_flush(tq_worker *w)
+{
+	if (w->sock == NULL) {
+		tqi_batch_clear(&w->out);
+		return;
+	}
+	/* The worker's DEALER has no high-water mark (what it sends is
+	 * bounded by what it holds), so this does not block; it fails only
+	 * on a socket that is closing, and then what it held is lost with it. */
+	if (tqi_batch_send(&w->out, w->sock, NULL, 0, 0) != 0)
+		tqi_batch_clear(&w->out);
+}
+
+static void close_socket(tq_worker *w, int linger)
+{
+	tqi_worker_flush(w);
+	tqi_rx_close(&w->rx);
+	zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_close(w->sock);
+	w->sock = NULL;
 }
 
 static void send_simple(tq_worker *w, uint8_t cmd)
@@ -196,6 +225,7 @@ static tq_err open_socket(tq_worker *w)
 		tqi_error("cannot connect to %s: %s", w->broker, zmq_strerror(errno));
 		return TQ_EINVAL;
 	}
+	tqi_rx_init(&w->rx, w->sock, false);
 	w->conn = CONN_CONNECTING;
 	w->conn_since = w->now;
 	return send_ready(w);
@@ -208,11 +238,8 @@ static void reset_connection(tq_worker *w, const char *why)
 	if (w->sock != NULL) {
 		/* Results already written still go out (a broker that gave us
 		 * up fences them): let the old socket linger a while. */
-		int linger = 1000;
-		zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-		zmq_close(w->sock);
+		close_socket(w, 1000);
 	}
-	w->sock = NULL;
 	w->backoff_ms = w->backoff_ms ? w->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (w->backoff_ms > BACKOFF_MAX_MS)
 		w->backoff_ms = BACKOFF_MAX_MS;
@@ -446,6 +473,7 @@ static tq_err serve(tq_worker *w)
 		}
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
+		tqi_worker_flush(w); /* what this turn said goes before the wait */
 		int rc = zmq_poll(items, n, more ? 0L : (long)next_wakeup(w));
 		w->now = tqi_now_ms();
 		if (rc < 0 && errno != EINTR) {
@@ -468,7 +496,7 @@ static tq_err serve(tq_worker *w)
 		if (rc > 0 && sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) {
 			for (int k = 0; k < 256 && w->sock != NULL; k++) {
 				tqi_frames f;
-				if (tqi_frames_recv(w->sock, false, &f, ZMQ_DONTWAIT) <= 0)
+				if (tqi_rx_recv(&w->rx, &f, ZMQ_DONTWAIT) <= 0)
 					break;
 				on_message(w, &f);
 				tqi_frames_close(&f);
@@ -500,6 +528,7 @@ tq_err tq_worker_run(tq_worker *w)
 	tqi_heap_init(&w->deadlines);
 	tqi_list_init(&w->queue);
 	tqi_wbuf_init(&w->scratch);
+	tqi_batch_init(&w->out);
 	/* Executors first: the zygote must be forked before ZeroMQ starts
 	 * its threads. */
 	tq_err result = TQ_OK;
@@ -520,10 +549,7 @@ tq_err tq_worker_run(tq_worker *w)
 	if (w->sock != NULL) {
 		if (w->conn == CONN_READY)
 			send_simple(w, TQI_BYE);
-		int linger = 1000; /* let the last DONEs and BYE out */
-		zmq_setsockopt(w->sock, ZMQ_LINGER, &linger, sizeof linger);
-		zmq_close(w->sock);
-		w->sock = NULL;
+		close_socket(w, 1000); /* let the last DONEs and BYE out */
 	}
 	tqi_pool_drop_all(w);
 out_ctx:
@@ -535,6 +561,7 @@ out:
 	tqi_hmap_destroy(&w->held);
 	tqi_heap_destroy(&w->deadlines);
 	tqi_wbuf_free(&w->scratch);
+	tqi_batch_clear(&w->out);
 	w->running = false;
 	tqi_info("stopped");
 	return result;

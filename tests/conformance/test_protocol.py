@@ -34,13 +34,43 @@ def envelope(cmd, fields, version=VERSION):
     return MAGIC + bytes([version, CMD[cmd]]) + msgpack.packb(fields, use_bin_type=True)
 
 
-def decode(frames):
-    env = frames[0]
-    assert env[:2] == MAGIC, "bad magic"
-    assert env[2] == VERSION, "bad version"
-    fields = msgpack.unpackb(env[4:], raw=False)
-    payload = frames[1] if len(frames) > 1 else None
-    return NAME[env[3]], fields, payload
+PAYLOAD = {"SUBMIT", "RESULT", "TASK", "DONE"}  # the commands with a payload frame
+PENDING = {}  # socket -> commands received but not yet handed out
+BATCHED = [0]  # messages seen that carried more than one command
+
+
+def split(frames):
+    """A message is one or more commands, each an envelope and, for the
+    commands that carry one, the payload frame after it (section 2)."""
+    out, i = [], 0
+    while i < len(frames):
+        env = frames[i]
+        i += 1
+        assert env[:2] == MAGIC, "bad magic"
+        assert env[2] == VERSION, "bad version"
+        name = NAME[env[3]]
+        payload = None
+        if name in PAYLOAD:
+            assert i < len(frames), f"{name} without its payload frame"
+            payload = frames[i]
+            i += 1
+        out.append((name, msgpack.unpackb(env[4:], raw=False), payload))
+    if len(out) > 1:
+        BATCHED[0] += 1
+    return out
+
+
+def ready(sock, timeout_ms):
+    """True when a command is waiting (already received, or on the socket)."""
+    return bool(PENDING.get(sock)) or bool(sock.poll(timeout_ms))
+
+
+def next_command(sock):
+    """The next command: (name, fields, payload); call after ready()."""
+    q = PENDING.setdefault(sock, [])
+    if not q:
+        q.extend(split(sock.recv_multipart()))
+    return q.pop(0)
 
 
 def dealer(ctx, endpoint):
@@ -55,9 +85,9 @@ def recv(sock, timeout_ms=5000, skip=("HEARTBEAT",)):
     deadline = time.monotonic() + timeout_ms / 1000
     while True:
         left = deadline - time.monotonic()
-        if left <= 0 or not sock.poll(int(left * 1000)):
+        if left <= 0 or not ready(sock, int(left * 1000)):
             raise TimeoutError("no message")
-        cmd, fields, payload = decode(sock.recv_multipart())
+        cmd, fields, payload = next_command(sock)
         if cmd not in skip:
             return cmd, fields, payload
 
@@ -95,9 +125,9 @@ class Worker(threading.Thread):
             if time.monotonic() - last_ping >= 0.25:
                 s.send_multipart([envelope("PING", [])])  # busy or not: section 6.1
                 last_ping = time.monotonic()
-            if not s.poll(50):
+            if not ready(s, 50):
                 continue
-            cmd, f, payload = decode(s.recv_multipart())
+            cmd, f, payload = next_command(s)
             if cmd == "WELCOME":
                 assert len(f[0]) == 16 and f[1] is False and 10 <= f[2] <= 60000
                 s.send_multipart([envelope("CAPACITY", [5])])  # hold up to 5 tasks
@@ -174,6 +204,20 @@ def main():
             assert cmd == "RESULT" and f[0] == ref and f[1] == "cworker" and f[2] == 1, (cmd, f)
             assert msgpack.unpackb(payload) == 2 * n
         print("Python client -> C worker: double(21) = 42, double(-7) = -14")
+
+        # Several commands in one message (section 2): three SUBMITs, each
+        # answered once; the answers may come in one message or several.
+        refs = {secrets.token_bytes(16): n for n in (1, 2, 3)}
+        frames = []
+        for ref, n in refs.items():
+            frames += [envelope("SUBMIT", [session, ref, "double", 0, 0, 0]), msgpack.packb([n])]
+        c.send_multipart(frames)
+        for _ in range(len(refs)):
+            cmd, f, payload = recv(c)
+            assert cmd == "RESULT" and f[0] in refs, (cmd, f)
+            assert msgpack.unpackb(payload) == 2 * refs.pop(f[0])
+        print("three SUBMITs in one message: three RESULTs;",
+              BATCHED[0], "message(s) so far carried more than one command")
 
         # A function nobody offers: NOTICE{ENOWORKER}, then FAILED{ENOWORKER} at the deadline.
         ref = secrets.token_bytes(16)

@@ -3,7 +3,9 @@
  *
  * Oracles: a rejection is one of the decoder's own errors and says why;
  * the route-checking decoder accepts exactly what the plain one accepts
- * and the route allows;
+ * and the route allows; the frame splitter (tqi_cmd_frames) gives a shape
+ * to every envelope the decoder accepts - its command's - and takes the
+ * rest of the message only with one whose header or command it refuses;
  * everything decoded points inside the input; the list fields iterate to
  * their counts; and a round trip - what the decoder accepts, the encoder
  * accepts, and decoding that gives the same fields again.
@@ -64,11 +66,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char why[160];
 	tq_err err = tqi_env_decode(data, size, &e, why, sizeof why);
 	check_routes(data, size, err, &e);
+	unsigned shape = tqi_cmd_frames(data, size);
 	if (err != TQ_OK) {
 		FUZZ_CHECK(is_decoder_error(err));
 		FUZZ_CHECK(why[0] != '\0');
+		FUZZ_CHECK(shape != 0 || err == TQ_EMAGIC || err == TQ_EVERSION ||
+		           err == TQ_ECOMMAND || err == TQ_ETRUNCATED);
 		return 0;
 	}
+	FUZZ_CHECK(shape == (tqi_cmd_has_payload(e.cmd) ? 2u : 1u));
 	FUZZ_CHECK(tqi_cmd_name(e.cmd) != NULL);
 	FUZZ_CHECK(e.name.n <= TQI_MAX_NAME && e.function.n <= TQI_MAX_NAME);
 	FUZZ_CHECK(e.text.n <= TQI_MAX_TEXT);

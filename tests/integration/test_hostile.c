@@ -119,8 +119,10 @@ static void raw_msg_close(raw_msg *m)
 	zmq_msg_close(&m->env);
 }
 
-/* Waits up to 5 s for the next message other than HEARTBEAT, and checks
- * that it is a well-formed `cmd`.  Close m afterwards. */
+/* Waits up to 5 s for the next command other than HEARTBEAT, and checks
+ * that it is a well-formed `cmd`.  A message may carry several commands
+ * (PROTOCOL.md 2): this reads one, its payload with it, and leaves the rest
+ * for the next call.  Close m afterwards. */
 static void raw_expect(raw_peer *p, uint8_t cmd, raw_msg *m)
 {
 	for (;;) {
@@ -129,13 +131,14 @@ static void raw_expect(raw_peer *p, uint8_t cmd, raw_msg *m)
 		zmq_msg_init(&m->env);
 		assert_true(zmq_msg_recv(&m->env, p->sock, 0) >= 0);
 		m->payload_len = 0;
-		bool more = zmq_msg_more(&m->env);
-		while (more) {
+		assert_int_not_equal(tqi_cmd_frames(zmq_msg_data(&m->env), zmq_msg_size(&m->env)),
+		                     0);
+		if (tqi_cmd_frames(zmq_msg_data(&m->env), zmq_msg_size(&m->env)) == 2) {
+			assert_true(zmq_msg_more(&m->env));
 			zmq_msg_t part;
 			zmq_msg_init(&part);
 			assert_true(zmq_msg_recv(&part, p->sock, 0) >= 0);
-			m->payload_len += zmq_msg_size(&part);
-			more = zmq_msg_more(&part);
+			m->payload_len = zmq_msg_size(&part);
 			zmq_msg_close(&part);
 		}
 		assert_int_equal(
@@ -240,7 +243,13 @@ static void test_garbage_on_the_client_endpoint(void **state)
 	/* An array claiming 4 billion fields in 5 bytes: refused, nothing reserved. */
 	raw_send(&p, 1, "TQ\x01\x03\xdd\xff\xff\xff\xff", (size_t)9);
 	expect_error(&p, TQ_ELENGTH);
-	raw_send(&p, 3, "TQ\x01\x0b\x90", (size_t)5, "x", (size_t)1, "y", (size_t)1); /* frames */
+	/* A SUBMIT whose payload frame is missing. */
+	tqi_env submit = { .cmd = TQI_SUBMIT, .session = 1, .function = { "double", 6 } };
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	assert_int_equal(tqi_env_encode(&submit, &w), TQ_OK);
+	raw_send(&p, 1, w.data, w.len);
+	tqi_wbuf_free(&w);
 	expect_error(&p, TQ_EFRAMES);
 
 	uint64_t malformed = 0;

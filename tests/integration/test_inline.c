@@ -3,7 +3,9 @@
  * (tq-worker --isolation none): results and failures come back as from
  * executors; a task waiting behind a running one can be cancelled, and
  * expires at its deadline, without ever running; a crash takes the worker
- * down and its task ends as lost; bad option combinations are refused.
+ * down and its task ends as lost; a quick task's answer is not held back
+ * behind a slow task the loop runs next; bad option combinations are
+ * refused.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,11 +125,40 @@ static void test_a_crash_takes_the_worker_down(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_a_quick_answer_does_not_wait_for_a_slow_task(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, patient));
+	assert_non_null(th_worker(e, "w1", inline_opts));
+	tq_client *c = th_client(e, 0);
+	th_expect_int(c, "double", "[1]", 2, "w1"); /* double: known to be quick */
+	/* While `first` runs, `quick` and then `slow` queue up behind it; the
+	 * loop then runs them in one turn.  quick's answer must go before
+	 * slow runs - slow's function has no quick record - not with slow's. */
+	th_path mark_path;
+	snprintf(mark_path.path, sizeof mark_path.path, "%s/first", e->dir);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", 300]", mark_path.path);
+	tq_task *first = th_async(c, "mark", args, NULL);
+	assert_true(th_wait_for(th_file_exists, &mark_path, 5000));
+	tq_task *quick = th_async(c, "double", "[2]", NULL);
+	tq_task *slow = th_async(c, "sleep", "[3000]", NULL);
+	assert_int_equal(tq_task_await(quick, 5000), TQ_OK);
+	assert_int_equal(th_result_int(quick), 4);
+	assert_int_equal(tq_task_yield(slow, 0), TQ_ERUNNING);
+	assert_int_equal(tq_task_await(first, 5000), TQ_OK);
+	assert_int_equal(tq_task_await(slow, 10000), TQ_OK);
+	tq_task_destroy(&first);
+	tq_task_destroy(&quick);
+	tq_task_destroy(&slow);
+	tq_client_destroy(&c);
+}
+
 static void test_bad_options_are_refused(void **state)
 {
 	th_env *e = *state;
-	static const char *const many[] = { TQ_WORKER_BIN, "--isolation", "none",
-		                            "--concurrency", "2", NULL };
+	static const char *const many[] = { TQ_WORKER_BIN,   "--isolation", "none",
+		                            "--concurrency", "2",           NULL };
 	static const char *const bogus[] = { TQ_WORKER_BIN, "--isolation", "thread", NULL };
 	char *out = NULL, *err = NULL;
 	assert_int_equal(th_run(e, many, 5000, &out, &err), 2);
@@ -151,7 +182,10 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_a_crash_takes_the_worker_down, th_setup,
 		                                th_teardown),
-		cmocka_unit_test_setup_teardown(test_bad_options_are_refused, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_a_quick_answer_does_not_wait_for_a_slow_task,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_bad_options_are_refused, th_setup,
+		                                th_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -519,7 +519,11 @@ static void *fake_broker_run(void *arg)
 	fake_broker *fb = arg;
 	zmq_pollitem_t item = { fb->sock, 0, ZMQ_POLLIN, 0 };
 	tqi_frames f;
-	if (zmq_poll(&item, 1, 10000) != 1 || tqi_frames_recv(fb->sock, true, &f, 0) != 1)
+	tqi_rx rx;
+	tqi_rx_init(&rx, fb->sock, true);
+	int got = zmq_poll(&item, 1, 10000) == 1 ? tqi_rx_recv(&rx, &f, 0) : 0;
+	tqi_rx_close(&rx);
+	if (got != 1)
 		return NULL;
 	tqi_env in;
 	if (tqi_frames_decode(&f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &in, NULL, 0) == TQ_OK &&
