@@ -524,7 +524,7 @@ static void on_message(tq_client *c, tqi_frames *f)
 		         why);
 		return;
 	}
-	c->last_heard_ms = tqi_now_ms();
+	c->heard = true; /* drain() reads the clock once for all it read */
 	c->probe_gap_ms = tqi_hb_ms(c);
 	tq_task *t;
 	switch (e.cmd) {
@@ -633,15 +633,18 @@ static void watch_broker(tq_client *c, uint64_t now)
 
 static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg)
 {
+	c->heard = false;
 	for (;;) {
 		tqi_frames f;
 		if (tqi_rx_recv(&c->rx, &f, ZMQ_DONTWAIT) <= 0)
-			return;
+			break;
 		on_message(c, &f);
 		tqi_frames_close(&f);
 		if (done(c, arg))
-			return;
+			break;
 	}
+	if (c->heard)
+		c->last_heard_ms = tqi_now_ms();
 }
 
 static bool never(tq_client *c, void *arg)

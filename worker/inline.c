@@ -45,8 +45,10 @@ void tqi_inline_stop(tq_worker *w)
 	tq_buf_destroy(&w->reply);
 }
 
-/* Runs t (out of the queue) and answers it. */
-static void run(tq_worker *w, wtask *t)
+/* Runs t (out of the queue), taken up at start (tqi_now_us), and answers
+ * it; returns when it ended, on the same clock.  One clock reading ends a
+ * task and starts the next: the loop runs many short ones in a row. */
+static uint64_t run(tq_worker *w, wtask *t, uint64_t start)
 {
 	tqi_call call = { .entry = &w->reg.v[t->fn_index],
 		          .worker = w->name,
@@ -54,21 +56,21 @@ static void run(tq_worker *w, wtask *t)
 		          .deadline_ms = t->deadline.key,
 		          .ref = t->ref };
 	tqi_outcome out;
-	uint64_t start = tqi_now_us();
 	tqi_invoke(&call, zmq_msg_data(&t->args), zmq_msg_size(&t->args), w->reply, &out);
-	uint64_t took = tqi_now_us() - start;
+	uint64_t end = tqi_now_us();
+	uint64_t took = end - start;
 	uint32_t us = took > UINT32_MAX ? UINT32_MAX : (uint32_t)took;
 	tqi_measure_service(w, us);
 	w->reg.v[t->fn_index].last_us = us < UINT32_MAX ? us + 1 : us;
-	w->now = tqi_now_ms();
+	w->now = end / 1000; /* tqi_now_ms's clock, CLOCK_MONOTONIC */
 	if (out.code != TQ_OK) {
 		tqi_task_done(w, t, (tq_err)out.code, out.text, NULL);
-		return;
+		return end;
 	}
 	zmq_msg_t m;
 	if (zmq_msg_init_size(&m, out.len) != 0) {
 		tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory for the result", NULL);
-		return;
+		return end;
 	}
 	memcpy(zmq_msg_data(&m), out.data, out.len);
 	tqi_task_done(w, t, TQ_OK, NULL, &m);
@@ -79,6 +81,7 @@ static void run(tq_worker *w, wtask *t)
 		if (tq_buf_new(&w->reply) != TQ_OK)
 			w->reply = NULL; /* tqi_inline_run tries again */
 	}
+	return end;
 }
 
 /* True when the next queued task's function ran quickly last time. */
@@ -95,22 +98,21 @@ bool tqi_inline_run(tq_worker *w)
 {
 	if (w->reply == NULL && tq_buf_new(&w->reply) != TQ_OK)
 		return false; /* out of memory: the tasks wait for a later turn */
-	uint64_t start = tqi_now_us();
+	uint64_t start = tqi_now_us(), now = start;
 	tqi_node *n;
 	while (w->reply != NULL && (n = tqi_list_front(&w->queue)) != NULL) {
 		wtask *t = tqi_container_of(n, wtask, qnode);
-		uint64_t now = tqi_now_ms();
-		if (t->deadline.key != 0 && t->deadline.key <= now) {
-			w->now = now;
+		if (t->deadline.key != 0 && t->deadline.key <= now / 1000) {
+			w->now = now / 1000;
 			tqi_pool_stop_task(w, t, TQ_ETIMEDOUT, "deadline passed before it started",
 			                   0);
 			continue;
 		}
 		tqi_list_remove(&w->queue, &t->qnode);
-		run(w, t);
+		now = run(w, t, now);
 		if (!next_is_quick(w))
 			tqi_worker_flush(w);
-		if (tqi_now_us() - start >= TURN_US)
+		if (now - start >= TURN_US)
 			break;
 	}
 	return !tqi_list_empty(&w->queue);
