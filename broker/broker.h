@@ -216,11 +216,13 @@ void tqi_broker_stop(tqi_broker *b);
 void tqi_broker_destroy(tqi_broker **bp);
 
 /* ---- outbox.c: sending to a peer without ever blocking ---- */
-/* Encodes e and sends it to peer p on sock, with *payload (may be NULL)
- * moved.  A peer at its high-water mark gets the message queued in its
- * outbox; a peer that is gone, or whose outbox is full (it is not
- * reading), is marked gone.  Returns 0, or -1 when the peer is gone or
- * memory ran out (the message is then dropped, *payload left). */
+/* Encodes e for peer p, with *payload (may be NULL) moved, into p's batch
+ * for this loop turn (tqi_outbox_flush sends it, on the socket of p's role:
+ * sock only names it) - or into p's outbox while that holds messages.  A
+ * batch refused at the high-water mark goes to the outbox; a peer that is
+ * gone (EHOSTUNREACH when its batch goes), or whose outbox is full (it is
+ * not reading), is marked gone.  Returns 0, or -1 when the peer is known
+ * gone or memory ran out (the message is then dropped, *payload left). */
 int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload);
 /* Encodes e and sends it once, without an outbox, to the routing id `id` on
  * sock: for a peer the broker keeps no record of (a client without a
