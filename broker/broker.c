@@ -158,6 +158,8 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	tqi_list_init(&b->gone);
 	tqi_list_init(&b->blocked);
 	tqi_list_init(&b->batched);
+	tqi_rx_init(&b->rx_clients, NULL, true); /* their sockets come below */
+	tqi_rx_init(&b->rx_workers, NULL, true);
 	tqi_heap_init(&b->deadlines);
 	tqi_wbuf_init(&b->scratch);
 	tqi_rand_os(b->instance, sizeof b->instance);
@@ -177,8 +179,8 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	                              b->worker_endpoint, sizeof b->worker_endpoint);
 	if (b->workers_sock == NULL)
 		goto fail;
-	tqi_rx_init(&b->rx_clients, b->clients_sock, true);
-	tqi_rx_init(&b->rx_workers, b->workers_sock, true);
+	b->rx_clients.sock = b->clients_sock;
+	b->rx_workers.sock = b->workers_sock;
 	b->started_ms = b->now_ms = tqi_now_ms();
 	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
 	*out = b;

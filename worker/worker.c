@@ -165,7 +165,7 @@ void tqi_measure_service(tq_worker *w, uint32_t run_us)
 }
 
 /* Automatic prefetch: hold as many tasks as take about PREFETCH_BUDGET_US
- * to run, at most 32 per executor.  Announced with
+ * to run, at most 4 x TQI_EXEC_DEPTH (256) per executor.  Announced with
  * CAPACITY when it moves by a quarter, at most every 50 ms. */
 static void adjust_capacity(tq_worker *w)
 {
