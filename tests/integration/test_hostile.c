@@ -502,9 +502,10 @@ static void test_client_that_never_reads(void **state)
 	raw_peer c;
 	raw_open_reluctant(&c, e->client_ep);
 	raw_client_hello(&c, 99);
-	/* The broker's socket holds 100000 answers (its high-water mark), the
-	 * kernel some more, then the outbox 1000: a few hundred thousand
-	 * requests get there.  The bound only stops a broken broker. */
+	/* The broker's socket holds 1000 messages (its high-water mark) of up
+	 * to 256 answers, the kernel some more, then the outbox 1000: a few
+	 * hundred thousand requests get there.  The bound only stops a broken
+	 * broker. */
 	bool let_go = false;
 	for (int batch = 0; batch < 400 && !let_go; batch++) {
 		for (int i = 0; i < 5000; i++)
