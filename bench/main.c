@@ -175,7 +175,7 @@ static int point(trio *t, const tqb_config *cfg, tqb_results *r, unsigned window
 		if (t->tqi != NULL &&
 		    tqb_tq_throughput(t->tqi, window, size, chunk, &rate[SYS_TQI][i]) != 0)
 			return -1;
-		for (int k = 0; k < 2; k++) {
+		for (int k = 0; k < (t->tqi != NULL ? 2 : 1); k++) {
 			double mine = rate[k == 0 ? SYS_TQ : SYS_TQI][i];
 			if (t->floor != NULL)
 				vs_floor[k][i] = mine / rate[SYS_FLOOR][i];
