@@ -3,7 +3,9 @@
  * (tq-worker --isolation none): results and failures come back as from
  * executors; a task waiting behind a running one can be cancelled, and
  * expires at its deadline, without ever running; a crash takes the worker
- * down and its task ends as lost; a quick task's answer is not held back
+ * down and its task ends as lost; a task that outlasts the broker's
+ * patience costs the worker its registration, not its life - it registers
+ * again and serves on; a quick task's answer is not held back
  * behind a slow task the loop runs next; bad option combinations are
  * refused.
  */
@@ -125,6 +127,25 @@ static void test_a_crash_takes_the_worker_down(void **state)
 	tq_client_destroy(&c);
 }
 
+static void test_a_task_longer_than_the_liveness_is_lost_and_the_worker_returns(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL)); /* heartbeat 250 ms x liveness 3 */
+	assert_non_null(th_worker(e, "w1", inline_opts));
+	tq_client *c = th_client(e, 0);
+	/* Silent for 1.5 s while it runs: the broker gives the worker up. */
+	tq_task *t = th_async(c, "sleep", "[1500]", NULL);
+	assert_int_equal(tq_task_await(t, 10000), TQ_EWORKERLOST);
+	tq_task_destroy(&t);
+	assert_true(th_log_has(e->broker, "missed heartbeats", 5000));
+	/* Told it is unknown when it speaks again, it registers anew. */
+	th_expect_int(c, "double", "[21]", 42, "w1");
+	uint64_t lost = 0;
+	assert_int_equal(th_stat(e, "counters.workers_lost", &lost), 0);
+	assert_int_equal(lost, 1);
+	tq_client_destroy(&c);
+}
+
 static void test_a_quick_answer_does_not_wait_for_a_slow_task(void **state)
 {
 	th_env *e = *state;
@@ -184,6 +205,9 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_a_quick_answer_does_not_wait_for_a_slow_task,
 		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_task_longer_than_the_liveness_is_lost_and_the_worker_returns, th_setup,
+		    th_teardown),
 		cmocka_unit_test_setup_teardown(test_bad_options_are_refused, th_setup,
 		                                th_teardown),
 	};
