@@ -9,14 +9,11 @@
 #include "worker/invoke.h"
 
 #include "base/clock.h"
-#include "base/hex.h"
 #include "proto/wire.h"
 #include "tq/value.h"
 
 #include <errno.h>
 #include <signal.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
