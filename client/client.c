@@ -514,7 +514,8 @@ static tq_task *pending_task(tq_client *c, const uint8_t *ref)
 	return t;
 }
 
-static void on_message(tq_client *c, tqi_frames *f)
+/* Handles one message; false when it was malformed (and ignored). */
+static bool on_message(tq_client *c, tqi_frames *f)
 {
 	tqi_env e;
 	char why[256];
@@ -522,9 +523,8 @@ static void on_message(tq_client *c, tqi_frames *f)
 	if (err != TQ_OK) {
 		tqi_warn("ignored a malformed message from the broker: %s %s", tq_errname(err),
 		         why);
-		return;
+		return false;
 	}
-	c->heard = true; /* drain() reads the clock once for all it read */
 	c->probe_gap_ms = tqi_hb_ms(c);
 	tq_task *t;
 	switch (e.cmd) {
@@ -565,6 +565,7 @@ static void on_message(tq_client *c, tqi_frames *f)
 	default:
 		break;
 	}
+	return true;
 }
 
 typedef struct {
@@ -631,20 +632,20 @@ static void watch_broker(tq_client *c, uint64_t now)
 	free(sw.v);
 }
 
-static void drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg)
+/* Reads what is waiting until done; true when a well-formed message came
+ * (the caller, who reads the clock anyway, records when). */
+static bool drain(tq_client *c, bool (*done)(tq_client *c, void *arg), void *arg)
 {
-	c->heard = false;
+	bool heard = false;
 	for (;;) {
 		tqi_frames f;
 		if (tqi_rx_recv(&c->rx, &f, ZMQ_DONTWAIT) <= 0)
-			break;
-		on_message(c, &f);
+			return heard;
+		heard |= on_message(c, &f);
 		tqi_frames_close(&f);
 		if (done(c, arg))
-			break;
+			return heard;
 	}
-	if (c->heard)
-		c->last_heard_ms = tqi_now_ms();
 }
 
 static bool never(tq_client *c, void *arg)
@@ -662,7 +663,8 @@ void tqi_read_ahead(tq_client *c)
 	if (++c->since_read < 64)
 		return;
 	c->since_read = 0;
-	drain(c, never, NULL);
+	if (drain(c, never, NULL))
+		c->last_heard_ms = tqi_now_ms();
 }
 
 static tq_err pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void *arg), void *arg)
@@ -670,10 +672,12 @@ static tq_err pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void
 	for (;;) {
 		if (done(c, arg))
 			return TQ_OK; /* it came while waiting for something else */
-		drain(c, done, arg);
+		bool heard = drain(c, done, arg);
+		uint64_t now = tqi_now_ms();
+		if (heard)
+			c->last_heard_ms = now;
 		if (done(c, arg))
 			return TQ_OK;
-		uint64_t now = tqi_now_ms();
 		watch_broker(c, now);
 		if (done(c, arg))
 			return TQ_OK;

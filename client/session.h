@@ -96,7 +96,6 @@ struct tq_client {
 	bool have_instance;
 	uint32_t broker_hb_ms; /* from the last WELCOME; 0 until one came */
 	uint64_t last_heard_ms;
-	bool heard;                /* a message was read in this drain() */
 	uint64_t waiting_since_ms; /* when pending went from none to some */
 
 	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
