@@ -109,10 +109,18 @@ void tq_worker_stop(tq_worker *w)
  * as one message before it waits (tqi_worker_flush). */
 static int send_env(tq_worker *w, const tqi_env *e, zmq_msg_t *payload)
 {
-	if (w->sock == NULL || tqi_env_encode(e, &w->scratch) != TQ_OK)
+	if (w->sock == NULL)
+		return -1; /* between connections: the broker gave up what it was about */
+	tq_err err = tqi_env_encode(e, &w->scratch);
+	if (err == TQ_OK && tqi_batch_add(&w->out, w->scratch.data, w->scratch.len, payload) != 0)
+		err = TQ_ENOMEM;
+	if (err != TQ_OK) {
+		/* Said, not silent: a DONE lost here leaves its task to the
+		 * broker's deadline, or to its giving up on this worker. */
+		tqi_error("cannot send %s to the broker: %s", tqi_cmd_name(e->cmd),
+		          tq_strerror(err));
 		return -1;
-	if (tqi_batch_add(&w->out, w->scratch.data, w->scratch.len, payload) != 0)
-		return -1;
+	}
 	if (w->out.cmds >= FLUSH_CMDS)
 		tqi_worker_flush(w);
 	w->last_sent = w->now;
@@ -128,8 +136,11 @@ void tqi_worker_flush(tq_worker *w)
 	/* The worker's DEALER has no high-water mark (what it sends is
 	 * bounded by what it holds), so this does not block; it fails only
 	 * on a socket that is closing, and then what it held is lost with it. */
-	if (tqi_batch_send(&w->out, w->sock, NULL, 0, 0) != 0)
+	uint32_t n = w->out.cmds;
+	if (tqi_batch_send(&w->out, w->sock, NULL, 0, 0) != 0) {
+		tqi_warn("%u messages for the broker lost: %s", n, zmq_strerror(errno));
 		tqi_batch_clear(&w->out);
+	}
 }
 
 static void close_socket(tq_worker *w, int linger)
