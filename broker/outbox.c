@@ -110,7 +110,7 @@ static void batch_to_outbox(tqi_broker *b, bpeer *p)
 	tqi_batch_init(&p->batch);
 	for (uint32_t i = 0; i < bt.n && !p->gone;) {
 		zmq_msg_t *env = &bt.v[i++];
-		bool with_payload = tqi_cmd_has_payload(((const uint8_t *)zmq_msg_data(env))[3]);
+		bool with_payload = tqi_cmd_frames(zmq_msg_data(env), zmq_msg_size(env)) == 2;
 		zmq_msg_t *payload = with_payload && i < bt.n ? &bt.v[i++] : NULL;
 		if (enqueue(b, p, zmq_msg_data(env), zmq_msg_size(env), payload) != 0)
 			break; /* p is gone (not reading), or memory ran out */
