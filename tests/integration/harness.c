@@ -489,6 +489,33 @@ tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_
 	return t;
 }
 
+tq_task *th_mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
+                 const tq_task_opts *o)
+{
+	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", %d]", fw->path, ms);
+	return th_async(c, "mark", args, o);
+}
+
+tq_task *th_mark_running(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
+                         const tq_task_opts *o)
+{
+	tq_task *t = th_mark(e, c, fw, tag, ms, o);
+	assert_non_null(t);
+	assert_true(th_wait_for(th_file_exists, fw, 5000));
+	return t;
+}
+
+void th_expect_never_ran(tq_client *c, th_path *fw)
+{
+	tq_task *probe = th_async(c, "double", "[1]", NULL);
+	assert_non_null(probe);
+	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
+	tq_task_destroy(&probe);
+	assert_false(th_file_exists(fw));
+}
+
 int64_t th_result_int(const tq_task *t)
 {
 	int64_t v = -1;

@@ -110,6 +110,18 @@ typedef struct {
 /* For th_wait_for: true once the file at ((th_path *)arg)->path exists. */
 bool th_file_exists(void *arg);
 
+/* Submits the test plugin's `mark`, which creates fw->path (set here to
+ * the test's directory/tag) when it starts, then sleeps ms.  o may be NULL. */
+tq_task *th_mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
+                 const tq_task_opts *o);
+/* th_mark, then waits until the task runs (asserted, 5 s at most). */
+tq_task *th_mark_running(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
+                         const tq_task_opts *o);
+/* Asserts that the task that would create fw never ran: a probe submitted
+ * now (double [1]) is answered only after the one worker has run or dropped
+ * every task it held before it, and fw still does not exist then. */
+void th_expect_never_ran(tq_client *c, th_path *fw);
+
 /* Builds a msgpack argument list from JSON text into a static buffer and
  * submits fn with it. */
 tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_task_opts *o);

@@ -25,13 +25,8 @@ static const char *const one[] = { "--concurrency", "1", NULL };
 static tq_task *running_task(th_env *e, tq_client *c, const char *tag, int ms, unsigned retries)
 {
 	th_path fw;
-	snprintf(fw.path, sizeof fw.path, "%s/%s", e->dir, tag);
-	char args[640];
-	snprintf(args, sizeof args, "[\"%s\", %d]", fw.path, ms);
 	tq_task_opts o = { .retries = retries };
-	tq_task *t = th_async(c, "mark", args, &o);
-	assert_non_null(t);
-	assert_true(th_wait_for(th_file_exists, &fw, 5000));
+	tq_task *t = th_mark_running(e, c, &fw, tag, ms, &o);
 	unlink(fw.path);
 	return t;
 }

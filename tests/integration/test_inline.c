@@ -28,15 +28,6 @@
 static const char *const patient[] = { "--liveness", "40", NULL };
 static const char *const inline_opts[] = { "--isolation", "none", "--prefetch", "4", NULL };
 
-static tq_task *mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
-                     const tq_task_opts *o)
-{
-	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
-	char args[640];
-	snprintf(args, sizeof args, "[\"%s\", %d]", fw->path, ms);
-	return th_async(c, "mark", args, o);
-}
-
 static void test_results_and_failures_come_back(void **state)
 {
 	th_env *e = *state;
@@ -71,20 +62,15 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 	assert_non_null(th_worker(e, "w1", inline_opts));
 	tq_client *c = th_client(e, 0);
 	th_path first, second;
-	tq_task *a = mark(e, c, &first, "a", 600, NULL);
-	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	tq_task *a = th_mark_running(e, c, &first, "a", 600, NULL);
 	/* b waits in the worker's queue while a runs in its loop. */
-	tq_task *b = mark(e, c, &second, "b", 0, NULL);
+	tq_task *b = th_mark(e, c, &second, "b", 0, NULL);
 	assert_true(th_stat_reaches(e, "load", 2, 3000));
 	assert_int_equal(tq_task_shutdown(b, 5000), TQ_ECANCELLED);
 	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
-	/* What the worker queued after b has run: b was not run before it. */
-	tq_task *probe = th_async(c, "double", "[1]", NULL);
-	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
-	assert_false(th_file_exists(&second));
+	th_expect_never_ran(c, &second);
 	tq_task_destroy(&a);
 	tq_task_destroy(&b);
-	tq_task_destroy(&probe);
 	tq_client_destroy(&c);
 }
 
@@ -95,18 +81,14 @@ static void test_waiting_task_expires_unrun(void **state)
 	assert_non_null(th_worker(e, "w1", inline_opts));
 	tq_client *c = th_client(e, 0);
 	th_path first, second;
-	tq_task *a = mark(e, c, &first, "a", 600, NULL);
-	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	tq_task *a = th_mark_running(e, c, &first, "a", 600, NULL);
 	tq_task_opts o = { .timeout_ms = 150 };
-	tq_task *b = mark(e, c, &second, "late", 0, &o);
+	tq_task *b = th_mark(e, c, &second, "late", 0, &o);
 	assert_int_equal(tq_task_await(b, 5000), TQ_ETIMEDOUT);
 	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
-	tq_task *probe = th_async(c, "double", "[1]", NULL);
-	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
-	assert_false(th_file_exists(&second));
+	th_expect_never_ran(c, &second);
 	tq_task_destroy(&a);
 	tq_task_destroy(&b);
-	tq_task_destroy(&probe);
 	tq_client_destroy(&c);
 }
 
@@ -157,11 +139,7 @@ static void test_a_quick_answer_does_not_wait_for_a_slow_task(void **state)
 	 * loop then runs them in one turn.  quick's answer must go before
 	 * slow runs - slow's function has no quick record - not with slow's. */
 	th_path mark_path;
-	snprintf(mark_path.path, sizeof mark_path.path, "%s/first", e->dir);
-	char args[640];
-	snprintf(args, sizeof args, "[\"%s\", 300]", mark_path.path);
-	tq_task *first = th_async(c, "mark", args, NULL);
-	assert_true(th_wait_for(th_file_exists, &mark_path, 5000));
+	tq_task *first = th_mark_running(e, c, &mark_path, "first", 300, NULL);
 	tq_task *quick = th_async(c, "double", "[2]", NULL);
 	tq_task *slow = th_async(c, "sleep", "[3000]", NULL);
 	assert_int_equal(tq_task_await(quick, 5000), TQ_OK);

@@ -21,14 +21,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static tq_task *mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms)
-{
-	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
-	char args[640];
-	snprintf(args, sizeof args, "[\"%s\", %d]", fw->path, ms);
-	return th_async(c, "mark", args, NULL);
-}
-
 static uint64_t span_end(tq_task *t)
 {
 	size_t len;
@@ -52,21 +44,17 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
 	th_path first, second;
-	tq_task *a = mark(e, c, &first, "a", 800);
-	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	tq_task *a = th_mark_running(e, c, &first, "a", 800, NULL);
 	/* b waits behind a in the one executor's pipe. */
-	tq_task *b = mark(e, c, &second, "b", 0);
+	tq_task *b = th_mark(e, c, &second, "b", 0, NULL);
 	assert_true(th_stat_reaches(e, "load", 2, 3000));
 	assert_int_equal(tq_task_shutdown(b, 1000), TQ_ECANCELLED);
 	assert_non_null(strstr(tq_task_error(b), "before it started"));
 	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
 	/* The executor read b after a and skipped it: it never ran. */
-	tq_task *probe = th_async(c, "double", "[1]", NULL);
-	assert_int_equal(tq_task_await(probe, 5000), TQ_OK);
-	assert_false(th_file_exists(&second));
+	th_expect_never_ran(c, &second);
 	tq_task_destroy(&a);
 	tq_task_destroy(&b);
-	tq_task_destroy(&probe);
 	tq_client_destroy(&c);
 }
 
@@ -102,13 +90,9 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 	assert_non_null(th_worker(e, "w1", opts));
 	tq_client *c = th_client(e, 0);
 	th_path first, second;
-	tq_task *a = mark(e, c, &first, "a", 1500);
-	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	tq_task *a = th_mark_running(e, c, &first, "a", 1500, NULL);
 	tq_task_opts o = { .timeout_ms = 300 };
-	snprintf(second.path, sizeof second.path, "%s/late", e->dir);
-	char args[640];
-	snprintf(args, sizeof args, "[\"%s\", 0]", second.path);
-	tq_task *b = th_async(c, "touch", args, &o);
+	tq_task *b = th_mark(e, c, &second, "late", 0, &o);
 	assert_int_equal(tq_task_await(b, 5000), TQ_ETIMEDOUT);
 	assert_int_equal(tq_task_await(a, 5000), TQ_OK);
 	assert_false(th_file_exists(&second));
@@ -126,8 +110,7 @@ static void test_waiting_task_sees_the_time_it_has_left(void **state)
 	tq_client *c = th_client(e, 0);
 	enum { WAIT_MS = 2000, TIMEOUT_MS = 6000 };
 	th_path first;
-	tq_task *a = mark(e, c, &first, "a", WAIT_MS);
-	assert_true(th_wait_for(th_file_exists, &first, 5000));
+	tq_task *a = th_mark_running(e, c, &first, "a", WAIT_MS, NULL);
 	/* b waits behind a in the executor's pipe for about WAIT_MS. */
 	uint64_t submitted = th_now_ms();
 	tq_task_opts o = { .timeout_ms = TIMEOUT_MS };

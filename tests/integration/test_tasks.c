@@ -278,11 +278,7 @@ static void test_shutdown_kills_a_running_task(void **state)
 	pid_t exec_pid = (pid_t)th_result_int(p);
 	tq_task_destroy(&p);
 	th_path fw;
-	snprintf(fw.path, sizeof fw.path, "%s/running", e->dir);
-	char args[600];
-	snprintf(args, sizeof args, "[\"%s\", 20000]", fw.path);
-	tq_task *t = th_async(c, "mark", args, NULL);
-	assert_true(th_wait_for(th_file_exists, &fw, 5000));
+	tq_task *t = th_mark_running(e, c, &fw, "running", 20000, NULL);
 	assert_int_equal(tq_task_shutdown(t, 2000), TQ_ECANCELLED);
 	/* Stopped for real: the process that ran it is gone. */
 	assert_true(th_wait_for(process_gone, &exec_pid, 3000));
