@@ -489,6 +489,15 @@ tq_task *th_async(tq_client *c, const char *fn, const char *json_args, const tq_
 	return t;
 }
 
+tq_client *th_start(th_env *e, const char *const *broker_args, const char *const *worker_args)
+{
+	assert_non_null(th_broker(e, broker_args));
+	assert_non_null(th_worker(e, "w1", worker_args));
+	tq_client *c = th_client(e, 0);
+	assert_non_null(c);
+	return c;
+}
+
 tq_task *th_mark(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
                  const tq_task_opts *o)
 {

@@ -70,6 +70,10 @@ int th_wait_exit(th_proc *p, int timeout_ms);
 /* A client of the test's broker; broker_timeout_ms 0 keeps the default. */
 tq_client *th_client(th_env *e, int broker_timeout_ms);
 
+/* The usual start: a broker (broker_args may be NULL), one worker "w1"
+ * (worker_args may be NULL) once registered, and a client; each asserted. */
+tq_client *th_start(th_env *e, const char *const *broker_args, const char *const *worker_args);
+
 /* Polls cond(arg) every few ms until it holds or timeout_ms passes. */
 bool th_wait_for(bool (*cond)(void *arg), void *arg, int timeout_ms);
 

@@ -297,9 +297,7 @@ static void test_oversized_and_unknown_session(void **state)
 {
 	th_env *e = *state;
 	static const char *const small[] = { "--max-payload", "1024", NULL };
-	assert_non_null(th_broker(e, small));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, small, NULL);
 	tq_buf *b;
 	assert_int_equal(tq_buf_new(&b), TQ_OK);
 	char big[2000];

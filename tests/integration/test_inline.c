@@ -31,9 +31,7 @@ static const char *const inline_opts[] = { "--isolation", "none", "--prefetch", 
 static void test_results_and_failures_come_back(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", inline_opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, inline_opts);
 	th_expect_int(c, "double", "[21]", 42, "w1");
 	/* Many at once: every one answered, each with its own result. */
 	enum { N = 500 };
@@ -58,9 +56,7 @@ static void test_results_and_failures_come_back(void **state)
 static void test_cancelled_waiting_task_never_runs(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, patient));
-	assert_non_null(th_worker(e, "w1", inline_opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, patient, inline_opts);
 	th_path first, second;
 	tq_task *a = th_mark_running(e, c, &first, "a", 600, NULL);
 	/* b waits in the worker's queue while a runs in its loop. */
@@ -77,9 +73,7 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 static void test_waiting_task_expires_unrun(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, patient));
-	assert_non_null(th_worker(e, "w1", inline_opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, patient, inline_opts);
 	th_path first, second;
 	tq_task *a = th_mark_running(e, c, &first, "a", 600, NULL);
 	tq_task_opts o = { .timeout_ms = 150 };
@@ -131,9 +125,7 @@ static void test_a_task_longer_than_the_liveness_is_lost_and_the_worker_returns(
 static void test_a_quick_answer_does_not_wait_for_a_slow_task(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, patient));
-	assert_non_null(th_worker(e, "w1", inline_opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, patient, inline_opts);
 	th_expect_int(c, "double", "[1]", 2, "w1"); /* double: known to be quick */
 	/* While `first` runs, `quick` and then `slow` queue up behind it; the
 	 * loop then runs them in one turn.  quick's answer must go before

@@ -40,9 +40,7 @@ static void test_cancelled_waiting_task_never_runs(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	th_path first, second;
 	tq_task *a = th_mark_running(e, c, &first, "a", 800, NULL);
 	/* b waits behind a in the one executor's pipe. */
@@ -62,9 +60,7 @@ static void test_idle_executor_takes_waiting_tasks(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "2", "--prefetch", "8", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	/* One long task and six short ones: those queued behind the long one
 	 * must not wait for it while the other executor is free. */
 	tq_task *slow = th_async(c, "span", "[1500]", NULL);
@@ -86,9 +82,7 @@ static void test_waiting_task_expires_at_its_deadline(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	th_path first, second;
 	tq_task *a = th_mark_running(e, c, &first, "a", 1500, NULL);
 	tq_task_opts o = { .timeout_ms = 300 };
@@ -105,9 +99,7 @@ static void test_waiting_task_sees_the_time_it_has_left(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	enum { WAIT_MS = 2000, TIMEOUT_MS = 6000 };
 	th_path first;
 	tq_task *a = th_mark_running(e, c, &first, "a", WAIT_MS, NULL);
@@ -146,9 +138,7 @@ static void test_tasks_behind_a_crash_run_elsewhere(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "4", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	tq_task *boom = th_async(c, "crash", "[]", NULL);
 	tq_task *after[3];
 	for (int i = 0; i < 3; i++) {
@@ -237,9 +227,7 @@ static void test_tasks_and_results_of_every_size_arrive_whole(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "8", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	/* Around the size where the worker stops copying results and hands
 	 * its read buffer over instead, each behind or before a small one, so
 	 * that several share a read. */
@@ -307,9 +295,7 @@ static void test_too_large_a_result_is_refused_clearly(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	int64_t pid = executor_pid(c);
 	/* The largest result there is (bin32: 5 bytes of header) arrives
 	 * whole; one byte more is refused with a reason, and the executor that
@@ -391,9 +377,7 @@ static void test_automatic_prefetch_follows_task_times(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	/* Short tasks: the worker asks for more than one at a time. */
 	enum { N = 400 };
 	tq_task *ts[N];
@@ -423,9 +407,7 @@ static void test_automatic_prefetch_counts_the_time_tasks_take(void **state)
 {
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", NULL };
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", opts));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, opts);
 	/* Tasks of at least 1 ms each, many at once: however their results are
 	 * read (several in one read, late), the worker holds no more than its
 	 * 2 ms budget of them - one running and two more - because the time it

@@ -133,9 +133,7 @@ static void test_ordered_stream_yields_in_input_order(void **state)
 static void test_unordered_stream_yields_as_tasks_finish(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[1500]", "[10]", "[700]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .max_concurrency = 3, .unordered = true };
@@ -163,9 +161,7 @@ static void test_unordered_stream_yields_as_tasks_finish(void **state)
 static void test_unordered_stream_is_not_held_up_by_a_slow_task(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[1500]", "[10]", "[10]", "[10]", "[10]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .max_concurrency = 2, .unordered = true };
@@ -191,9 +187,7 @@ static void test_unordered_stream_is_not_held_up_by_a_slow_task(void **state)
 static void test_a_failing_element_is_an_item_and_the_stream_goes_on(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[1]", "[\"x\"]", "[3]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream *s;
@@ -219,9 +213,7 @@ static void test_a_failing_element_is_an_item_and_the_stream_goes_on(void **stat
 static void test_kill_task_makes_a_timeout_an_item(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[10]", "[3000]", "[20]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .timeout_ms = 500, .on_timeout = TQ_ON_TIMEOUT_KILL_TASK };
@@ -249,9 +241,7 @@ static void test_kill_task_makes_a_timeout_an_item(void **state)
 static void test_exit_makes_a_timeout_fail_the_stream(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[10]", "[3000]", "[3000]", "[20]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .timeout_ms = 500, .max_concurrency = 3 };
@@ -343,9 +333,7 @@ static void test_max_concurrency_is_respected(void **state)
 static void test_a_failing_input_callback_fails_the_stream(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[1]", "[2]", "FAIL", "[4]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .max_concurrency = 1 };
@@ -386,9 +374,7 @@ static void test_a_failing_input_callback_fails_the_stream(void **state)
 static void test_any_timeout_up_to_int64_max_works(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	/* The tasks' own deadline is one heartbeat later than the stream's:
 	 * for INT64_MAX that sum overflowed and every input was refused. */
 	const int64_t timeouts[] = { TQ_INFINITY, INT64_MAX, INT64_MAX - 1, 1000 };
@@ -422,9 +408,7 @@ static void assert_refused(const tq_stream_item *it, tq_err want)
 static void test_refused_inputs_are_items_and_the_stream_goes_on(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[1]", "NONE", "[3]", "TWO", "HUGE", "[6]", NULL };
 	const tq_err refused[] = { TQ_OK, TQ_EINVAL, TQ_OK, TQ_EINVAL, TQ_ETOOBIG, TQ_OK };
 	for (int unordered = 0; unordered <= 1; unordered++) {
@@ -468,9 +452,7 @@ static void test_refused_inputs_are_items_and_the_stream_goes_on(void **state)
 static void test_destroy_cancels_what_still_runs(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", conc4));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, conc4);
 	const char *const json[] = { "[10]", "[5000]", "[5000]", NULL };
 	inputs in = { json, 0, 0 };
 	tq_stream_opts o = { .max_concurrency = 3, .timeout_ms = 10000 };

@@ -70,9 +70,7 @@ static void test_two_sleeps_run_in_parallel(void **state)
 static void test_default_timeout_cancels_the_task(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", one));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, one);
 	tq_task *t = th_async(c, "sleep", "[6000]", NULL);
 	uint64_t t0 = th_now_ms();
 	assert_int_equal(tq_task_await(t, TQ_DEFAULT_TIMEOUT), TQ_ETIMEDOUT);
@@ -101,9 +99,7 @@ static void test_default_timeout_cancels_the_task(void **state)
 static void test_await_7000_succeeds(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", one));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, one);
 	tq_task *t = th_async(c, "sleep", "[6000]", NULL);
 	assert_int_equal(tq_task_await(t, 7000), TQ_OK);
 	assert_int_equal(th_result_int(t), 6000);
@@ -114,9 +110,7 @@ static void test_await_7000_succeeds(void **state)
 static void test_await_many_doubles(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *ts[5];
 	for (int i = 0; i < 5; i++) {
 		char args[16];
@@ -136,9 +130,7 @@ static void test_await_many_doubles(void **state)
 static void test_await_many_names_the_failure(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *ts[3] = { th_async(c, "double", "[1]", NULL),
 		           th_async(c, "fail", "[\"nope\"]", NULL),
 		           th_async(c, "sleep", "[3000]", NULL) };
@@ -177,9 +169,7 @@ static void test_start_returns_before_the_task_runs(void **state)
 static void test_yield_then_await(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *t = th_async(c, "sleep", "[800]", NULL);
 	assert_int_equal(tq_task_yield(t, 100), TQ_ERUNNING);
 	assert_int_equal(tq_task_status(t), TQ_ERUNNING);
@@ -220,9 +210,7 @@ static void test_yield_many(void **state)
 static void test_kept_task_runs_on_and_its_late_result_is_a_stray(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task_opts keep = { .keep_on_timeout = true };
 	tq_task *t = th_async(c, "sleep", "[600]", &keep);
 	assert_int_equal(tq_task_await(t, 100), TQ_ETIMEDOUT);
@@ -243,9 +231,7 @@ static void test_kept_task_runs_on_and_its_late_result_is_a_stray(void **state)
 static void test_shutdown_of_a_queued_task(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", one));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, one);
 	tq_task *busy = th_async(c, "sleep", "[1500]", NULL);
 	tq_task *queued = th_async(c, "sleep", "[100]", NULL);
 	uint64_t t0 = th_now_ms();
@@ -269,9 +255,7 @@ static bool process_gone(void *arg)
 static void test_shutdown_kills_a_running_task(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", one));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, one);
 	/* One executor: learn its pid, then run a task there. */
 	tq_task *p = th_async(c, "pid", "[]", NULL);
 	assert_int_equal(tq_task_await(p, 5000), TQ_OK);
@@ -299,9 +283,7 @@ static void test_shutdown_kills_a_running_task(void **state)
 static void test_shutdown_returns_a_result_that_arrived(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *t = th_async(c, "double", "[50]", NULL);
 	assert_true(th_stat_reaches(e, "counters.completed", 1, 5000));
 	assert_int_equal(tq_task_shutdown(t, TQ_BRUTAL_KILL), TQ_OK);
@@ -343,9 +325,7 @@ static void test_crashing_handler_costs_only_its_task(void **state)
 static void test_failure_carries_the_reason(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *t = th_async(c, "fail", "[\"disk full\"]", NULL);
 	assert_int_equal(tq_task_await(t, 5000), TQ_EFAILED);
 	assert_non_null(strstr(tq_task_error(t), "disk full"));
@@ -357,9 +337,7 @@ static void test_failure_carries_the_reason(void **state)
 static void test_no_worker_is_named(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *t = th_async(c, "nosuch", "[]", NULL);
 	assert_int_equal(tq_task_await(t, 300), TQ_ENOWORKER);
 	assert_non_null(strstr(tq_task_error(t), "no worker offers 'nosuch'"));
@@ -376,9 +354,7 @@ static void test_no_worker_is_named(void **state)
 static void test_ignored_task_runs_on(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	th_path fw;
 	snprintf(fw.path, sizeof fw.path, "%s/ignored", e->dir);
 	char args[600];
@@ -434,9 +410,7 @@ static void test_ten_thousand_tasks_none_lost_or_duplicated(void **state)
 static void test_infinity_and_refs(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	assert_non_null(th_worker(e, "w1", NULL));
-	tq_client *c = th_client(e, 0);
+	tq_client *c = th_start(e, NULL, NULL);
 	tq_task *a = th_async(c, "sleep", "[200]", NULL);
 	tq_task *b = th_async(c, "sleep", "[10]", NULL);
 	assert_string_not_equal(tq_task_ref(a), tq_task_ref(b));
