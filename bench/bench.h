@@ -127,6 +127,14 @@ int tqb_write_cdf(const char *path, const uint64_t *sorted_ns, size_t n);
 double tqb_median(double *v, size_t n);
 /* An argument of exactly size bytes of msgpack: [bin]. */
 size_t tqb_make_args(uint8_t *buf, size_t size);
+/* Runs n tasks of a system keeping `window` in flight, arguments len
+ * bytes; *elapsed_ns is the time it took.  0 or -1. */
+typedef int (*tqb_window_fn)(void *sys, unsigned window, size_t len, size_t n,
+                             uint64_t *elapsed_ns);
+/* One throughput point the same way for every system: a warm-up of
+ * max(2 x window, 1,000) tasks (at most n), then n timed. */
+int tqb_throughput(tqb_window_fn run, void *sys, unsigned window, size_t len, size_t n,
+                   double *per_s);
 
 /* ---- proc.c ---- */
 typedef struct {

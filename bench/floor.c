@@ -282,8 +282,9 @@ int tqb_floor_latency(tqb_floor *f, size_t warm, size_t n, uint64_t *ns)
 }
 
 /* n round trips with up to `window` in flight; returns the elapsed ns. */
-static int run_window(tqb_floor *f, unsigned window, size_t len, size_t n, uint64_t *elapsed)
+static int run_window(void *sys, unsigned window, size_t len, size_t n, uint64_t *elapsed)
 {
+	tqb_floor *f = sys;
 	size_t sent = 0, got = 0;
 	uint64_t t0 = tqb_now_ns();
 	while (sent < n && sent < window) {
@@ -307,14 +308,7 @@ static int run_window(tqb_floor *f, unsigned window, size_t len, size_t n, uint6
 
 int tqb_floor_throughput(tqb_floor *f, unsigned window, size_t size, size_t n, double *per_s)
 {
-	size_t len = tqb_make_args(f->args, size);
-	uint64_t ns;
-	size_t warm = 2 * (size_t)window < 1000 ? 1000 : 2 * (size_t)window;
-	if (run_window(f, window, len, warm < n ? warm : n, &ns) != 0 ||
-	    run_window(f, window, len, n, &ns) != 0)
-		return -1;
-	*per_s = (double)n / ((double)ns / 1e9);
-	return 0;
+	return tqb_throughput(run_window, f, window, tqb_make_args(f->args, size), n, per_s);
 }
 
 int tqb_floor_load_main(const char *endpoint, unsigned window, size_t n, size_t size)

@@ -331,8 +331,9 @@ static gearman_return_t on_fail(gearman_task_st *task)
 }
 
 /* n jobs with up to `window` in flight; *elapsed in ns. */
-static int run_window(tqb_gearman *g, unsigned window, size_t len, size_t n, uint64_t *elapsed)
+static int run_window(void *sys, unsigned window, size_t len, size_t n, uint64_t *elapsed)
 {
+	tqb_gearman *g = sys;
 	gearman_client_st *c = g->client;
 	gearman_client_add_options(c, GEARMAN_CLIENT_NON_BLOCKING | GEARMAN_CLIENT_FREE_TASKS);
 	gearman_client_set_complete_fn(c, on_complete);
@@ -375,14 +376,7 @@ static int run_window(tqb_gearman *g, unsigned window, size_t len, size_t n, uin
 
 int tqb_gearman_throughput(tqb_gearman *g, unsigned window, size_t size, size_t n, double *per_s)
 {
-	size_t len = tqb_make_args(g->args, size);
-	uint64_t ns;
-	size_t warm = 2 * (size_t)window < 1000 ? 1000 : 2 * (size_t)window;
-	if (run_window(g, window, len, warm < n ? warm : n, &ns) != 0 ||
-	    run_window(g, window, len, n, &ns) != 0)
-		return -1;
-	*per_s = (double)n / ((double)ns / 1e9);
-	return 0;
+	return tqb_throughput(run_window, g, window, tqb_make_args(g->args, size), n, per_s);
 }
 
 /* Queues q background jobs, a batch at a time. */

@@ -120,3 +120,15 @@ size_t tqb_make_args(uint8_t *buf, size_t size)
 		buf[i++] = (uint8_t)('a' + k % 26);
 	return i;
 }
+
+int tqb_throughput(tqb_window_fn run, void *sys, unsigned window, size_t len, size_t n,
+                   double *per_s)
+{
+	uint64_t ns;
+	size_t warm = 2 * (size_t)window < 1000 ? 1000 : 2 * (size_t)window;
+	if (run(sys, window, len, warm < n ? warm : n, &ns) != 0 ||
+	    run(sys, window, len, n, &ns) != 0)
+		return -1;
+	*per_s = (double)n / ((double)ns / 1e9);
+	return 0;
+}

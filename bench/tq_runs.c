@@ -276,16 +276,16 @@ static int run_window(tqb_tq *t, const char *fn, const void *args, size_t len, s
 	return 0;
 }
 
+/* run_window with the no-op function, for tqb_throughput. */
+static int noop_window(void *sys, unsigned window, size_t len, size_t n, uint64_t *elapsed)
+{
+	tqb_tq *t = sys;
+	return run_window(t, "noop", t->args, len, window, n, elapsed);
+}
+
 int tqb_tq_throughput(tqb_tq *t, unsigned window, size_t size, size_t n, double *per_s)
 {
-	size_t len = tqb_make_args(t->args, size);
-	uint64_t ns;
-	size_t warm = 2 * (size_t)window < 1000 ? 1000 : 2 * (size_t)window;
-	if (run_window(t, "noop", t->args, len, window, warm < n ? warm : n, &ns) != 0 ||
-	    run_window(t, "noop", t->args, len, window, n, &ns) != 0)
-		return -1;
-	*per_s = (double)n / ((double)ns / 1e9);
-	return 0;
+	return tqb_throughput(noop_window, t, window, tqb_make_args(t->args, size), n, per_s);
 }
 
 /* A load against a broker someone else started, for profiling one
