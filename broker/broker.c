@@ -264,10 +264,10 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	char idhex[2 * 8 + 1];
 	size_t idlen = zmq_msg_size(&f->id);
 	tqi_hex(zmq_msg_data(&f->id), idlen < 8 ? idlen : 8, idhex);
-	const char *addr = zmq_msg_gets(&f->env, "Peer-Address");
+	const char *addr = zmq_msg_gets((zmq_msg_t *)f->frame, "Peer-Address");
 	b->n.malformed++;
 	tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
-	                "dropped malformed message from %s %s (%s): %s: %s", role, idhex,
+	                "dropped malformed command from %s %s (%s): %s: %s", role, idhex,
 	                addr ? addr : "address unknown", tq_errname(code), why);
 	/* Answer with an ERROR in our version so that the peer can tell what
 	 * went wrong, at a bounded rate so that a flood cannot amplify. */
@@ -347,7 +347,7 @@ static void say_goodbye(tqi_broker *b)
 	tqi_list_each(&b->live, it, nx)
 	{
 		bworker *w = tqi_container_of(it, bworker, live);
-		tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL);
+		tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL, 0);
 	}
 	if (b->ntasks > 0)
 		tqi_warn("stopped with %llu tasks unfinished", (unsigned long long)b->ntasks);

@@ -78,13 +78,13 @@ typedef struct bworker bworker;
 typedef struct bclient bclient;
 typedef struct bfunc bfunc;
 
-/* A message waiting for a peer that was at its high-water mark. */
+/* A command waiting for a peer that was at its high-water mark, packed
+ * (frames.h) as it will go. */
 typedef struct {
 	tqi_node node;
-	zmq_msg_t env;
-	zmq_msg_t payload;
 	size_t bytes; /* counted in its peer's outbox_bytes */
-	bool has_payload;
+	size_t len;
+	uint8_t data[]; /* len bytes */
 } boutmsg;
 
 /* What clients and workers share: their routing id and send queue. */
@@ -216,14 +216,16 @@ void tqi_broker_stop(tqi_broker *b);
 void tqi_broker_destroy(tqi_broker **bp);
 
 /* ---- outbox.c: sending to a peer without ever blocking ---- */
-/* Encodes e for peer p, with *payload (may be NULL) moved, into p's batch
- * for this loop turn (tqi_outbox_flush sends it, on the socket of p's role:
- * sock only names it) - or into p's outbox while that holds messages.  A
- * batch refused at the high-water mark goes to the outbox; a peer that is
- * gone (EHOSTUNREACH when its batch goes), or whose outbox is full (it is
- * not reading), is marked gone.  Returns 0, or -1 when the peer is known
- * gone or memory ran out (the message is then dropped, *payload left). */
-int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload);
+/* Encodes e for peer p, with its payload (len bytes, copied; NULL for
+ * none) when e->cmd carries one, into p's batch for this loop turn
+ * (tqi_outbox_flush sends it, on the socket of p's role: sock only names
+ * it) - or into p's outbox while that holds messages.  A batch refused at
+ * the high-water mark goes to the outbox; a peer that is gone (EHOSTUNREACH
+ * when its batch goes), or whose outbox is full (it is not reading), is
+ * marked gone.  Returns 0, or -1 when the peer is known gone or memory ran
+ * out (the command is then dropped). */
+int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, const void *payload,
+                size_t len);
 /* Encodes e and sends it once, without an outbox, to the routing id `id` on
  * sock: for a peer the broker keeps no record of (a client without a
  * session, an unknown worker) and for answers that may be lost (ERROR).

@@ -29,7 +29,7 @@ static bclient *find_client(tqi_broker *b, const zmq_msg_t *id)
 static void reply(tqi_broker *b, bclient *c, const zmq_msg_t *id, const tqi_env *e)
 {
 	if (c != NULL && !c->peer.gone) {
-		tqi_send_to(b, b->clients_sock, &c->peer, e, NULL);
+		tqi_send_to(b, b->clients_sock, &c->peer, e, NULL, 0);
 		return;
 	}
 	if (tqi_send_raw(b, b->clients_sock, id, e) != 0)
@@ -111,7 +111,7 @@ static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 		      .heartbeat_ms = b->opts.heartbeat_ms,
 		      .mark = e->mark };
 	memcpy(w.instance, b->instance, TQI_REF_LEN);
-	tqi_send_to(b, b->clients_sock, &c->peer, &w, NULL);
+	tqi_send_to(b, b->clients_sock, &c->peer, &w, NULL, 0);
 }
 
 static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
@@ -135,22 +135,28 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		refuse(b, c, &f->id, e->ref, TQ_EBUSY, msg);
 		return;
 	}
-	if (zmq_msg_size(&f->payload) > b->opts.max_payload) {
+	if (f->payload_len > b->opts.max_payload) {
 		snprintf(msg, sizeof msg, "arguments of %zu bytes exceed the limit of %llu",
-		         zmq_msg_size(&f->payload), (unsigned long long)b->opts.max_payload);
+		         f->payload_len, (unsigned long long)b->opts.max_payload);
 		refuse(b, c, &f->id, e->ref, TQ_ETOOBIG, msg);
 		return;
 	}
-	bfunc *fn = tqi_func_get(b, e->function.p, e->function.n, true);
-	btask *t = fn ? tqi_task_new(b, e->ref, fn) : NULL;
+	zmq_msg_t args; /* out of the frame, to stay with the task */
+	bfunc *fn = NULL;
+	btask *t = NULL;
+	if (tqi_frames_payload(f, &args) == 0 &&
+	    (fn = tqi_func_get(b, e->function.p, e->function.n, true)) != NULL)
+		t = tqi_task_new(b, e->ref, fn);
 	if (t == NULL) {
 		if (fn != NULL)
 			tqi_func_release(b, fn);
+		zmq_msg_close(&args);
 		refuse(b, c, &f->id, e->ref, TQ_ENOMEM, "broker out of memory");
 		return;
 	}
 	b->n.submitted++;
-	zmq_msg_move(&t->payload, &f->payload);
+	zmq_msg_move(&t->payload, &args);
+	zmq_msg_close(&args);
 	t->retries_left = (uint8_t)e->retries;
 	if (e->timeout_ms > 0)
 		tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, e->timeout_ms));
@@ -158,7 +164,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		t->flags |= TASKF_DETACHED;
 		tqi_env a = { .cmd = TQI_ACCEPTED };
 		memcpy(a.ref, t->ref, TQI_REF_LEN);
-		tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL);
+		tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL, 0);
 	} else {
 		t->owner = c;
 		tqi_list_push_back(&c->tasks, &t->cnode);
@@ -168,7 +174,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		if (t->owner != NULL) {
 			tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_ENOWORKER };
 			memcpy(n.ref, t->ref, TQI_REF_LEN);
-			tqi_send_to(b, b->clients_sock, &c->peer, &n, NULL);
+			tqi_send_to(b, b->clients_sock, &c->peer, &n, NULL, 0);
 		}
 	}
 	tqi_enqueue(b, t, false);
@@ -207,7 +213,7 @@ static void on_detach(tqi_broker *b, bclient *c, const tqi_env *e)
 	 * read, and would cancel the task. */
 	tqi_env a = { .cmd = TQI_ACCEPTED };
 	memcpy(a.ref, t->ref, TQI_REF_LEN);
-	tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL);
+	tqi_send_to(b, b->clients_sock, &c->peer, &a, NULL, 0);
 }
 
 static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)
@@ -288,7 +294,7 @@ void tqi_clients_tick(tqi_broker *b)
 		/* The probe: EHOSTUNREACH here means the owner is gone. */
 		tqi_env e = { .cmd = TQI_HEARTBEAT };
 		memcpy(e.instance, b->instance, TQI_REF_LEN);
-		tqi_send_to(b, b->clients_sock, &c->peer, &e, NULL);
+		tqi_send_to(b, b->clients_sock, &c->peer, &e, NULL, 0);
 	}
 }
 

@@ -87,7 +87,7 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 		if (t->owner != NULL) {
 			tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_OK };
 			memcpy(n.ref, t->ref, TQI_REF_LEN);
-			tqi_send_to(b, b->clients_sock, &t->owner->peer, &n, NULL);
+			tqi_send_to(b, b->clients_sock, &t->owner->peer, &n, NULL, 0);
 		}
 	}
 	const char *owner = t->owner ? t->owner->peer.name : "";
@@ -97,15 +97,11 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 		      .timeout_ms = tqi_task_timeout_left(b, t),
 		      .name = { owner, (uint32_t)strlen(owner) } };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	/* The arguments stay with the task for a retry: send a shared copy
-	 * (a reference count, not a copy of the bytes). */
-	zmq_msg_t args;
-	zmq_msg_init(&args);
-	zmq_msg_copy(&args, &t->payload);
-	if (tqi_send_to(b, b->workers_sock, &w->peer, &e, &args) != 0) {
-		/* The worker is gone; its clean-up retries or fails t. */
-	}
-	zmq_msg_close(&args);
+	/* The arguments stay with the task for a retry; the TASK takes a copy.
+	 * A worker found gone here is cleaned up later, which retries or
+	 * fails t. */
+	tqi_send_to(b, b->workers_sock, &w->peer, &e, zmq_msg_data(&t->payload),
+	            zmq_msg_size(&t->payload));
 }
 
 void tqi_unassign(tqi_broker *b, btask *t)
@@ -169,5 +165,5 @@ void tqi_cancel_on_worker(tqi_broker *b, btask *t, uint32_t grace_ms)
 	t->flags |= TASKF_CANCELLING;
 	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = grace_ms };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	tqi_send_to(b, b->workers_sock, &t->worker->peer, &e, NULL);
+	tqi_send_to(b, b->workers_sock, &t->worker->peer, &e, NULL, 0);
 }

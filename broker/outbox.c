@@ -13,9 +13,9 @@
  * answers cannot grow the broker.
  *
  * Within a loop turn, what goes to one peer is gathered in its batch and
- * sent at the end of the turn as one message (frames.h): a peer sent a
- * hundred results costs one routing lookup and one wake-up, not a
- * hundred.  A batch the peer's high-water mark refuses becomes outbox
+ * sent at the end of the turn as one frame (frames.h): a peer sent a
+ * hundred results costs one frame, one routing lookup and one wake-up, not
+ * a hundred.  A batch the peer's high-water mark refuses becomes outbox
  * entries, in order; a peer found gone then is cleaned up next turn.
  * Invariant: a peer has a batch only while its outbox is empty.
  */
@@ -30,8 +30,6 @@ enum { BATCH_MAX_CMDS = 256, BATCH_MAX_BYTES = 1 << 20 };
 
 static void outmsg_free(boutmsg *m)
 {
-	zmq_msg_close(&m->env);
-	zmq_msg_close(&m->payload);
 	free(m);
 }
 
@@ -58,15 +56,18 @@ static bool outbox_full(const tqi_broker *b, bpeer *p, size_t bytes)
 	return !tqi_list_empty(&p->outbox) && p->outbox_bytes + bytes > TQI_OUTBOX_MAX_BYTES;
 }
 
-/* Queues env and *payload for p; returns 0, or -1 when out of memory or
- * when p's outbox is full (p is then marked gone). */
-static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_msg_t *payload)
+/* Queues one packed command (len bytes) for p; returns 0, or -1 when out
+ * of memory or when p's outbox is full (p is then marked gone). */
+static int enqueue(tqi_broker *b, bpeer *p, const uint8_t *cmd, size_t len)
 {
-	/* A TASK's arguments are shared with the task, which --max-tasks and
-	 * --max-payload bound already; every other payload is only here. */
-	size_t bytes = sizeof(boutmsg) + envlen;
-	if (payload != NULL && ((const uint8_t *)env)[3] != TQI_TASK)
-		bytes += zmq_msg_size(payload);
+	/* A TASK's arguments are bounded already, by the worker's capacity and
+	 * --max-payload; what else waits for a peer is only bounded here. */
+	size_t bytes = sizeof(boutmsg) + len;
+	if (len > TQI_HDR_LEN && cmd[3] == TQI_TASK) {
+		tqi_split s;
+		tqi_cmd_split(cmd, len, &s);
+		bytes -= s.payload_len;
+	}
 	if (outbox_full(b, p, bytes)) {
 		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
 		                "%s %s (%s) is not reading: %zu messages (%zu bytes) wait for it; "
@@ -76,18 +77,11 @@ static int enqueue(tqi_broker *b, bpeer *p, const void *env, size_t envlen, zmq_
 		tqi_peer_gone(b, p, "not reading what it is sent");
 		return -1;
 	}
-	boutmsg *m = malloc(sizeof *m);
+	boutmsg *m = malloc(sizeof *m + len);
 	if (m == NULL)
 		return -1;
-	if (zmq_msg_init_size(&m->env, envlen) != 0) {
-		free(m);
-		return -1;
-	}
-	memcpy(zmq_msg_data(&m->env), env, envlen);
-	zmq_msg_init(&m->payload);
-	m->has_payload = payload != NULL;
-	if (payload != NULL)
-		zmq_msg_move(&m->payload, payload);
+	memcpy(m->data, cmd, len);
+	m->len = len;
 	m->bytes = bytes;
 	p->outbox_bytes += bytes;
 	tqi_list_push_back(&p->outbox, &m->node);
@@ -106,23 +100,28 @@ static void *sock_of(tqi_broker *b, bpeer *p)
 static void batch_to_outbox(tqi_broker *b, bpeer *p)
 {
 	/* Taken out first: enqueue may find p not reading and clear p. */
-	tqi_batch bt = p->batch;
-	tqi_batch_init(&p->batch);
-	for (uint32_t i = 0; i < bt.n && !p->gone;) {
-		zmq_msg_t *env = &bt.v[i++];
-		bool with_payload = tqi_cmd_frames(zmq_msg_data(env), zmq_msg_size(env)) == 2;
-		zmq_msg_t *payload = with_payload && i < bt.n ? &bt.v[i++] : NULL;
-		if (enqueue(b, p, zmq_msg_data(env), zmq_msg_size(env), payload) != 0)
-			break; /* p is gone (not reading), or memory ran out */
+	size_t len;
+	uint8_t *buf = tqi_wbuf_release(&p->batch.w, &len);
+	tqi_batch_clear(&p->batch);
+	if (buf == NULL) {
+		tqi_peer_gone(b, p, "broker out of memory for what it is sent");
+		return;
 	}
-	tqi_batch_clear(&bt);
+	for (size_t at = 0; at < len && !p->gone;) {
+		tqi_split s; /* the broker's own packing: every command whole */
+		tqi_cmd_split(buf + at, len - at, &s);
+		if (enqueue(b, p, buf + at, s.len) != 0)
+			break; /* p is gone (not reading), or memory ran out */
+		at += s.len;
+	}
+	free(buf);
 }
 
-/* Sends p its batch as one message and takes p off the batched list. */
+/* Sends p its batch as one frame and takes p off the batched list. */
 static void send_batch(tqi_broker *b, bpeer *p)
 {
 	tqi_list_remove(&b->batched, &p->batched);
-	if (p->batch.n == 0 || p->gone) {
+	if (p->batch.cmds == 0 || p->gone) {
 		tqi_batch_clear(&p->batch);
 		return;
 	}
@@ -134,35 +133,45 @@ static void send_batch(tqi_broker *b, bpeer *p)
 		tqi_peer_gone(b, p, "disconnected"); /* EHOSTUNREACH: its connection is gone */
 }
 
-int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, zmq_msg_t *payload)
+int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, const void *payload,
+                size_t len)
 {
+	(void)sock; /* the peer's role names its socket when the batch goes */
+	/* A frame stays within BATCH_MAX_BYTES unless one command is bigger:
+	 * a peer's ZMQ_MAXMSGSIZE bounds a frame, not a command. */
+	if (p->batch.cmds > 0 && p->batch.w.len + len > BATCH_MAX_BYTES)
+		send_batch(b, p);
 	if (p->gone)
 		return -1;
-	if (tqi_env_encode(e, &b->scratch) != TQ_OK) {
+	if (!tqi_list_empty(&p->outbox)) {
+		tqi_wbuf_reset(&b->scratch);
+		if (tqi_cmd_append(e, payload, len, &b->scratch) != TQ_OK) {
+			tqi_error("cannot encode %s for %s", tqi_cmd_name(e->cmd), p->idhex);
+			return -1;
+		}
+		return enqueue(b, p, b->scratch.data, b->scratch.len);
+	}
+	if (tqi_batch_add(&p->batch, e, payload, len) != TQ_OK) {
 		tqi_error("cannot encode %s for %s", tqi_cmd_name(e->cmd), p->idhex);
 		return -1;
 	}
-	(void)sock; /* the peer's role names its socket when the batch goes */
-	if (!tqi_list_empty(&p->outbox))
-		return enqueue(b, p, b->scratch.data, b->scratch.len, payload);
-	if (tqi_batch_add(&p->batch, b->scratch.data, b->scratch.len, payload) != 0)
-		return -1;
 	if (!tqi_node_linked(&p->batched))
 		tqi_list_push_back(&b->batched, &p->batched);
 	/* A long turn does not hold a peer's messages back without end. */
-	if (p->batch.cmds >= BATCH_MAX_CMDS || p->batch.bytes >= BATCH_MAX_BYTES)
+	if (p->batch.cmds >= BATCH_MAX_CMDS || p->batch.w.len >= BATCH_MAX_BYTES)
 		send_batch(b, p);
 	return 0;
 }
 
 int tqi_send_raw(tqi_broker *b, void *sock, const zmq_msg_t *id, const tqi_env *e)
 {
-	if (tqi_env_encode(e, &b->scratch) != TQ_OK) {
+	tqi_wbuf_reset(&b->scratch);
+	if (tqi_cmd_append(e, NULL, 0, &b->scratch) != TQ_OK) {
 		tqi_error("cannot encode %s", tqi_cmd_name(e->cmd));
 		return -1;
 	}
 	return tqi_send(sock, zmq_msg_data((zmq_msg_t *)id), zmq_msg_size((zmq_msg_t *)id),
-	                b->scratch.data, b->scratch.len, NULL, ZMQ_DONTWAIT);
+	                b->scratch.data, b->scratch.len, ZMQ_DONTWAIT);
 }
 
 void tqi_outbox_flush(tqi_broker *b)
@@ -177,10 +186,7 @@ void tqi_outbox_flush(tqi_broker *b)
 		tqi_node *n;
 		while ((n = tqi_list_front(&p->outbox)) != NULL) {
 			boutmsg *m = tqi_container_of(n, boutmsg, node);
-			int rc = tqi_send(sock, p->id, p->idlen, zmq_msg_data(&m->env),
-			                  zmq_msg_size(&m->env),
-			                  m->has_payload ? &m->payload : NULL, ZMQ_DONTWAIT);
-			if (rc != 0) {
+			if (tqi_send(sock, p->id, p->idlen, m->data, m->len, ZMQ_DONTWAIT) != 0) {
 				if (errno != EAGAIN)
 					tqi_peer_gone(b, p, "disconnected");
 				break;

@@ -139,7 +139,7 @@ void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg)
 		      .name = { wname, (uint32_t)strlen(wname) },
 		      .attempt = t->attempt };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	tqi_send_to(b, b->clients_sock, &t->owner->peer, &e, NULL);
+	tqi_send_to(b, b->clients_sock, &t->owner->peer, &e, NULL, 0);
 }
 
 static void expire(tqi_broker *b, btask *t)

@@ -35,7 +35,7 @@ static void welcome(tqi_broker *b, bworker *w)
 {
 	tqi_env e = { .cmd = TQI_WELCOME, .resumed = false, .heartbeat_ms = b->opts.heartbeat_ms };
 	memcpy(e.instance, b->instance, TQI_REF_LEN);
-	tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL);
+	tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL, 0);
 }
 
 static void disconnect(tqi_broker *b, const zmq_msg_t *id, const char *why)
@@ -189,11 +189,11 @@ static void on_done(tqi_broker *b, bworker *w, tqi_frames *f, const tqi_env *e)
 	}
 	uint32_t code = e->code;
 	char msg[TQI_MAX_TEXT + 1];
-	if (code == TQ_OK && zmq_msg_size(&f->payload) > b->opts.max_payload) {
+	if (code == TQ_OK && f->payload_len > b->opts.max_payload) {
 		/* The same handler would make the same result again: no retry. */
 		code = TQ_ETOOBIG;
 		snprintf(msg, sizeof msg, "result of %zu bytes exceeds the limit of %llu",
-		         zmq_msg_size(&f->payload), (unsigned long long)b->opts.max_payload);
+		         f->payload_len, (unsigned long long)b->opts.max_payload);
 		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
 		                "task %02x%02x%02x%02x (%s) on worker %s (%s): %s", t->ref[0],
 		                t->ref[1], t->ref[2], t->ref[3], t->fn->name, w->peer.name,
@@ -210,7 +210,8 @@ static void on_done(tqi_broker *b, bworker *w, tqi_frames *f, const tqi_env *e)
 				      .name = { w->peer.name, (uint32_t)strlen(w->peer.name) },
 				      .attempt = t->attempt };
 			memcpy(r.ref, t->ref, TQI_REF_LEN);
-			tqi_send_to(b, b->clients_sock, &t->owner->peer, &r, &f->payload);
+			tqi_send_to(b, b->clients_sock, &t->owner->peer, &r, f->payload,
+			            f->payload_len);
 		} else if (code != TQ_OK) {
 			tqi_task_fail(b, t, (tq_err)code, msg);
 		}
@@ -284,7 +285,7 @@ void tqi_workers_tick(tqi_broker *b)
 			continue; /* it is not reading; a heartbeat would only queue */
 		tqi_env e = { .cmd = TQI_HEARTBEAT };
 		memcpy(e.instance, b->instance, TQI_REF_LEN);
-		tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL);
+		tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL, 0);
 	}
 }
 

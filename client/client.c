@@ -55,13 +55,15 @@ const cname *tqi_intern(tq_client *c, const char *s, size_t len)
 	return c->last_name = e;
 }
 
-static int send_env(tq_client *c, const tqi_env *e, zmq_msg_t *payload)
+/* Sends one command, with its payload (copied) when it carries one. */
+static int send_cmd(tq_client *c, const tqi_env *e, const void *payload, size_t len)
 {
-	if (tqi_env_encode(e, &c->scratch) != TQ_OK)
+	tqi_wbuf_reset(&c->scratch);
+	if (tqi_cmd_append(e, payload, len, &c->scratch) != TQ_OK)
 		return -1;
 	/* No high-water mark on the client's socket: this queues while the
 	 * broker is away and never blocks. */
-	return tqi_send(c->sock, NULL, 0, c->scratch.data, c->scratch.len, payload, 0);
+	return tqi_send(c->sock, NULL, 0, c->scratch.data, c->scratch.len, 0);
 }
 
 static void send_hello(tq_client *c)
@@ -72,7 +74,7 @@ static void send_hello(tq_client *c)
 		      .mark = c->seq };
 	c->last_hello_ms = tqi_now_ms();
 	c->last_hello_seq = c->seq;
-	send_env(c, &e, NULL);
+	send_cmd(c, &e, NULL, 0);
 }
 
 tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
@@ -227,11 +229,8 @@ tq_err tqi_submit(tq_client *c, tq_task *t)
 		      .retries = t->retries_left,
 		      .flags = t->detached ? TQI_SUBMIT_DETACHED : 0 };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	zmq_msg_t args;
-	zmq_msg_init(&args);
-	zmq_msg_copy(&args, &t->args); /* shares the bytes: kept for a resubmission */
-	int rc = send_env(c, &e, &args);
-	zmq_msg_close(&args);
+	/* t->args stays with the task: kept for a resubmission. */
+	int rc = send_cmd(c, &e, zmq_msg_data(&t->args), zmq_msg_size(&t->args));
 	return rc == 0 ? TQ_OK : TQ_ETRANSPORT;
 }
 
@@ -239,14 +238,14 @@ void tqi_send_cancel(tq_client *c, const tq_task *t, uint32_t grace_ms)
 {
 	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = grace_ms };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	send_env(c, &e, NULL);
+	send_cmd(c, &e, NULL, 0);
 }
 
 void tqi_send_detach(tq_client *c, const tq_task *t)
 {
 	tqi_env e = { .cmd = TQI_DETACH };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	send_env(c, &e, NULL);
+	send_cmd(c, &e, NULL, 0);
 }
 
 void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout_ms)
@@ -259,7 +258,7 @@ void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout
 			tqi_env e = { .cmd = TQI_DEADLINE,
 				      .timeout_ms = timeout_ms,
 				      .refs = tqi_raw_of(&refs, count) };
-			send_env(c, &e, NULL);
+			send_cmd(c, &e, NULL, 0);
 			tqi_wbuf_reset(&refs);
 			count = 0;
 		}
@@ -293,7 +292,7 @@ void tqi_send_await_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t u
 void tqi_send_stats(tq_client *c)
 {
 	tqi_env e = { .cmd = TQI_STATS };
-	send_env(c, &e, NULL);
+	send_cmd(c, &e, NULL, 0);
 }
 
 /* ---- task outcomes ---- */
@@ -540,7 +539,11 @@ static bool on_message(tq_client *c, tqi_frames *f)
 			break;
 		t->worker = tqi_intern(c, e.name.p, e.name.n);
 		t->attempt = e.attempt;
-		zmq_msg_move(&t->result, &f->payload);
+		zmq_msg_close(&t->result);
+		if (tqi_frames_payload(f, &t->result) != 0) {
+			tqi_task_end(t, TQ_ENOMEM, "client out of memory for the result");
+			break;
+		}
 		tqi_task_end(t, TQ_OK, NULL);
 		break;
 	case TQI_FAILED:

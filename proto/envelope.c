@@ -135,13 +135,34 @@ bool tqi_cmd_has_payload(uint8_t cmd)
 	return s != NULL && s->payload;
 }
 
-unsigned tqi_cmd_frames(const uint8_t *env, size_t len)
+void tqi_cmd_split(const uint8_t *p, size_t len, tqi_split *s)
 {
-	if (len < TQI_HDR_LEN || env[0] != TQI_MAGIC0 || env[1] != TQI_MAGIC1 ||
-	    env[2] != TQI_VERSION)
-		return 0;
-	const schema *s = lookup(env[3]);
-	return s == NULL ? 0 : s->payload ? 2 : 1;
+	memset(s, 0, sizeof *s);
+	s->env_len = s->len = len; /* unless its end is found below */
+	if (len < TQI_HDR_LEN || p[0] != TQI_MAGIC0 || p[1] != TQI_MAGIC1 || p[2] != TQI_VERSION)
+		return;
+	const schema *sc = lookup(p[3]);
+	if (sc == NULL)
+		return;
+	tq_reader r;
+	tq_reader_init(&r, p + TQI_HDR_LEN, len - TQI_HDR_LEN);
+	if (tq_read_skip(&r) != TQ_OK)
+		return;
+	s->env_len = len - tq_reader_left(&r);
+	if (!sc->payload) {
+		s->len = s->env_len;
+		return;
+	}
+	const uint8_t *data;
+	size_t n;
+	if (tq_read_bin(&r, &data, &n) != TQ_OK) {
+		s->payload_missing = true; /* what follows is not its: all of it goes */
+		return;
+	}
+	s->has_payload = true;
+	s->payload_off = (size_t)(data - p);
+	s->payload_len = n;
+	s->len = len - tq_reader_left(&r);
 }
 
 static bool has_route(const schema *s, int route)
@@ -454,12 +475,11 @@ static int encode_field(tqi_wbuf *w, msgpack_packer *pk, const field *f, const t
 	return 1;
 }
 
-tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out)
+static tq_err env_append(const tqi_env *e, tqi_wbuf *out)
 {
 	const schema *s = lookup(e->cmd);
 	if (s == NULL)
 		return TQ_EINVAL;
-	tqi_wbuf_reset(out);
 	msgpack_packer pk;
 	msgpack_packer_init(&pk, out, tqi_wbuf_sink);
 	const uint8_t hdr[TQI_HDR_LEN] = { TQI_MAGIC0, TQI_MAGIC1, TQI_VERSION, e->cmd };
@@ -473,6 +493,29 @@ tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out)
 			return TQ_ENOMEM;
 	}
 	return out->oom ? TQ_ENOMEM : TQ_OK;
+}
+
+tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out)
+{
+	tqi_wbuf_reset(out);
+	return env_append(e, out);
+}
+
+tq_err tqi_cmd_append(const tqi_env *e, const void *payload, size_t len, tqi_wbuf *out)
+{
+	size_t start = out->len;
+	tq_err err = out->oom ? TQ_ENOMEM : env_append(e, out);
+	if (err == TQ_OK && tqi_cmd_has_payload(e->cmd)) {
+		msgpack_packer pk;
+		msgpack_packer_init(&pk, out, tqi_wbuf_sink);
+		if (len > UINT32_MAX || msgpack_pack_bin_with_body(&pk, payload, len) || out->oom)
+			err = TQ_ENOMEM;
+	}
+	if (err != TQ_OK) { /* as it was: a batch goes on without the command */
+		out->len = start;
+		out->oom = 0;
+	}
+	return err;
 }
 
 int tqi_raw_add_str(tqi_wbuf *w, const char *s, size_t n)

@@ -1,5 +1,5 @@
-/* frames.c - commands in and out of ZeroMQ messages: one at a time in,
- * one or a batch per message out; payloads zero-copy. */
+/* frames.c - commands in and out of ZeroMQ frames: one at a time in,
+ * packed several to a frame out. */
 #include "proto/frames.h"
 
 #include "proto/wire.h"
@@ -13,97 +13,108 @@ void tqi_rx_init(tqi_rx *rx, void *sock, bool router)
 {
 	rx->sock = sock;
 	rx->router = router;
-	rx->mid = false;
+	rx->open = false;
+	rx->off = 0;
 	zmq_msg_init(&rx->id);
+	zmq_msg_init(&rx->frame);
 }
 
 void tqi_rx_close(tqi_rx *rx)
 {
 	zmq_msg_close(&rx->id);
 	zmq_msg_init(&rx->id);
-	rx->mid = false;
+	zmq_msg_close(&rx->frame);
+	zmq_msg_init(&rx->frame);
+	rx->open = false;
+	rx->off = 0;
 }
 
-/* Reads and drops the rest of the message after `last`; counts it. */
-static void take_rest(tqi_rx *rx, zmq_msg_t *last, tqi_frames *f)
+/* Reads the next frame to take commands from: the next of the message
+ * being read, or the first of a new one (after its routing id).  1, 0 when
+ * none is waiting, -1 on a socket error; 2 for a message of a routing id
+ * alone (rx->frame is then empty). */
+static int next_frame(tqi_rx *rx, int flags)
 {
-	int more = zmq_msg_more(last);
-	while (more) {
-		zmq_msg_t extra;
-		zmq_msg_init(&extra);
-		if (zmq_msg_recv(&extra, rx->sock, 0) < 0) {
-			zmq_msg_close(&extra);
-			break;
-		}
-		f->nframes++;
-		more = zmq_msg_more(&extra);
-		zmq_msg_close(&extra);
+	bool more = rx->open && zmq_msg_more(&rx->frame);
+	zmq_msg_close(&rx->frame);
+	zmq_msg_init(&rx->frame);
+	rx->open = false;
+	rx->off = 0;
+	if (!more && rx->router) {
+		zmq_msg_close(&rx->id);
+		zmq_msg_init(&rx->id);
+		if (zmq_msg_recv(&rx->id, rx->sock, flags) < 0)
+			return errno == EAGAIN ? 0 : -1;
+		if (!zmq_msg_more(&rx->id))
+			return 2;
+		more = true;
 	}
+	/* ZeroMQ delivers a message whole: the rest of one begun is here. */
+	if (zmq_msg_recv(&rx->frame, rx->sock, more ? 0 : flags) < 0)
+		return errno == EAGAIN ? 0 : -1;
+	rx->open = true;
+	return 1;
 }
 
 int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 {
 	zmq_msg_init(&f->id);
-	zmq_msg_init(&f->env);
-	zmq_msg_init(&f->payload);
-	f->nframes = 0;
+	f->env = f->payload = NULL;
+	f->envlen = f->payload_len = 0;
+	f->shape = TQ_OK;
+	f->frame = &rx->frame;
 	f->router = rx->router;
-	if (!rx->mid && rx->router) {
-		zmq_msg_close(&rx->id);
-		zmq_msg_init(&rx->id);
-		if (zmq_msg_recv(&rx->id, rx->sock, flags) < 0) {
+	if (!rx->open || rx->off >= zmq_msg_size(&rx->frame)) { /* used up: the next */
+		int rc = next_frame(rx, flags);
+		if (rc <= 0) {
 			int err = errno;
-			tqi_frames_close(f);
+			tqi_rx_close(rx);
 			errno = err;
-			return err == EAGAIN ? 0 : -1;
+			return rc;
 		}
-		flags = 0; /* ZeroMQ delivers a message whole: the rest is here */
-		if (!zmq_msg_more(&rx->id)) { /* a routing id and nothing else */
-			zmq_msg_copy(&f->id, &rx->id);
+		if (rc == 2 || zmq_msg_size(&rx->frame) == 0) {
+			/* No command at all: one empty, so malformed, command -
+			 * answered, never skipped in silence. */
+			if (rx->router)
+				zmq_msg_copy(&f->id, &rx->id);
+			f->env = (const uint8_t *)"";
 			return 1;
 		}
 	}
-	if (rx->mid)
-		flags = 0;
-	if (zmq_msg_recv(&f->env, rx->sock, flags) < 0) {
-		int err = errno;
-		tqi_frames_close(f);
-		tqi_rx_close(rx);
-		errno = err;
-		return err == EAGAIN ? 0 : -1;
-	}
+	const uint8_t *p = (const uint8_t *)zmq_msg_data(&rx->frame) + rx->off;
+	tqi_split s;
+	tqi_cmd_split(p, zmq_msg_size(&rx->frame) - rx->off, &s);
+	rx->off += s.len;
 	if (rx->router)
 		zmq_msg_copy(&f->id, &rx->id);
-	f->nframes = 1;
-	zmq_msg_t *last = &f->env;
-	unsigned shape = tqi_cmd_frames(zmq_msg_data(&f->env), zmq_msg_size(&f->env));
-	if (shape == 2 && zmq_msg_more(last)) {
-		if (zmq_msg_recv(&f->payload, rx->sock, 0) < 0) {
-			rx->mid = false; /* the socket failed; what it had is gone */
-			return 1;
-		}
-		f->nframes = 2;
-		last = &f->payload;
-	} else if (shape == 0) {
-		take_rest(rx, last, f); /* its shape is unknown: all of it is its */
-		rx->mid = false;
-		return 1;
+	f->env = p;
+	f->envlen = s.env_len;
+	if (s.has_payload) {
+		f->payload = p + s.payload_off;
+		f->payload_len = s.payload_len;
 	}
-	rx->mid = zmq_msg_more(last);
+	if (s.payload_missing)
+		f->shape = TQ_EFRAMES;
 	return 1;
 }
 
 void tqi_frames_close(tqi_frames *f)
 {
 	zmq_msg_close(&f->id);
-	zmq_msg_close(&f->env);
-	zmq_msg_close(&f->payload);
 }
 
-tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd)
+int tqi_frames_payload(const tqi_frames *f, zmq_msg_t *out)
 {
-	unsigned want = tqi_cmd_has_payload(cmd) ? 2 : 1;
-	return f->nframes == want ? TQ_OK : TQ_EFRAMES;
+	if (f->payload_len == 0) {
+		zmq_msg_init(out);
+		return 0;
+	}
+	if (zmq_msg_init_size(out, f->payload_len) != 0) {
+		zmq_msg_init(out);
+		return -1;
+	}
+	memcpy(zmq_msg_data(out), f->payload, f->payload_len);
+	return 0;
 }
 
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
@@ -138,117 +149,53 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
                          size_t whylen)
 {
-	zmq_msg_t *env = (zmq_msg_t *)&f->env;
-	tq_err err =
-	    tqi_env_decode_from(zmq_msg_data(env), zmq_msg_size(env), from, to, e, why, whylen);
-	if (err == TQ_OK && tqi_frames_check(f, e->cmd) != TQ_OK) {
+	tq_err err = tqi_env_decode_from(f->env, f->envlen, from, to, e, why, whylen);
+	if (err == TQ_OK && f->shape != TQ_OK) {
 		if (why != NULL && whylen > 0)
-			snprintf(why, whylen, "%s with %u frames", tqi_cmd_name(e->cmd),
-			         f->nframes);
-		err = TQ_EFRAMES;
+			snprintf(why, whylen,
+			         "%s without its payload (a msgpack bin after the body)",
+			         tqi_cmd_name(e->cmd));
+		err = f->shape;
 	}
 	return err;
 }
 
-int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t envlen,
-             zmq_msg_t *payload, int flags)
+int tqi_send(void *sock, const void *id, size_t idlen, const void *cmds, size_t len, int flags)
 {
-	bool with_payload = envlen >= 4 && tqi_cmd_has_payload(((const unsigned char *)env)[3]);
 	if (id != NULL && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
 		return -1;
 	/* Once the routing id is accepted the rest of the message is too:
 	 * ZeroMQ checks the high-water mark per message, at its first frame. */
-	if (zmq_send(sock, env, envlen, flags | (with_payload ? ZMQ_SNDMORE : 0)) < 0)
-		return -1;
-	if (!with_payload) {
-		if (payload != NULL) /* nothing to carry it: still "moved" */
-			zmq_msg_close(payload), zmq_msg_init(payload);
-		return 0;
-	}
-	if (payload != NULL)
-		return zmq_msg_send(payload, sock, flags) < 0 ? -1 : 0;
-	return zmq_send(sock, "", 0, flags) < 0 ? -1 : 0;
+	return zmq_send(sock, cmds, len, flags) < 0 ? -1 : 0;
 }
 
 void tqi_batch_init(tqi_batch *b)
 {
-	b->v = NULL;
-	b->n = b->cap = b->cmds = 0;
-	b->bytes = 0;
+	tqi_wbuf_init(&b->w);
+	b->cmds = 0;
 }
 
 void tqi_batch_clear(tqi_batch *b)
 {
-	for (uint32_t i = 0; i < b->n; i++)
-		zmq_msg_close(&b->v[i]);
-	free(b->v);
+	tqi_wbuf_free(&b->w);
 	tqi_batch_init(b);
 }
 
-static int batch_room(tqi_batch *b, uint32_t more)
+tq_err tqi_batch_add(tqi_batch *b, const tqi_env *e, const void *payload, size_t len)
 {
-	if (b->n + more <= b->cap)
-		return 0;
-	uint32_t cap = b->cap ? 2 * b->cap : 16;
-	while (cap < b->n + more)
-		cap *= 2;
-	zmq_msg_t *v = realloc(b->v, cap * sizeof *v);
-	if (v == NULL)
-		return -1;
-	b->v = v;
-	b->cap = cap;
-	return 0;
-}
-
-int tqi_batch_add(tqi_batch *b, const void *env, size_t envlen, zmq_msg_t *payload)
-{
-	bool with_payload = envlen >= 4 && tqi_cmd_has_payload(((const unsigned char *)env)[3]);
-	if (batch_room(b, with_payload ? 2 : 1) != 0)
-		return -1;
-	zmq_msg_t *e = &b->v[b->n];
-	if (zmq_msg_init_size(e, envlen) != 0)
-		return -1;
-	memcpy(zmq_msg_data(e), env, envlen);
-	b->n++;
-	b->bytes += envlen;
-	if (with_payload) {
-		zmq_msg_t *p = &b->v[b->n++];
-		zmq_msg_init(p);
-		if (payload != NULL) {
-			zmq_msg_move(p, payload);
-			b->bytes += zmq_msg_size(p);
-		}
-	} else if (payload != NULL) { /* nothing to carry it: still "moved" */
-		zmq_msg_close(payload);
-		zmq_msg_init(payload);
-	}
-	b->cmds++;
-	return 0;
+	tq_err err = tqi_cmd_append(e, payload, len, &b->w);
+	if (err == TQ_OK)
+		b->cmds++;
+	return err;
 }
 
 int tqi_batch_send(tqi_batch *b, void *sock, const void *id, size_t idlen, int flags)
 {
-	if (b->n == 0)
+	if (b->cmds == 0)
 		return 0;
-	if (id != NULL && zmq_send(sock, id, idlen, flags | ZMQ_SNDMORE) < 0)
-		return -1;
-	/* Once the first frame is taken the rest is too: ZeroMQ checks the
-	 * high-water mark per message. */
-	for (uint32_t i = 0; i < b->n; i++) {
-		int more = i + 1 < b->n ? ZMQ_SNDMORE : 0;
-		if (zmq_msg_send(&b->v[i], sock, flags | more) < 0) {
-			if (i == 0 && id == NULL)
-				return -1; /* refused whole: the batch is intact */
-			/* Cannot happen after the first frame; if it did, the
-			 * message is lost either way: do not send its rest twice. */
-			for (uint32_t j = i; j < b->n; j++)
-				zmq_msg_close(&b->v[j]);
-			b->n = b->cmds = 0;
-			b->bytes = 0;
-			return -1;
-		}
-	}
-	b->n = b->cmds = 0;
-	b->bytes = 0;
+	if (tqi_send(sock, id, idlen, b->w.data, b->w.len, flags) != 0)
+		return -1; /* refused whole (ZeroMQ takes a message whole or not at all) */
+	tqi_wbuf_reset(&b->w);
+	b->cmds = 0;
 	return 0;
 }

@@ -1,14 +1,17 @@
 /*
  * frames.h - moving tq messages through ZeroMQ sockets.
  *
- * A message carries one or more commands, each an envelope frame and, for
- * the commands that have one, a payload frame (PROTOCOL.md 2).  Receiving
- * (tqi_rx) hands out one command at a time; a frame that is no tq/1
- * header of a known command takes the rest of its message with it, so a
- * malformed message cannot desynchronise the stream.  Sending writes one
- * command as a message of its own (tqi_send), or gathers several for one
- * peer into one message (tqi_batch): one routing lookup, one wake-up of
- * the peer, for all of them.  Payloads are zmq_msg_t, moved (zero-copy).
+ * A frame carries one or more commands back to back, each an envelope
+ * (header and msgpack body) and, for the commands that have one, its
+ * payload as a msgpack bin (PROTOCOL.md 2).  Packing a peer's commands into
+ * one frame is what makes tq cheap on the wire: ZeroMQ's cost is per frame,
+ * not per byte, so a hundred results to one client cost one frame, one
+ * routing lookup and one wake-up.  Receiving (tqi_rx) hands out one command
+ * at a time; a command whose end cannot be found (no tq/1 header, a body
+ * that is no msgpack value, a payload missing) takes the rest of its frame
+ * with it, so a malformed frame cannot desynchronise the stream.  Sending
+ * writes commands already packed (tqi_send), or gathers several for one
+ * peer into one frame (tqi_batch).
  */
 #ifndef TQI_FRAMES_H
 #define TQI_FRAMES_H
@@ -17,27 +20,35 @@
 #include <stddef.h>
 #include <zmq.h>
 
+#include "proto/wbuf.h"
 #include "proto/wire.h"
 #include "tq/err.h"
 
 #define TQI_MAX_ROUTING_ID 255
 
+/* One command as a reader hands it out.  env and payload point into the
+ * reader's current frame: they are valid until the next tqi_rx_recv or
+ * tqi_rx_close on that reader. */
 typedef struct {
-	zmq_msg_t id;      /* routing id; only from a ROUTER socket */
-	zmq_msg_t env;     /* the envelope frame */
-	zmq_msg_t payload; /* the payload frame; empty when none came */
-	unsigned nframes;  /* frames after the routing id, extra ones included */
+	zmq_msg_t id;           /* routing id; only from a ROUTER socket */
+	const uint8_t *env;     /* header and body (for a malformed command, all it took) */
+	size_t envlen;          /* 0 for a message of a routing id alone, or an empty frame */
+	const uint8_t *payload; /* the payload's bytes; NULL when none came */
+	size_t payload_len;
+	tq_err shape; /* TQ_OK, or TQ_EFRAMES: a command that carries a payload came without one */
+	const zmq_msg_t *frame; /* the frame it came in, for its metadata (Peer-Address) */
 	bool router;
 } tqi_frames;
 
-/* A socket's reader.  A message may carry several commands, so the reader
- * remembers whether the last command it returned ended its message, and
- * that message's routing id. */
+/* A socket's reader: the frame being read and where its next command
+ * starts, and that frame's routing id. */
 typedef struct {
 	void *sock;
 	bool router;
-	bool mid;     /* the message of the last command goes on */
-	zmq_msg_t id; /* its routing id, while mid (router only) */
+	bool open;       /* frame holds a frame of a message being read */
+	zmq_msg_t id;    /* the message's routing id (router only) */
+	zmq_msg_t frame; /* the frame being read */
+	size_t off;      /* where its next command starts */
 } tqi_rx;
 
 void tqi_rx_init(tqi_rx *rx, void *sock, bool router);
@@ -45,24 +56,21 @@ void tqi_rx_init(tqi_rx *rx, void *sock, bool router);
  * socket itself is the caller's. */
 void tqi_rx_close(tqi_rx *rx);
 
-/* Receives the next command: its envelope, its payload when its command has
- * one, and any frames that belong to it (nframes counts them all, so
- * tqi_frames_check finds a missing payload or a malformed rest).  Returns 1
- * when one arrived, 0 when none is waiting (with ZMQ_DONTWAIT), -1 on a
- * socket error (errno set: ETERM, EINTR).  After 1 the caller must call
- * tqi_frames_close. */
+/* Receives the next command.  Returns 1 when one arrived, 0 when none is
+ * waiting (with ZMQ_DONTWAIT), -1 on a socket error (errno set: ETERM,
+ * EINTR).  After 1 the caller must call tqi_frames_close. */
 int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags);
 
 void tqi_frames_close(tqi_frames *f);
 
-/* TQ_OK when the frame count fits the command in the envelope: one frame,
- * or two for commands with a payload.  TQ_EFRAMES otherwise. */
-tq_err tqi_frames_check(const tqi_frames *f, unsigned char cmd);
+/* Copies the command's payload into *out (initialised here; empty when
+ * none came).  0, or -1 when out of memory (*out is then empty). */
+int tqi_frames_payload(const tqi_frames *f, zmq_msg_t *out);
 
-/* Decodes the envelope of a message that a peer of role `from` sent to one
- * of role `to`, and checks its route and frame count: the one check every
- * receiver makes.  Errors as tqi_env_decode_from, or TQ_EFRAMES; why (may be
- * NULL) explains. */
+/* Decodes the envelope of a command that a peer of role `from` sent to one
+ * of role `to`, and checks its route and its payload: the one check every
+ * receiver makes.  Errors as tqi_env_decode_from, or TQ_EFRAMES (a command
+ * that carries a payload without one); why (may be NULL) explains. */
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
                          size_t whylen);
 
@@ -75,34 +83,30 @@ tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_en
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
                       int zmtp_ivl_ms);
 
-/* Sends one message.  id may be NULL (DEALER).  The envelope bytes are
- * copied; *payload, when not NULL, is moved into the message on success and
- * left with the caller on failure; a command with a payload and a NULL
- * payload gets an empty payload frame.  Returns 0, or -1 with errno set
- * (EAGAIN at the high-water mark with ZMQ_DONTWAIT, EHOSTUNREACH when a
- * ROUTER_MANDATORY peer is gone). */
-int tqi_send(void *sock, const void *id, size_t idlen, const void *env, size_t envlen,
-             zmq_msg_t *payload, int flags);
+/* Sends one message: the routing id (unless id is NULL, for a DEALER) and
+ * one frame of `len` bytes of packed commands (tqi_cmd_append).  The bytes
+ * are copied.  Returns 0, or -1 with errno set (EAGAIN at the high-water
+ * mark with ZMQ_DONTWAIT, EHOSTUNREACH when a ROUTER_MANDATORY peer is
+ * gone). */
+int tqi_send(void *sock, const void *id, size_t idlen, const void *cmds, size_t len, int flags);
 
-/* Commands gathered for one peer, to go as one message. */
+/* Commands gathered for one peer, to go as one frame.  Not to be copied by
+ * value: w may point into itself. */
 typedef struct {
-	zmq_msg_t *v; /* frames, in order */
-	uint32_t n, cap;
-	uint32_t cmds;
-	size_t bytes; /* of the frames */
+	tqi_wbuf w;    /* the packed commands */
+	uint32_t cmds; /* how many */
 } tqi_batch;
 
 void tqi_batch_init(tqi_batch *b);
 /* Drops what the batch holds and frees its memory. */
 void tqi_batch_clear(tqi_batch *b);
 
-/* Appends one command: the envelope bytes are copied; *payload, when not
- * NULL, is moved in (a command with a payload and a NULL payload gets an
- * empty frame; one without takes none).  0, or -1 when out of memory
- * (*payload is then left with the caller). */
-int tqi_batch_add(tqi_batch *b, const void *env, size_t envlen, zmq_msg_t *payload);
+/* Appends one command: e encoded, then, when its command carries one, the
+ * payload (len bytes, copied; NULL for an empty one).  TQ_OK; TQ_ENOMEM or
+ * TQ_EINVAL (as tqi_env_encode) leave the batch as it was. */
+tq_err tqi_batch_add(tqi_batch *b, const tqi_env *e, const void *payload, size_t len);
 
-/* Sends every command of the batch as one message (after id, unless NULL)
+/* Sends every command of the batch as one frame (after id, unless NULL)
  * and empties it.  -1 with errno set when the socket refused the message
  * (EAGAIN at the high-water mark with ZMQ_DONTWAIT, EHOSTUNREACH): the
  * batch is then left as it was. */

@@ -1,11 +1,11 @@
 /*
  * wire.h - the tq/1 wire protocol: commands, the envelope codec and frame I/O.
  *
- * A message is one or two ZeroMQ frames (after the routing id a ROUTER
- * adds): an envelope - four header bytes "TQ", version, command, then one
- * msgpack array of the command's fields - and, for the commands that carry
- * one, an opaque payload frame (task arguments or result) that the broker
- * moves without reading.  proto/PROTOCOL.md is the normative description;
+ * A frame (after the routing id a ROUTER adds) carries one or more
+ * commands: an envelope - four header bytes "TQ", version, command, then
+ * one msgpack array of the command's fields - and, for the commands that
+ * carry one, an opaque payload (task arguments or result) as a msgpack bin,
+ * which the broker passes on without reading.  proto/PROTOCOL.md is the normative description;
  * the schema table in envelope.c is its executable form.
  */
 #ifndef TQI_WIRE_H
@@ -109,14 +109,27 @@ typedef struct {
 /* The command's name ("SUBMIT"), or NULL for an unknown command. */
 const char *tqi_cmd_name(uint8_t cmd);
 
-/* True when cmd carries a payload frame after the envelope. */
+/* True when cmd carries a payload (a msgpack bin after its body). */
 bool tqi_cmd_has_payload(uint8_t cmd);
 
-/* How many frames the command whose envelope frame is env (len bytes)
- * takes in a message: 2 (envelope and payload), 1 (envelope only), or 0
- * when the header is not a tq/1 header of a known command - its shape is
- * unknown, so the rest of the message goes with it (PROTOCOL.md 2). */
-unsigned tqi_cmd_frames(const uint8_t *env, size_t len);
+/* Where one command ends in a frame (PROTOCOL.md 2). */
+typedef struct {
+	size_t env_len;     /* header and body */
+	size_t payload_off; /* the payload's bytes, when has_payload */
+	size_t payload_len;
+	size_t len;           /* the whole command: the next one starts here */
+	bool has_payload;     /* a payload came (its command carries one) */
+	bool payload_missing; /* its command carries one, and no bin followed the body */
+} tqi_split;
+
+/* Finds the end of the command that starts at p, with len bytes left in
+ * its frame.  A command whose end cannot be found takes all len bytes: one
+ * without a tq/1 header of a known command, or whose body is not one
+ * msgpack value (env_len = len: the decoder says what is wrong), or one that
+ * carries a payload and is not followed by a msgpack bin (payload_missing).
+ * Never reads past len; len > 0 always gives a command of at least one
+ * byte. */
+void tqi_cmd_split(const uint8_t *p, size_t len, tqi_split *s);
 
 /* True when a peer of role `from` may send cmd to a peer of role `to`. */
 bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
@@ -138,6 +151,11 @@ tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_ro
  * TQ_OK, TQ_ENOMEM, or TQ_EINVAL when a field breaks a limit (a bug in the
  * caller: the encoder refuses to emit what a decoder would reject). */
 tq_err tqi_env_encode(const tqi_env *e, tqi_wbuf *out);
+
+/* Appends one whole command to out: e encoded, then, when e->cmd carries
+ * one, the payload (len bytes; NULL for an empty one) as a msgpack bin.
+ * Errors as tqi_env_encode; out is then left as it was. */
+tq_err tqi_cmd_append(const tqi_env *e, const void *payload, size_t len, tqi_wbuf *out);
 
 /* Helpers for list fields: append one element to a list being built in a
  * wbuf, then make the tqi_raw that tqi_env_encode takes. */

@@ -64,17 +64,10 @@ static uint64_t run(tq_worker *w, wtask *t, uint64_t start)
 	w->reg.v[t->fn_index].last_us = us < UINT32_MAX ? us + 1 : us;
 	w->now = end / 1000; /* tqi_now_ms's clock, CLOCK_MONOTONIC */
 	if (out.code != TQ_OK) {
-		tqi_task_done(w, t, (tq_err)out.code, out.text, NULL);
+		tqi_task_done(w, t, (tq_err)out.code, out.text, NULL, 0);
 		return end;
 	}
-	zmq_msg_t m;
-	if (zmq_msg_init_size(&m, out.len) != 0) {
-		tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory for the result", NULL);
-		return end;
-	}
-	memcpy(zmq_msg_data(&m), out.data, out.len);
-	tqi_task_done(w, t, TQ_OK, NULL, &m);
-	zmq_msg_close(&m);
+	tqi_task_done(w, t, TQ_OK, NULL, out.data, out.len);
 	/* A big result passed: give its memory back. */
 	if (tq_buf_size(w->reply) > REPLY_KEEP) {
 		tq_buf_destroy(&w->reply);

@@ -89,7 +89,7 @@ struct tq_worker {
 
 	void *ctx, *sock;
 	tqi_rx rx;     /* reads sock: the broker may send several tasks in one message */
-	tqi_batch out; /* what this loop turn sends, as one message at its end */
+	tqi_batch out; /* what this loop turn sends, as one frame at its end */
 	tqi_rand rng;
 	enum { CONN_CONNECTING, CONN_READY } conn;
 	uint8_t instance[TQI_REF_LEN];
@@ -160,7 +160,8 @@ void tqi_worker_flush(tq_worker *w);
 void tqi_measure_service(tq_worker *w, uint32_t run_us);
 /* Reports a held task's outcome to the broker and forgets it.  payload may
  * be NULL; it is moved when given. */
-void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload);
+void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, const void *payload,
+                   size_t len);
 /* Forgets a held task without reporting it. */
 void tqi_task_forget(tq_worker *w, wtask *t);
 

@@ -34,8 +34,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* READ_CHUNK: the read buffer's usual size, and the least result handed
- * over in it rather than copied.  MAX_RESULT_FRAME: the most a result frame
+/* READ_CHUNK: the read buffer's usual size.  MAX_RESULT_FRAME: the most a result frame
  * holds after its length (the executor answers ETOOBIG for a larger
  * result); a frame that says more is malformed. */
 enum { RESPAWN_DELAY_MS = 100, READ_CHUNK = 1 << 16 };
@@ -263,12 +262,13 @@ static void withdraw_waiting(tq_worker *w, tqi_exec *ex)
 
 /* ---- reading results ---- */
 
-static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, zmq_msg_t *payload)
+static void finish(tq_worker *w, pentry *e, tq_err code, const char *text, const void *payload,
+                   size_t len)
 {
 	wtask *t = e->t;
 	entry_release(w, e);
 	if (t != NULL)
-		tqi_task_done(w, t, code, text, payload);
+		tqi_task_done(w, t, code, text, payload, len);
 }
 
 /* Ends ex's service: it takes no new task, the tasks waiting in its pipe go
@@ -294,35 +294,6 @@ static void doom(tq_worker *w, tqi_exec *ex, tq_err why, uint32_t grace_ms)
 	uint64_t at = w->now + grace_ms;
 	if (ex->kill_at == 0 || at < ex->kill_at)
 		ex->kill_at = at;
-}
-
-static void free_buffer(void *data, void *hint)
-{
-	(void)data;
-	free(hint);
-}
-
-/* Makes m hold the n result bytes at p, in the frame that starts at frame
- * (after its length).  A big frame that is all ex's buffer holds takes the
- * buffer with it, uncopied, and ex starts a new one; others are copied.
- * 0, or -1 (m empty) when memory runs out. */
-static int result_msg(tqi_exec *ex, const uint8_t *frame, const uint8_t *p, size_t n, zmq_msg_t *m)
-{
-	if (frame == ex->rbuf + 4 && ex->rlen == (size_t)(p - ex->rbuf) + n && n >= READ_CHUNK) {
-		if (zmq_msg_init_data(m, (void *)p, n, free_buffer, ex->rbuf) != 0) {
-			zmq_msg_init(m);
-			return -1;
-		}
-		ex->rbuf = NULL;
-		ex->rlen = ex->rcap = 0;
-		return 0;
-	}
-	if (zmq_msg_init_size(m, n) != 0) {
-		zmq_msg_init(m);
-		return -1;
-	}
-	memcpy(zmq_msg_data(m), p, n);
-	return 0;
 }
 
 /* ex sent what no healthy executor sends: a handler wrote over its memory.
@@ -361,16 +332,8 @@ static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t le
 	char text[TQI_MAX_TEXT + 1];
 	memcpy(text, res.text, res.text_len);
 	text[res.text_len] = '\0';
-	zmq_msg_t payload; /* only a success carries its result */
-	int rc = res.code == TQ_OK ? result_msg(ex, frame, frame + res.payload_off,
-	                                        len - res.payload_off, &payload)
-	                           : zmq_msg_init(&payload);
-	if (rc != 0) {
-		finish(w, e, TQ_ENOMEM, "worker out of memory for the result", NULL);
-		return 0;
-	}
-	finish(w, e, (tq_err)res.code, text, &payload);
-	zmq_msg_close(&payload);
+	/* Only a success carries its result; it is copied into the batch. */
+	finish(w, e, (tq_err)res.code, text, frame + res.payload_off, len - res.payload_off);
 	return 0;
 }
 
@@ -395,8 +358,6 @@ static int parse_results(tq_worker *w, tqi_exec *ex)
 			ex->rlen = 0; /* what follows is not believed either */
 			return -1;
 		}
-		if (ex->rbuf == NULL)
-			return 0; /* the frame, all there was, left with the buffer */
 		at += 4 + len;
 	}
 	if (at > 0) {
@@ -408,8 +369,7 @@ static int parse_results(tq_worker *w, tqi_exec *ex)
 
 /* Reads what ex wrote and answers each whole result.  Once a frame's length
  * is known the buffer is made to hold all of it at once; a big frame is
- * read by itself, so that it fills the buffer exactly and can leave in it
- * (result_msg). */
+ * read by itself, so that the buffer grows to it and no further. */
 static void read_results(tq_worker *w, tqi_exec *ex)
 {
 	for (;;) {
@@ -521,7 +481,7 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 			break;
 		}
 		tqi_info("executor %u (pid %d): %s", ex->slot, (int)pid, text);
-		finish(w, e, code, text, NULL);
+		finish(w, e, code, text, NULL, 0);
 	}
 	while (nback > 0)
 		tqi_list_push_front(&w->queue, &back[--nback]->qnode);
@@ -630,7 +590,7 @@ void tqi_pool_stop_task(tq_worker *w, wtask *t, tq_err code, const char *text, u
 	if (withdraw(w, t)) {
 		/* It never started: out of the local queue, if it was there. */
 		tqi_list_remove(&w->queue, &t->qnode);
-		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL);
+		tqi_task_done(w, t, code == TQ_ESHUTDOWN ? TQ_ECANCELLED : code, text, NULL, 0);
 		return;
 	}
 	/* Running: its executor's exit reports it.  Its other tasks find

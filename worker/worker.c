@@ -27,7 +27,8 @@ enum {
 	BACKOFF_MIN_MS = 100,
 	BACKOFF_MAX_MS = 5000,
 	CONNECT_TIMEOUT_MIN_MS = 5000,
-	FLUSH_CMDS = 256 /* a turn's messages go early at this count */
+	FLUSH_CMDS = 256,     /* a turn's commands go early at this count */
+	FLUSH_BYTES = 1 << 20 /* or at this size */
 };
 
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
@@ -105,15 +106,17 @@ void tq_worker_stop(tq_worker *w)
 
 /* ---- talking to the broker ---- */
 
-/* Gathers a message for the broker; the loop sends what a turn gathered
- * as one message before it waits (tqi_worker_flush). */
-static int send_env(tq_worker *w, const tqi_env *e, zmq_msg_t *payload)
+/* Gathers a command (and its payload, copied) for the broker; the loop
+ * sends what a turn gathered as one frame before it waits
+ * (tqi_worker_flush). */
+static int send_cmd(tq_worker *w, const tqi_env *e, const void *payload, size_t len)
 {
 	if (w->sock == NULL)
 		return -1; /* between connections: the broker gave up what it was about */
-	tq_err err = tqi_env_encode(e, &w->scratch);
-	if (err == TQ_OK && tqi_batch_add(&w->out, w->scratch.data, w->scratch.len, payload) != 0)
-		err = TQ_ENOMEM;
+	/* A frame stays under FLUSH_BYTES unless one command is bigger. */
+	if (w->out.cmds > 0 && w->out.w.len + len > FLUSH_BYTES)
+		tqi_worker_flush(w);
+	tq_err err = tqi_batch_add(&w->out, e, payload, len);
 	if (err != TQ_OK) {
 		/* Said, not silent: a DONE lost here leaves its task to the
 		 * broker's deadline, or to its giving up on this worker. */
@@ -121,7 +124,7 @@ static int send_env(tq_worker *w, const tqi_env *e, zmq_msg_t *payload)
 		          tq_strerror(err));
 		return -1;
 	}
-	if (w->out.cmds >= FLUSH_CMDS)
+	if (w->out.cmds >= FLUSH_CMDS || w->out.w.len >= FLUSH_BYTES)
 		tqi_worker_flush(w);
 	w->last_sent = w->now;
 	return 0;
@@ -155,7 +158,7 @@ static void close_socket(tq_worker *w, int linger)
 static void send_simple(tq_worker *w, uint8_t cmd)
 {
 	tqi_env e = { .cmd = cmd };
-	send_env(w, &e, NULL);
+	send_cmd(w, &e, NULL, 0);
 }
 
 /* Automatic prefetch starts at none and follows what tasks take. */
@@ -200,7 +203,7 @@ static void adjust_capacity(tq_worker *w)
 	if (want + step > have && want < have + step)
 		return;
 	tqi_env e = { .cmd = TQI_CAPACITY, .capacity = want };
-	if (send_env(w, &e, NULL) == 0) {
+	if (send_cmd(w, &e, NULL, 0) == 0) {
 		tqi_debug("capacity %u -> %u (tasks take %.0f us)", have, want, w->service_us);
 		w->capacity_sent = want;
 		w->capacity_at = w->now;
@@ -219,7 +222,7 @@ static tq_err send_ready(tq_worker *w)
 		      .capacity = initial_capacity(w),
 		      .heartbeat_ms = w->opts.heartbeat_ms,
 		      .functions = tqi_raw_of(&fns, w->reg.n) };
-	int rc = send_env(w, &e, NULL);
+	int rc = send_cmd(w, &e, NULL, 0);
 	tqi_wbuf_free(&fns);
 	return rc == 0 ? TQ_OK : TQ_ETRANSPORT;
 }
@@ -257,13 +260,14 @@ static void reset_connection(tq_worker *w, const char *why)
 	w->conn_since = w->now;
 }
 
-void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, zmq_msg_t *payload)
+void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, const void *payload,
+                   size_t len)
 {
 	tqi_env e = { .cmd = TQI_DONE, .attempt = t->attempt, .code = (uint32_t)code };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
 	if (text != NULL)
 		e.text = (tqi_str){ text, (uint32_t)strnlen(text, TQI_MAX_TEXT) };
-	send_env(w, &e, code == TQ_OK ? payload : NULL);
+	send_cmd(w, &e, payload, code == TQ_OK ? len : 0);
 	tqi_task_forget(w, t);
 }
 
@@ -286,27 +290,32 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	if (t == NULL) {
 		tqi_env d = { .cmd = TQI_DONE, .attempt = e->attempt, .code = TQ_ENOMEM };
 		memcpy(d.ref, e->ref, TQI_REF_LEN);
-		send_env(w, &d, NULL);
+		send_cmd(w, &d, NULL, 0);
 		return;
 	}
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
-	zmq_msg_init(&t->args);
-	zmq_msg_move(&t->args, &f->payload);
+	if (tqi_frames_payload(f, &t->args) != 0) {
+		free(t);
+		tqi_env d = { .cmd = TQI_DONE, .attempt = e->attempt, .code = TQ_ENOMEM };
+		memcpy(d.ref, e->ref, TQI_REF_LEN);
+		send_cmd(w, &d, NULL, 0);
+		return;
+	}
 	tqi_node_init(&t->qnode);
 	tqi_heap_node_init(&t->deadline);
 	tqi_hmap_insert(&w->held, &t->hnode, t->ref, TQI_REF_LEN);
 	w->nheld++;
 	int idx = tqi_registry_find(&w->reg, e->function.p, e->function.n);
 	if (idx < 0) {
-		tqi_task_done(w, t, TQ_ENOWORKER, "function not served by this worker", NULL);
+		tqi_task_done(w, t, TQ_ENOWORKER, "function not served by this worker", NULL, 0);
 		return;
 	}
 	/* Fixed now: the time the task then waits here or in a pipe counts. */
 	if (e->timeout_ms != 0) {
 		t->deadline.key = tqi_deadline_after(w->now, e->timeout_ms);
 		if (tqi_heap_push(&w->deadlines, &t->deadline) != 0) {
-			tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory", NULL);
+			tqi_task_done(w, t, TQ_ENOMEM, "worker out of memory", NULL, 0);
 			return;
 		}
 	}

@@ -36,7 +36,7 @@ extern "C" {
 	X(EMAGIC, 16, "bad magic")                                           \
 	X(EVERSION, 17, "unsupported protocol version")                      \
 	X(ECOMMAND, 18, "unknown or misdirected command")                    \
-	X(EFRAMES, 19, "wrong number of frames")                             \
+	X(EFRAMES, 19, "a command came without its payload")                 \
 	X(ETRUNCATED, 20, "truncated input")                                 \
 	X(ETRAILING, 21, "trailing bytes after the value")                   \
 	X(ETYPE, 22, "wrong type")                                           \

@@ -30,31 +30,59 @@ NAME = {v: k for k, v in CMD.items()}
 ENOWORKER, EVERSION, ECOMMAND = 8, 17, 18
 
 
-def envelope(cmd, fields, version=VERSION):
-    return MAGIC + bytes([version, CMD[cmd]]) + msgpack.packb(fields, use_bin_type=True)
-
-
-PAYLOAD = {"SUBMIT", "RESULT", "TASK", "DONE"}  # the commands with a payload frame
+PAYLOAD = {"SUBMIT", "RESULT", "TASK", "DONE"}  # the commands with a payload (a bin)
 PENDING = {}  # socket -> commands received but not yet handed out
 BATCHED = [0]  # messages seen that carried more than one command
 
 
-def split(frames):
-    """A message is one or more commands, each an envelope and, for the
-    commands that carry one, the payload frame after it (section 2)."""
-    out, i = [], 0
-    while i < len(frames):
-        env = frames[i]
-        i += 1
-        assert env[:2] == MAGIC, "bad magic"
-        assert env[2] == VERSION, "bad version"
-        name = NAME[env[3]]
+def envelope(cmd, fields, version=VERSION):
+    return MAGIC + bytes([version, CMD[cmd]]) + msgpack.packb(fields, use_bin_type=True)
+
+
+def command(cmd, fields, payload=b"", version=VERSION):
+    """One command: its envelope and, for the commands that carry one, the
+    payload's bytes as one msgpack bin right after the body (section 2)."""
+    out = envelope(cmd, fields, version)
+    if cmd in PAYLOAD:
+        out += msgpack.packb(payload, use_bin_type=True)
+    return out
+
+
+def split_frame(frame):
+    """A frame is one or more commands back to back (section 2): the header,
+    the body (one msgpack array, ending where the array ends) and, for the
+    commands that carry one, the payload bin; the next byte starts the next
+    command."""
+    assert len(frame) > 0, "empty frame"
+    out, pos, view = [], 0, memoryview(frame)
+    while pos < len(frame):
+        head = frame[pos:pos + 4]
+        assert len(head) == 4 and head[:2] == MAGIC, "bad magic"
+        assert head[2] == VERSION, "bad version"
+        name = NAME[head[3]]
+        u = msgpack.Unpacker(raw=False)
+        u.feed(view[pos + 4:])
+        try:
+            body = u.unpack()
+        except msgpack.OutOfData:
+            raise AssertionError(f"{name}: the frame ends inside its body") from None
+        assert isinstance(body, list), f"{name}: the body is not an array"
         payload = None
         if name in PAYLOAD:
-            assert i < len(frames), f"{name} without its payload frame"
-            payload = frames[i]
-            i += 1
-        out.append((name, msgpack.unpackb(env[4:], raw=False), payload))
+            try:
+                payload = u.unpack()
+            except msgpack.OutOfData:
+                pass
+            # with raw=False a msgpack str comes out as str: bytes is a bin
+            assert isinstance(payload, bytes), f"{name} without its payload bin"
+        pos += 4 + u.tell()
+        out.append((name, body, payload))
+    return out
+
+
+def split(frames):
+    """A message is one or more frames, each carrying one or more commands."""
+    out = [c for frame in frames for c in split_frame(frame)]
     if len(out) > 1:
         BATCHED[0] += 1
     return out
@@ -136,8 +164,7 @@ class Worker(threading.Thread):
                 ref, fn, attempt, timeout_ms, owner = f
                 assert fn == "pyadd" and attempt >= 1 and len(ref) == 16
                 args = msgpack.unpackb(payload, raw=False)
-                s.send_multipart([envelope("DONE", [ref, attempt, 0, ""]),
-                                  msgpack.packb(sum(args))])
+                s.send_multipart([command("DONE", [ref, attempt, 0, ""], msgpack.packb(sum(args)))])
                 self.served += 1
 
 
@@ -198,31 +225,30 @@ def main():
         wait_worker(c, "cworker")  # the C worker may still be starting
         for n in (21, -7):
             ref = secrets.token_bytes(16)
-            c.send_multipart([envelope("SUBMIT", [session, ref, "double", 0, 0, 0]),
-                              msgpack.packb([n])])
+            c.send_multipart([command("SUBMIT", [session, ref, "double", 0, 0, 0],
+                                      msgpack.packb([n]))])
             cmd, f, payload = recv(c)
             assert cmd == "RESULT" and f[0] == ref and f[1] == "cworker" and f[2] == 1, (cmd, f)
             assert msgpack.unpackb(payload) == 2 * n
         print("Python client -> C worker: double(21) = 42, double(-7) = -14")
 
-        # Several commands in one message (section 2): three SUBMITs, each
-        # answered once; the answers may come in one message or several.
+        # Several commands in one frame (section 2): three SUBMITs, back to
+        # back, each answered once; the answers may come in one message or several.
         refs = {secrets.token_bytes(16): n for n in (1, 2, 3)}
-        frames = []
-        for ref, n in refs.items():
-            frames += [envelope("SUBMIT", [session, ref, "double", 0, 0, 0]), msgpack.packb([n])]
-        c.send_multipart(frames)
+        frame = b"".join(command("SUBMIT", [session, ref, "double", 0, 0, 0], msgpack.packb([n]))
+                         for ref, n in refs.items())
+        c.send_multipart([frame])
         for _ in range(len(refs)):
             cmd, f, payload = recv(c)
             assert cmd == "RESULT" and f[0] in refs, (cmd, f)
             assert msgpack.unpackb(payload) == 2 * refs.pop(f[0])
-        print("three SUBMITs in one message: three RESULTs;",
+        print("three SUBMITs in one frame: three RESULTs;",
               BATCHED[0], "message(s) so far carried more than one command")
 
         # A function nobody offers: NOTICE{ENOWORKER}, then FAILED{ENOWORKER} at the deadline.
         ref = secrets.token_bytes(16)
-        c.send_multipart([envelope("SUBMIT", [session, ref, "nobody", 300, 0, 0]),
-                          msgpack.packb([])])
+        c.send_multipart([command("SUBMIT", [session, ref, "nobody", 300, 0, 0],
+                                  msgpack.packb([]))])
         cmd, f, _ = recv(c)
         assert cmd == "NOTICE" and f == [ref, ENOWORKER], (cmd, f)
         cmd, f, _ = recv(c)
@@ -231,14 +257,14 @@ def main():
 
         # start: a detached task is ACCEPTED at once.
         ref = secrets.token_bytes(16)
-        c.send_multipart([envelope("SUBMIT", [session, ref, "sleep", 0, 0, 1]), msgpack.packb([1])])
+        c.send_multipart([command("SUBMIT", [session, ref, "sleep", 0, 0, 1], msgpack.packb([1]))])
         cmd, f, _ = recv(c)
         assert cmd == "ACCEPTED" and f == [ref], (cmd, f)
 
         # Cancel a running task: FAILED{ECANCELLED} comes back from the worker.
         ref = secrets.token_bytes(16)
-        c.send_multipart([envelope("SUBMIT", [session, ref, "sleep", 0, 0, 0]),
-                          msgpack.packb([20000])])
+        c.send_multipart([command("SUBMIT", [session, ref, "sleep", 0, 0, 0],
+                                  msgpack.packb([20000]))])
         wait_running(c, 1)
         c.send_multipart([envelope("CANCEL", [ref, 0])])
         cmd, f, _ = recv(c)
@@ -261,8 +287,8 @@ def main():
 
         # A SUBMIT under a session the broker does not hold is refused.
         ref = secrets.token_bytes(16)
-        c.send_multipart([envelope("SUBMIT", [session + 2, ref, "double", 0, 0, 0]),
-                          msgpack.packb([1])])
+        c.send_multipart([command("SUBMIT", [session + 2, ref, "double", 0, 0, 0],
+                                  msgpack.packb([1]))])
         cmd, f, _ = recv(c)
         assert cmd == "FAILED" and f[1] == 12, (cmd, f)  # ESESSION
 

@@ -3,9 +3,10 @@
  *
  * Oracles: a rejection is one of the decoder's own errors and says why;
  * the route-checking decoder accepts exactly what the plain one accepts
- * and the route allows; the frame splitter (tqi_cmd_frames) gives a shape
- * to every envelope the decoder accepts - its command's - and takes the
- * rest of the message only with one whose header or command it refuses;
+ * and the route allows; the frame splitter (tqi_cmd_split) cuts any input
+ * into commands that tile it, each inside it, finds the end of every
+ * envelope the decoder accepts (and its missing payload), and takes the rest
+ * of a frame only with a command whose end it cannot find;
  * everything decoded points inside the input; the list fields iterate to
  * their counts; and a round trip - what the decoder accepts, the encoder
  * accepts, and decoding that gives the same fields again.
@@ -60,21 +61,48 @@ static void check_routes(const uint8_t *data, size_t size, tq_err plain, const t
 	}
 }
 
+/* Cuts data into commands as a reader does: they tile it, each inside
+ * it, and each that ends before the frame does had a known header. */
+static void split_frame(const uint8_t *data, size_t size)
+{
+	size_t at = 0;
+	while (at < size) {
+		tqi_split s;
+		tqi_cmd_split(data + at, size - at, &s);
+		FUZZ_CHECK(s.len >= 1 && s.len <= size - at);
+		FUZZ_CHECK(s.env_len <= s.len);
+		if (s.has_payload)
+			FUZZ_CHECK(s.payload_off >= s.env_len &&
+			           s.payload_off + s.payload_len == s.len);
+		if (s.len < size - at)
+			FUZZ_CHECK(s.env_len >= TQI_HDR_LEN && tqi_cmd_name(data[at + 3]) != NULL);
+		tqi_env e;
+		(void)tqi_env_decode(data + at, s.env_len, &e, NULL, 0);
+		at += s.len;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	tqi_env e;
 	char why[160];
 	tq_err err = tqi_env_decode(data, size, &e, why, sizeof why);
 	check_routes(data, size, err, &e);
-	unsigned shape = tqi_cmd_frames(data, size);
+	split_frame(data, size);
+	tqi_split sp;
+	tqi_cmd_split(data, size, &sp);
 	if (err != TQ_OK) {
 		FUZZ_CHECK(is_decoder_error(err));
 		FUZZ_CHECK(why[0] != '\0');
-		FUZZ_CHECK(shape != 0 || err == TQ_EMAGIC || err == TQ_EVERSION ||
-		           err == TQ_ECOMMAND || err == TQ_ETRUNCATED);
+		/* a refused header: its end is unknown, all of it goes */
+		if (err == TQ_EMAGIC || err == TQ_EVERSION || err == TQ_ECOMMAND)
+			FUZZ_CHECK(sp.len == size && sp.env_len == size);
 		return 0;
 	}
-	FUZZ_CHECK(shape == (tqi_cmd_has_payload(e.cmd) ? 2u : 1u));
+	/* the whole input is one envelope: the splitter finds its end there,
+	 * and a payload missing after it */
+	FUZZ_CHECK(sp.env_len == size);
+	FUZZ_CHECK(tqi_cmd_has_payload(e.cmd) ? sp.payload_missing : sp.len == size);
 	FUZZ_CHECK(tqi_cmd_name(e.cmd) != NULL);
 	FUZZ_CHECK(e.name.n <= TQI_MAX_NAME && e.function.n <= TQI_MAX_NAME);
 	FUZZ_CHECK(e.text.n <= TQI_MAX_TEXT);

@@ -519,7 +519,7 @@ static void *fake_broker_run(void *arg)
 				        .stats = { tq_buf_data(b), tq_buf_size(b), 1 } };
 			if (tqi_env_encode(&out, &w) == TQ_OK)
 				tqi_send(fb->sock, zmq_msg_data(&f.id), zmq_msg_size(&f.id), w.data,
-				         w.len, NULL, 0);
+				         w.len, 0);
 			tq_buf_destroy(&b);
 		}
 		tqi_wbuf_free(&w);

@@ -1,10 +1,12 @@
 /*
- * test_frames.c - commands in and out of messages, over a real inproc
- * ROUTER/DEALER pair: a frame that is no tq header takes the rest of its
- * message with it, counted (so it cannot shift the next one); frame counts
- * are checked per command; a batch carries several commands in one message,
- * each received on its own, in order, with its sender's id; a payload is
- * moved on send and kept on failure, and a refused batch is kept whole.
+ * test_frames.c - commands in and out of frames, over a real inproc
+ * ROUTER/DEALER pair: a frame carries several commands, each received on its
+ * own, in order, with its sender's id and its payload; a command whose end
+ * cannot be found (no tq header, a body that is no msgpack value, a payload
+ * missing) takes the rest of its frame and only that, so it cannot shift the
+ * next frame or message; a batch goes as one frame and a refused batch is
+ * kept whole; the splitter finds every command's end and never reads past
+ * its frame.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -80,270 +82,252 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* An envelope of cmd with no fields (enough for the frame layer, which
- * only looks at the command byte). */
-static void env_of(uint8_t env[5], uint8_t cmd)
+/* A command of cmd with an empty body ([]: enough for the frame layer,
+ * which finds its end without checking its fields), then, when pl is not
+ * NULL, the payload bin.  Appended to w. */
+static void raw_cmd(tqi_wbuf *w, uint8_t cmd, const char *pl)
 {
-	env[0] = TQI_MAGIC0;
-	env[1] = TQI_MAGIC1;
-	env[2] = TQI_VERSION;
-	env[3] = cmd;
-	env[4] = 0x90;
-}
-
-static void send_frames(void *sock, const char *const *frames, int n)
-{
-	for (int i = 0; i < n; i++)
-		assert_int_equal(
-		    zmq_send(sock, frames[i], strlen(frames[i]), i + 1 < n ? ZMQ_SNDMORE : 0),
-		    (int)strlen(frames[i]));
-}
-
-static void assert_msg(zmq_msg_t *m, const void *data, size_t len)
-{
-	assert_int_equal(zmq_msg_size(m), len);
-	if (len > 0)
-		assert_memory_equal(zmq_msg_data(m), data, len);
-}
-
-static void test_extra_frames_consumed_whole(void **state)
-{
-	pair *p = *state;
-	static const char *const five[] = { "env", "payload", "x", "y", "z" };
-	static const char *const one[] = { "next" };
-	send_frames(p->dealer, five, 5);
-	send_frames(p->dealer, one, 1);
-
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 5);
-	assert_true(f.router);
-	assert_msg(&f.id, dealer_id, strlen(dealer_id));
-	assert_msg(&f.env, "env", 3);
-	assert_int_equal(zmq_msg_size(&f.payload), 0); /* no header: no command's payload */
-	assert_int_equal(tqi_frames_check(&f, TQI_PING), TQ_EFRAMES);
-	assert_int_equal(tqi_frames_check(&f, TQI_SUBMIT), TQ_EFRAMES);
-	tqi_frames_close(&f);
-
-	/* the next message starts where it should */
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 1);
-	assert_msg(&f.env, "next", 4);
-	assert_int_equal(zmq_msg_size(&f.payload), 0);
-	tqi_frames_close(&f);
-
-	/* and nothing else is waiting */
-	assert_int_equal(recv_cmd(p, true, &f, ZMQ_DONTWAIT), 0);
-	assert_int_equal(errno, EAGAIN);
-}
-
-static void test_dealer_side_counts(void **state)
-{
-	pair *p = *state;
-	static const char *const three[] = { "a", "b", "c" };
-	/* ROUTER -> DEALER: [id] a b c; the DEALER sees 3 frames */
-	assert_int_equal(zmq_send(p->router, dealer_id, strlen(dealer_id), ZMQ_SNDMORE),
-	                 (int)strlen(dealer_id));
-	send_frames(p->router, three, 3);
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, false, &f, 0), 1);
-	assert_false(f.router);
-	assert_int_equal(f.nframes, 3);
-	assert_msg(&f.env, "a", 1);
-	assert_int_equal(zmq_msg_size(&f.payload), 0);
-	assert_int_equal(zmq_msg_size(&f.id), 0);
-	tqi_frames_close(&f);
-	assert_int_equal(recv_cmd(p, false, &f, ZMQ_DONTWAIT), 0);
-}
-
-static void test_frames_check_every_command(void **state)
-{
-	(void)state;
-	for (unsigned c = 0; c < 256; c++) {
-		tqi_frames f;
-		memset(&f, 0, sizeof f);
-		unsigned want = tqi_cmd_has_payload((uint8_t)c) ? 2 : 1;
-		for (unsigned n = 0; n <= 4; n++) {
-			f.nframes = n;
-			assert_int_equal(tqi_frames_check(&f, (uint8_t)c),
-			                 n == want ? TQ_OK : TQ_EFRAMES);
-		}
-	}
-}
-
-static void test_send_moves_payload(void **state)
-{
-	pair *p = *state;
-	uint8_t env[5];
-	env_of(env, TQI_TASK);
-	/* big enough that ZeroMQ keeps it out of line, so a move shows as the
-	 * same bytes arriving */
-	uint8_t args[100];
-	for (size_t i = 0; i < sizeof args; i++)
-		args[i] = (uint8_t)i;
-	zmq_msg_t payload;
-	assert_int_equal(zmq_msg_init_size(&payload, sizeof args), 0);
-	memcpy(zmq_msg_data(&payload), args, sizeof args);
-	void *before = zmq_msg_data(&payload);
-
-	assert_int_equal(
-	    tqi_send(p->router, dealer_id, strlen(dealer_id), env, sizeof env, &payload, 0), 0);
-	/* moved: the caller's message is now empty */
-	assert_int_equal(zmq_msg_size(&payload), 0);
-	zmq_msg_close(&payload);
-
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, false, &f, 0), 1);
-	assert_int_equal(f.nframes, 2);
-	assert_msg(&f.env, env, sizeof env);
-	assert_msg(&f.payload, args, sizeof args);
-	assert_ptr_equal(zmq_msg_data(&f.payload), before); /* not copied */
-	assert_int_equal(tqi_frames_check(&f, TQI_TASK), TQ_OK);
-	tqi_frames_close(&f);
-}
-
-static void test_send_empty_payload(void **state)
-{
-	pair *p = *state;
-	uint8_t env[5];
-	/* a command with a payload and none given: an empty payload frame */
-	env_of(env, TQI_DONE);
-	assert_int_equal(tqi_send(p->dealer, NULL, 0, env, sizeof env, NULL, 0), 0);
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 2);
-	assert_msg(&f.id, dealer_id, strlen(dealer_id));
-	assert_msg(&f.env, env, sizeof env);
-	assert_int_equal(zmq_msg_size(&f.payload), 0);
-	assert_int_equal(tqi_frames_check(&f, TQI_DONE), TQ_OK);
-	tqi_frames_close(&f);
-
-	/* a command without one: one frame */
-	env_of(env, TQI_PING);
-	assert_int_equal(tqi_send(p->dealer, NULL, 0, env, sizeof env, NULL, 0), 0);
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 1);
-	assert_int_equal(tqi_frames_check(&f, TQI_PING), TQ_OK);
-	tqi_frames_close(&f);
-
-	/* an envelope too short to name a command: one frame */
-	assert_int_equal(tqi_send(p->dealer, NULL, 0, "TQ", 2, NULL, 0), 0);
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 1);
-	assert_msg(&f.env, "TQ", 2);
-	tqi_frames_close(&f);
-}
-
-static void test_send_failure_keeps_payload(void **state)
-{
-	pair *p = *state;
-	int on = 1;
-	assert_int_equal(zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &on, sizeof on), 0);
-	uint8_t env[5];
-	env_of(env, TQI_TASK);
-	zmq_msg_t payload;
-	assert_int_equal(zmq_msg_init_size(&payload, 4), 0);
-	memcpy(zmq_msg_data(&payload), "abcd", 4);
-	assert_int_equal(tqi_send(p->router, "nobody", 6, env, sizeof env, &payload, ZMQ_DONTWAIT),
-	                 -1);
-	assert_int_equal(errno, EHOSTUNREACH);
-	assert_msg(&payload, "abcd", 4); /* still the caller's */
-	/* and the caller can send it again, to a peer that exists */
-	assert_int_equal(
-	    tqi_send(p->router, dealer_id, strlen(dealer_id), env, sizeof env, &payload, 0), 0);
-	zmq_msg_close(&payload);
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, false, &f, 0), 1);
-	assert_msg(&f.payload, "abcd", 4);
-	tqi_frames_close(&f);
-}
-
-/* Adds cmd (a payload of `pl` when not NULL) to b. */
-static void add(tqi_batch *b, uint8_t cmd, const char *pl)
-{
-	uint8_t env[5];
-	env_of(env, cmd);
-	zmq_msg_t m;
+	const uint8_t env[5] = { TQI_MAGIC0, TQI_MAGIC1, TQI_VERSION, cmd, 0x90 };
+	assert_int_equal(tqi_wbuf_append(w, env, sizeof env), 0);
 	if (pl != NULL) {
-		assert_int_equal(zmq_msg_init_size(&m, strlen(pl)), 0);
-		memcpy(zmq_msg_data(&m), pl, strlen(pl));
+		uint8_t bin[2] = { 0xc4, (uint8_t)strlen(pl) };
+		assert_int_equal(tqi_wbuf_append(w, bin, 2), 0);
+		assert_int_equal(tqi_wbuf_append(w, pl, strlen(pl)), 0);
 	}
-	assert_int_equal(tqi_batch_add(b, env, sizeof env, pl ? &m : NULL), 0);
-	if (pl != NULL)
-		zmq_msg_close(&m);
 }
 
+static void send_raw(void *sock, const tqi_wbuf *w, int flags)
+{
+	assert_int_equal(zmq_send(sock, w->data, w->len, flags), (int)w->len);
+}
+
+/* Receives one command and checks its command byte, payload and (on the
+ * router) sender. */
 static void expect_cmd(pair *p, bool router, uint8_t cmd, const char *pl)
 {
 	tqi_frames f;
 	assert_int_equal(recv_cmd(p, router, &f, 0), 1);
-	assert_int_equal(((const uint8_t *)zmq_msg_data(&f.env))[3], cmd);
-	assert_int_equal(tqi_frames_check(&f, cmd), TQ_OK);
+	assert_true(f.envlen >= 4);
+	assert_int_equal(f.env[3], cmd);
+	assert_int_equal(f.shape, TQ_OK);
 	if (router)
-		assert_msg(&f.id, dealer_id, strlen(dealer_id));
-	if (pl != NULL)
-		assert_msg(&f.payload, pl, strlen(pl));
+		assert_int_equal(zmq_msg_size(&f.id), strlen(dealer_id));
+	if (pl == NULL) {
+		assert_null(f.payload);
+	} else {
+		assert_non_null(f.payload);
+		assert_int_equal(f.payload_len, strlen(pl));
+		assert_memory_equal(f.payload, pl, f.payload_len);
+	}
 	tqi_frames_close(&f);
 }
 
-static void test_batch_carries_commands_in_order(void **state)
+/* Receives one malformed command: all of `rest` (its envelope is what it
+ * took), with shape. */
+static void expect_bad(pair *p, bool router, const void *rest, size_t len, tq_err shape)
+{
+	tqi_frames f;
+	assert_int_equal(recv_cmd(p, router, &f, 0), 1);
+	assert_int_equal(f.envlen, len);
+	if (len > 0)
+		assert_memory_equal(f.env, rest, len);
+	assert_int_equal(f.shape, shape);
+	tqi_env e;
+	assert_int_not_equal(tqi_frames_decode(&f, TQI_ROLE_WORKER, TQI_ROLE_BROKER, &e, NULL, 0),
+	                     TQ_OK);
+	tqi_frames_close(&f);
+}
+
+static void expect_none(pair *p, bool router)
+{
+	tqi_frames f;
+	assert_int_equal(recv_cmd(p, router, &f, ZMQ_DONTWAIT), 0);
+}
+
+static void test_frame_carries_commands_in_order(void **state)
+{
+	pair *p = *state;
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	raw_cmd(&w, TQI_DONE, "r1");
+	raw_cmd(&w, TQI_PING, NULL);
+	raw_cmd(&w, TQI_DONE, "");
+	send_raw(p->dealer, &w, 0);
+	expect_cmd(p, true, TQI_DONE, "r1");
+	expect_cmd(p, true, TQI_PING, NULL);
+	expect_cmd(p, true, TQI_DONE, "");
+	expect_none(p, true);
+	/* and on a DEALER, a message of several frames */
+	assert_int_equal(zmq_send(p->router, dealer_id, strlen(dealer_id), ZMQ_SNDMORE),
+	                 (int)strlen(dealer_id));
+	tqi_wbuf_reset(&w);
+	raw_cmd(&w, TQI_TASK, "a");
+	send_raw(p->router, &w, ZMQ_SNDMORE);
+	tqi_wbuf_reset(&w);
+	raw_cmd(&w, TQI_TASK, "bb");
+	raw_cmd(&w, TQI_HEARTBEAT, NULL);
+	send_raw(p->router, &w, 0);
+	expect_cmd(p, false, TQI_TASK, "a");
+	expect_cmd(p, false, TQI_TASK, "bb");
+	expect_cmd(p, false, TQI_HEARTBEAT, NULL);
+	expect_none(p, false);
+	tqi_wbuf_free(&w);
+}
+
+static void test_bad_command_takes_rest_of_frame_only(void **state)
+{
+	pair *p = *state;
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	/* PING, then bytes that are no header, then a PING they swallow; the
+	 * next frame of the same message is read as it is. */
+	raw_cmd(&w, TQI_PING, NULL);
+	size_t bad_at = w.len;
+	assert_int_equal(tqi_wbuf_append(&w, "xx", 2), 0);
+	raw_cmd(&w, TQI_PING, NULL);
+	send_raw(p->dealer, &w, ZMQ_SNDMORE);
+	tqi_wbuf v;
+	tqi_wbuf_init(&v);
+	raw_cmd(&v, TQI_PING, NULL);
+	send_raw(p->dealer, &v, 0);
+	expect_cmd(p, true, TQI_PING, NULL);
+	expect_bad(p, true, w.data + bad_at, w.len - bad_at, TQ_OK);
+	expect_cmd(p, true, TQI_PING, NULL);
+	expect_none(p, true);
+
+	/* A body that is no whole msgpack value (an array of 3, one given). */
+	tqi_wbuf_reset(&w);
+	const uint8_t cut[] = { TQI_MAGIC0, TQI_MAGIC1, TQI_VERSION, TQI_PING, 0x93, 0x01 };
+	assert_int_equal(tqi_wbuf_append(&w, cut, sizeof cut), 0);
+	send_raw(p->dealer, &w, 0);
+	expect_bad(p, true, cut, sizeof cut, TQ_OK);
+
+	/* A DONE whose body is not followed by a bin: EFRAMES, and the PING
+	 * after it goes with it. */
+	tqi_wbuf_reset(&w);
+	raw_cmd(&w, TQI_DONE, NULL);
+	raw_cmd(&w, TQI_PING, NULL);
+	send_raw(p->dealer, &w, 0);
+	tqi_frames f;
+	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
+	assert_int_equal(f.shape, TQ_EFRAMES);
+	assert_int_equal(f.envlen, 5);
+	assert_null(f.payload);
+	tqi_frames_close(&f);
+	expect_none(p, true);
+
+	/* A payload bin that says more than the frame holds. */
+	tqi_wbuf_reset(&w);
+	raw_cmd(&w, TQI_DONE, NULL);
+	assert_int_equal(tqi_wbuf_append(&w,
+	                                 "\xc4\x09"
+	                                 "abc",
+	                                 5),
+	                 0);
+	send_raw(p->dealer, &w, 0);
+	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
+	assert_int_equal(f.shape, TQ_EFRAMES);
+	tqi_frames_close(&f);
+	expect_none(p, true);
+	tqi_wbuf_free(&v);
+	tqi_wbuf_free(&w);
+}
+
+static void test_empty_frames_are_malformed_commands(void **state)
+{
+	pair *p = *state;
+	/* an empty message (a ROUTER reads it as the routing id and one empty
+	 * frame), then an empty frame between two commands */
+	assert_int_equal(zmq_send(p->dealer, "", 0, 0), 0);
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	raw_cmd(&w, TQI_PING, NULL);
+	send_raw(p->dealer, &w, ZMQ_SNDMORE);
+	assert_int_equal(zmq_send(p->dealer, "", 0, ZMQ_SNDMORE), 0);
+	send_raw(p->dealer, &w, 0);
+	expect_bad(p, true, "", 0, TQ_OK);
+	expect_cmd(p, true, TQI_PING, NULL);
+	expect_bad(p, true, "", 0, TQ_OK);
+	expect_cmd(p, true, TQI_PING, NULL);
+	expect_none(p, true);
+	/* and on a DEALER */
+	assert_int_equal(zmq_send(p->router, dealer_id, strlen(dealer_id), ZMQ_SNDMORE),
+	                 (int)strlen(dealer_id));
+	assert_int_equal(zmq_send(p->router, "", 0, 0), 0);
+	expect_bad(p, false, "", 0, TQ_OK);
+	expect_none(p, false);
+	tqi_wbuf_free(&w);
+}
+
+/* A real TASK (or DONE) for ref n. */
+static tqi_env task_env(uint8_t cmd, uint8_t n)
+{
+	tqi_env e = { .cmd = cmd, .function = { "f", 1 }, .attempt = 1 };
+	memset(e.ref, n, sizeof e.ref);
+	return e;
+}
+
+static void expect_env(pair *p, bool router, uint8_t cmd, uint8_t n, const char *pl)
+{
+	tqi_frames f;
+	assert_int_equal(recv_cmd(p, router, &f, 0), 1);
+	tqi_env e;
+	tqi_role from = router ? TQI_ROLE_WORKER : TQI_ROLE_BROKER;
+	tqi_role to = router ? TQI_ROLE_BROKER : TQI_ROLE_WORKER;
+	assert_int_equal(tqi_frames_decode(&f, from, to, &e, NULL, 0), TQ_OK);
+	assert_int_equal(e.cmd, cmd);
+	assert_int_equal(e.ref[0], n);
+	if (pl != NULL) {
+		assert_int_equal(f.payload_len, strlen(pl));
+		assert_memory_equal(f.payload, pl, f.payload_len);
+		zmq_msg_t m;
+		assert_int_equal(tqi_frames_payload(&f, &m), 0);
+		assert_int_equal(zmq_msg_size(&m), strlen(pl));
+		zmq_msg_close(&m);
+	}
+	tqi_frames_close(&f);
+}
+
+static void test_batch_goes_as_one_frame(void **state)
 {
 	pair *p = *state;
 	tqi_batch b;
 	tqi_batch_init(&b);
-	/* ROUTER -> DEALER: tasks and a heartbeat in one message */
-	add(&b, TQI_TASK, "args-1");
-	add(&b, TQI_HEARTBEAT, NULL);
-	add(&b, TQI_TASK, "args-2");
+	tqi_env t1 = task_env(TQI_TASK, 1), hb = { .cmd = TQI_HEARTBEAT },
+	        t2 = task_env(TQI_TASK, 2);
+	assert_int_equal(tqi_batch_add(&b, &t1, "args-1", 6), TQ_OK);
+	assert_int_equal(tqi_batch_add(&b, &hb, "ignored", 7), TQ_OK); /* carries none */
+	assert_int_equal(tqi_batch_add(&b, &t2, NULL, 0), TQ_OK);      /* an empty one */
+	tqi_env bad = { .cmd = TQI_TASK };                             /* no function */
+	size_t before = b.w.len;
+	assert_int_equal(tqi_batch_add(&b, &bad, "x", 1), TQ_EINVAL);
+	assert_int_equal(b.w.len, before); /* left as it was */
 	assert_int_equal(b.cmds, 3);
-	assert_int_equal(b.n, 5);
 	assert_int_equal(tqi_batch_send(&b, p->router, dealer_id, strlen(dealer_id), 0), 0);
-	assert_int_equal(b.n, 0);
-	expect_cmd(p, false, TQI_TASK, "args-1");
+	assert_int_equal(b.cmds, 0);
+	assert_int_equal(b.w.len, 0);
+	/* one frame on the wire */
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	assert_true(zmq_msg_recv(&m, p->dealer, 0) >= 0);
+	assert_false(zmq_msg_more(&m));
+	assert_int_equal(zmq_msg_size(&m), before);
+	/* which the reader splits into the three, in order */
+	assert_int_equal(zmq_send(p->dealer, zmq_msg_data(&m), zmq_msg_size(&m), 0), (int)before);
+	zmq_msg_close(&m);
+	zmq_msg_init(&m);
+	assert_true(zmq_msg_recv(&m, p->router, 0) >= 0); /* the id */
+	assert_true(zmq_msg_more(&m));
+	assert_true(zmq_msg_recv(&m, p->router, 0) >= 0);
+	assert_int_equal(zmq_send(p->router, dealer_id, strlen(dealer_id), ZMQ_SNDMORE),
+	                 (int)strlen(dealer_id));
+	assert_true(zmq_msg_send(&m, p->router, 0) >= 0);
+	zmq_msg_close(&m);
+	expect_env(p, false, TQI_TASK, 1, "args-1");
 	expect_cmd(p, false, TQI_HEARTBEAT, NULL);
-	expect_cmd(p, false, TQI_TASK, "args-2");
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, false, &f, ZMQ_DONTWAIT), 0);
-
-	/* DEALER -> ROUTER: each command carries the sender's routing id; a
-	 * payload command given no payload gets an empty frame */
-	add(&b, TQI_DONE, "r1");
-	add(&b, TQI_PING, NULL);
-	add(&b, TQI_DONE, NULL);
-	assert_int_equal(tqi_batch_send(&b, p->dealer, NULL, 0, 0), 0);
-	expect_cmd(p, true, TQI_DONE, "r1");
-	expect_cmd(p, true, TQI_PING, NULL);
-	expect_cmd(p, true, TQI_DONE, "");
-	assert_int_equal(recv_cmd(p, true, &f, ZMQ_DONTWAIT), 0);
+	expect_env(p, false, TQI_TASK, 2, "");
+	expect_none(p, false);
 	tqi_batch_clear(&b);
-}
-
-static void test_bad_frame_in_a_batch_takes_the_rest(void **state)
-{
-	pair *p = *state;
-	uint8_t ping[5], done[5];
-	env_of(ping, TQI_PING);
-	env_of(done, TQI_DONE);
-	/* PING, then a frame that is no header, then a PING it swallows */
-	assert_int_equal(zmq_send(p->dealer, ping, sizeof ping, ZMQ_SNDMORE), 5);
-	assert_int_equal(zmq_send(p->dealer, "xx", 2, ZMQ_SNDMORE), 2);
-	assert_int_equal(zmq_send(p->dealer, ping, sizeof ping, 0), 5);
-	/* then PING and a DONE whose payload is missing */
-	assert_int_equal(zmq_send(p->dealer, ping, sizeof ping, ZMQ_SNDMORE), 5);
-	assert_int_equal(zmq_send(p->dealer, done, sizeof done, 0), 5);
-	expect_cmd(p, true, TQI_PING, NULL);
-	tqi_frames f;
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_msg(&f.env, "xx", 2);
-	assert_int_equal(f.nframes, 2);
-	tqi_frames_close(&f);
-	expect_cmd(p, true, TQI_PING, NULL);
-	assert_int_equal(recv_cmd(p, true, &f, 0), 1);
-	assert_int_equal(f.nframes, 1);
-	assert_int_equal(tqi_frames_check(&f, TQI_DONE), TQ_EFRAMES);
-	assert_msg(&f.id, dealer_id, strlen(dealer_id));
-	tqi_frames_close(&f);
-	assert_int_equal(recv_cmd(p, true, &f, ZMQ_DONTWAIT), 0);
 }
 
 static void test_refused_batch_is_kept(void **state)
@@ -353,49 +337,87 @@ static void test_refused_batch_is_kept(void **state)
 	assert_int_equal(zmq_setsockopt(p->router, ZMQ_ROUTER_MANDATORY, &on, sizeof on), 0);
 	tqi_batch b;
 	tqi_batch_init(&b);
-	add(&b, TQI_TASK, "abcd");
-	add(&b, TQI_CANCEL, NULL);
+	tqi_env t = task_env(TQI_TASK, 7), c = { .cmd = TQI_CANCEL };
+	assert_int_equal(tqi_batch_add(&b, &t, "abcd", 4), TQ_OK);
+	assert_int_equal(tqi_batch_add(&b, &c, NULL, 0), TQ_OK);
+	size_t len = b.w.len;
 	assert_int_equal(tqi_batch_send(&b, p->router, "nobody", 6, ZMQ_DONTWAIT), -1);
 	assert_int_equal(errno, EHOSTUNREACH);
 	assert_int_equal(b.cmds, 2);
-	assert_msg(&b.v[1], "abcd", 4);
+	assert_int_equal(b.w.len, len);
 	assert_int_equal(tqi_batch_send(&b, p->router, dealer_id, strlen(dealer_id), 0), 0);
-	expect_cmd(p, false, TQI_TASK, "abcd");
+	expect_env(p, false, TQI_TASK, 7, "abcd");
 	expect_cmd(p, false, TQI_CANCEL, NULL);
 	tqi_batch_clear(&b);
 }
 
-static void test_cmd_frames_every_command(void **state)
+static void test_send_from_dealer(void **state)
+{
+	pair *p = *state;
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	tqi_env d = task_env(TQI_DONE, 3);
+	assert_int_equal(tqi_cmd_append(&d, "[21]", 4, &w), TQ_OK);
+	assert_int_equal(tqi_send(p->dealer, NULL, 0, w.data, w.len, 0), 0);
+	expect_env(p, true, TQI_DONE, 3, "[21]");
+	tqi_wbuf_free(&w);
+}
+
+static void test_split_every_command(void **state)
 {
 	(void)state;
 	for (unsigned c = 0; c < 256; c++) {
-		uint8_t env[5];
-		env_of(env, (uint8_t)c);
-		unsigned want = tqi_cmd_name((uint8_t)c) == NULL  ? 0
-		                : tqi_cmd_has_payload((uint8_t)c) ? 2
-		                                                  : 1;
-		assert_int_equal(tqi_cmd_frames(env, sizeof env), want);
-		env[2] = TQI_VERSION + 1; /* another version's shape is unknown */
-		assert_int_equal(tqi_cmd_frames(env, sizeof env), 0);
+		tqi_wbuf w;
+		tqi_wbuf_init(&w);
+		raw_cmd(&w, (uint8_t)c, "pl");
+		raw_cmd(&w, TQI_PING, NULL);
+		tqi_split s;
+		tqi_cmd_split(w.data, w.len, &s);
+		if (tqi_cmd_name((uint8_t)c) == NULL) { /* its shape is unknown: all of it */
+			assert_int_equal(s.len, w.len);
+			assert_int_equal(s.env_len, w.len);
+		} else if (tqi_cmd_has_payload((uint8_t)c)) {
+			assert_int_equal(s.env_len, 5);
+			assert_true(s.has_payload);
+			assert_int_equal(s.payload_off, 7);
+			assert_int_equal(s.payload_len, 2);
+			assert_int_equal(s.len, 9);
+		} else { /* the bin is no part of it: the next command is */
+			assert_int_equal(s.env_len, 5);
+			assert_int_equal(s.len, 5);
+			assert_false(s.has_payload);
+		}
+		w.data[2] = TQI_VERSION + 1; /* another version's shape is unknown */
+		tqi_cmd_split(w.data, w.len, &s);
+		assert_int_equal(s.len, w.len);
+		/* never past its length: every prefix splits within itself */
+		w.data[2] = TQI_VERSION;
+		for (size_t n = 1; n <= w.len; n++) {
+			tqi_cmd_split(w.data, n, &s);
+			assert_true(s.len >= 1 && s.len <= n);
+			assert_true(s.env_len <= s.len);
+			if (s.has_payload)
+				assert_true(s.payload_off + s.payload_len <= s.len);
+		}
+		tqi_cmd_split(w.data, 0, &s);
+		assert_int_equal(s.len, 0);
+		tqi_wbuf_free(&w);
 	}
-	assert_int_equal(tqi_cmd_frames((const uint8_t *)"TQ", 2), 0);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_extra_frames_consumed_whole, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dealer_side_counts, setup, teardown),
-		cmocka_unit_test(test_frames_check_every_command),
-		cmocka_unit_test_setup_teardown(test_send_moves_payload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_empty_payload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_send_failure_keeps_payload, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_batch_carries_commands_in_order, setup,
+		cmocka_unit_test_setup_teardown(test_frame_carries_commands_in_order, setup,
 		                                teardown),
-		cmocka_unit_test_setup_teardown(test_bad_frame_in_a_batch_takes_the_rest, setup,
+		cmocka_unit_test_setup_teardown(test_bad_command_takes_rest_of_frame_only, setup,
 		                                teardown),
+		cmocka_unit_test_setup_teardown(test_empty_frames_are_malformed_commands, setup,
+		                                teardown),
+		cmocka_unit_test_setup_teardown(test_batch_goes_as_one_frame, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_batch_is_kept, setup, teardown),
-		cmocka_unit_test(test_cmd_frames_every_command),
+		cmocka_unit_test_setup_teardown(test_send_from_dealer, setup, teardown),
+		cmocka_unit_test(test_split_every_command),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
