@@ -202,6 +202,8 @@ tq_err tq_task_await(tq_task *t, int64_t timeout_ms)
 {
 	if (t == NULL || t->client == NULL || t->state == CT_CONSUMED)
 		return TQ_ESTATE;
+	if (t->state == CT_DONE) /* came while waiting for others: no clock, no poll */
+		return consume(t);
 	tq_client *c = t->client;
 	uint64_t until = until_of(timeout_ms);
 	tq_err e = tqi_pump(c, tqi_deadline_lag(c, until), ended, t);
@@ -223,6 +225,8 @@ tq_err tq_task_yield(tq_task *t, int64_t timeout_ms)
 {
 	if (t == NULL || t->client == NULL || t->state == CT_CONSUMED)
 		return TQ_ESTATE;
+	if (t->state == CT_DONE)
+		return consume(t);
 	tq_err e = tqi_pump(t->client, until_of(timeout_ms), ended, t);
 	if (e == TQ_OK)
 		return consume(t);
