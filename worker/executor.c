@@ -1,8 +1,10 @@
 /*
- * executor.c - runs inside an executor process: reads one task frame at a
- * time, calls the handler, writes one result frame.  It is single-threaded
- * and blocking on purpose: the worker's loop does all the waiting and
- * watching, and stops an executor by signalling it.
+ * executor.c - runs inside an executor process: reads task frames, a batch
+ * at a time, calls the handler for each, and hands each result back - in
+ * its ticket when it fits (no system call), else as a result frame on the
+ * socket.  It is single-threaded and blocking on purpose: the worker's loop
+ * does all the waiting and watching, and stops an executor by signalling
+ * it.
  */
 #include "worker/executor.h"
 
@@ -86,20 +88,60 @@ static void send_result(int fd, uint64_t start_us, uint32_t code, const char *te
 	}
 }
 
+/* Tells the loop that ticket's executor published a ticket, if the loop
+ * armed the bell before it went to sleep (tickets.h). */
+static void ring(int fd, tqi_tickets *tickets, uint32_t ticket)
+{
+	if (!tqi_bell_take(tickets, ticket / TQI_EXEC_DEPTH))
+		return;
+	uint8_t bell[5];
+	tqi_put_le32(bell, 1);
+	bell[4] = TQI_EXEC_BELL;
+	while (write(fd, bell, sizeof bell) < 0)
+		if (errno != EINTR)
+			_exit(0); /* the loop is gone */
+}
+
+/* Hands the result back: in the ticket when text and payload fit there,
+ * else as a frame on the socket. */
+static void answer(int fd, tqi_tickets *tickets, uint32_t ticket, uint64_t start_us, uint32_t code,
+                   const char *text, const uint8_t *data, size_t len)
+{
+	size_t tlen = text ? strnlen(text, TQI_MAX_TEXT) : 0;
+	if (tlen + len > TQI_TICKET_DATA) {
+		send_result(fd, start_us, code, text, data, len);
+		return;
+	}
+	tqi_ticket *tk = &tickets->v[ticket];
+	uint64_t run_us = tqi_now_us() - start_us;
+	tk->code = code;
+	tk->run_us = run_us > UINT32_MAX ? UINT32_MAX : (uint32_t)run_us;
+	tk->text_len = (uint32_t)tlen;
+	tk->len = (uint32_t)(tlen + len);
+	if (tlen > 0)
+		memcpy(tk->data, text, tlen);
+	if (len > 0)
+		memcpy(tk->data + tlen, data, len);
+	tqi_ticket_set(tickets, ticket, TQI_TICKET_DONE); /* after the fields */
+	ring(fd, tickets, ticket);
+}
+
 static void run_one(int fd, const tqi_registry *reg, const char *worker, const uint8_t *frame,
                     size_t len, tq_buf *reply, tqi_tickets *tickets)
 {
 	uint64_t start = tqi_now_us(); /* the task's run time counts from here */
 	uint32_t idx = tqi_get_le32(frame + 1);
 	uint32_t ticket = tqi_get_le32(frame + 33);
+	if (ticket >= tickets->n)
+		_exit(1); /* not a frame the loop wrote */
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
-	if (ticket >= tickets->n ||
-	    !tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
-		send_result(fd, start, TQI_EXEC_SKIPPED, NULL, NULL, 0);
+	if (!tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
+		if (tqi_ticket_move(tickets, ticket, TQI_TICKET_WITHDRAWN, TQI_TICKET_SKIPPED))
+			ring(fd, tickets, ticket);
 		return;
 	}
 	if (idx >= reg->n) {
-		send_result(fd, start, TQ_EPROTO, "no such function index", NULL, 0);
+		answer(fd, tickets, ticket, start, TQ_EPROTO, "no such function index", NULL, 0);
 		return;
 	}
 	/* The deadline is absolute on the host's monotonic clock: used as it
@@ -113,7 +155,8 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 	tqi_outcome out;
 	tqi_invoke(&call, frame + TQI_EXEC_TASK_HDR - 4, len - (TQI_EXEC_TASK_HDR - 4), reply,
 	           &out);
-	send_result(fd, start, out.code, out.code == TQ_OK ? NULL : out.text, out.data, out.len);
+	answer(fd, tickets, ticket, start, out.code, out.code == TQ_OK ? NULL : out.text, out.data,
+	       out.len);
 }
 
 void tqi_executor_main(int fd, const tqi_registry *reg, const char *worker_name,

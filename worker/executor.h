@@ -6,6 +6,7 @@
  *            | u64 deadline | ref[16] | u32 ticket | arguments...
  *   result : u32 len | u8 2 | u32 code | u32 text length | u32 run time
  *            | text | result...
+ *   bell   : u32 len (1) | u8 3
  *
  * Integers are little-endian; len counts the bytes after itself.  The
  * deadline is absolute, in ms on CLOCK_MONOTONIC (tqi_now_ms), which both
@@ -14,11 +15,15 @@
  * executor's own measure of the task, in microseconds (at most UINT32_MAX),
  * from when it took the task up to its result: what the automatic prefetch
  * averages, free of the time results wait to be read.  Results
- * come back in the order the tasks were written.  Before running a task the
- * executor claims its ticket (worker/tickets.h); a task whose ticket was
- * withdrawn is answered with code TQI_EXEC_SKIPPED and not run.  Both ends
- * are processes of the same worker build, but the loop still checks every
- * result frame, since a handler can scribble over its executor's memory.
+ * come back in the order the tasks were written: most of them in their
+ * tickets (worker/tickets.h), which the loop collects in pipe order, and a
+ * result too big for a ticket as a result frame, for the oldest task whose
+ * ticket is still RUNNING.  Before running a task the executor claims its
+ * ticket; a task whose ticket was withdrawn is not run, and its ticket is
+ * set SKIPPED.  A bell frame only wakes the loop (tickets.h).  Both ends are
+ * processes of the same worker build, but the loop still checks every
+ * result, since a handler can scribble over its executor's memory and the
+ * tickets.
  */
 #ifndef TQI_EXECUTOR_H
 #define TQI_EXECUTOR_H
@@ -31,9 +36,9 @@
 
 #define TQI_EXEC_TASK 1
 #define TQI_EXEC_RESULT 2
+#define TQI_EXEC_BELL 3
 #define TQI_EXEC_TASK_HDR (4 + 1 + 4 + 4 + 8 + 16 + 4)
 #define TQI_EXEC_RESULT_HDR (4 + 1 + 4 + 4 + 4)
-#define TQI_EXEC_SKIPPED 0xffffffffu /* result code: withdrawn, not run */
 
 /* The frames' integers, little-endian. */
 static inline uint32_t tqi_get_le32(const uint8_t *p)

@@ -48,7 +48,7 @@ typedef struct wtask {
  * while its node is in no list. */
 struct pentry {
 	tqi_node node; /* in tqi_exec.inpipe, oldest first */
-	wtask *t;      /* NULL: withdrawn (the executor will answer SKIPPED) or dropped */
+	wtask *t;      /* NULL: withdrawn (the executor will set it SKIPPED) or dropped */
 	tqi_exec *ex;
 	zmq_msg_t args;                 /* the arguments until the frame is written */
 	uint8_t hdr[TQI_EXEC_TASK_HDR]; /* the frame's header */
@@ -144,6 +144,14 @@ void tqi_pool_stop_all(tq_worker *w, tq_err code, const char *text);
 uint64_t tqi_pool_timers(tq_worker *w);
 /* Fills zmq_poll items for the executors; returns how many. */
 int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners);
+/* Collects the results executors left in their tickets (tickets.h), in
+ * each pipe's order.  True when there were any. */
+bool tqi_pool_collect(tq_worker *w);
+/* Before the loop sleeps (armed): arms the bell of every executor that
+ * holds tasks, then collects once more; true when that found results, and
+ * the loop must not sleep.  After it wakes (!armed): disarms them, so that
+ * executors ring no bell while it is busy. */
+bool tqi_pool_arm(tq_worker *w, bool armed);
 
 /* ---- inline.c: handlers run in the loop (TQ_ISOLATION_NONE) ---- */
 int tqi_inline_start(tq_worker *w);

@@ -7,18 +7,23 @@
  * in its socket, so that a stream of short tasks costs one process wake-up
  * per batch rather than two per task.  A waiting task can still be taken
  * back - to cancel it, expire it, or give it to an idle executor - through
- * its ticket (worker/tickets.h); the executor then answers SKIPPED for it.
+ * its ticket (worker/tickets.h); the executor then sets it SKIPPED.  A
+ * result that fits comes back in the ticket too (DONE), collected by the
+ * loop each turn without a system call on either side; a bigger one comes
+ * as a frame on the socket.
  *
- * Invariants: an executor's results arrive in the order its tasks were
- * written, so the oldest entry of its pipe is the one each result is for;
- * a ticket is QUEUED from the moment its entry exists until the executor
- * claims it or the loop withdraws it.  Writes and reads never block, so a
+ * Invariants: an executor answers its tasks in the order they were
+ * written, so the oldest entry of its pipe is the one the next result is
+ * for: DONE and SKIPPED tickets are collected from the front, and a result
+ * frame is for the first entry still RUNNING after them.  A ticket is
+ * QUEUED from the moment its entry exists until the executor claims it or
+ * the loop withdraws it.  Writes and reads never block, so a
  * slow or stuck executor never stalls the loop and its heartbeats.  When an
  * executor dies, what it wrote is read first; then its running task ends
  * with what killed it (our signal, or its own crash, named by signal) and
  * the tasks it had not started go back to the local queue.  An executor that
- * writes a malformed frame is not read again: its handler wrote over its
- * memory, so nothing after the bad frame can be believed.
+ * writes a malformed frame or ticket is not read again: its handler wrote
+ * over memory, so nothing after it can be believed.
  */
 #include "worker/loop.h"
 
@@ -58,7 +63,7 @@ int tqi_pool_start(tq_worker *w)
 	w->nexecs = w->opts.concurrency;
 	/* The board is mapped before the zygote is forked, so that every
 	 * executor shares it with the loop. */
-	if (tqi_tickets_map(&w->tickets, w->nexecs * TQI_EXEC_DEPTH) != 0)
+	if (tqi_tickets_map(&w->tickets, w->nexecs * TQI_EXEC_DEPTH, w->nexecs) != 0)
 		return -1;
 	if (tqi_zygote_start(&w->zygote, &w->reg, w->name, &w->tickets) != 0) {
 		tqi_tickets_unmap(&w->tickets);
@@ -306,27 +311,63 @@ static void distrust(tq_worker *w, tqi_exec *ex)
 	ex->fd = -1;
 }
 
-/* One result frame: it answers the oldest entry of the pipe.  Returns 0, or
- * -1 when the frame is malformed and ex no longer read (distrust). */
+/* Collects the results ex left in its tickets, oldest first, up to the
+ * first entry it has not answered that way: SKIPPED entries are released,
+ * DONE ones finished.  Returns how many, or -1 when a ticket is malformed
+ * and ex no longer believed (distrust). */
+static int collect(tq_worker *w, tqi_exec *ex)
+{
+	int got = 0;
+	tqi_node *n;
+	while (ex->fd >= 0 && (n = tqi_list_front(&ex->inpipe)) != NULL) {
+		pentry *e = tqi_container_of(n, pentry, node);
+		uint32_t state = tqi_ticket_get(&w->tickets, e->ticket);
+		if (state == TQI_TICKET_SKIPPED) {
+			entry_release(w, e);
+			got++;
+			continue;
+		}
+		if (state != TQI_TICKET_DONE)
+			break;
+		const tqi_ticket *tk = &w->tickets.v[e->ticket];
+		uint32_t tlen = tk->text_len, len = tk->len;
+		if (len > TQI_TICKET_DATA || tlen > len) {
+			tqi_warn("executor %u left a malformed result; restarting it", ex->slot);
+			distrust(w, ex);
+			return -1;
+		}
+		tqi_measure_service(w, tk->run_us);
+		char text[TQI_TICKET_DATA + 1];
+		memcpy(text, tk->data, tlen);
+		text[tlen] = '\0';
+		/* The ticket's bytes stay put until the loop gives it out again,
+		 * after finish copied them into the batch. */
+		finish(w, e, (tq_err)tk->code, text, tk->data + tlen, len - tlen);
+		got++;
+	}
+	return got;
+}
+
+/* One result frame: it answers the oldest entry of the pipe (once the
+ * results in tickets before it are collected).  Returns 0, or -1 when the
+ * frame is malformed and ex no longer read (distrust). */
 static int on_result(tq_worker *w, tqi_exec *ex, const uint8_t *frame, size_t len)
 {
+	if (collect(w, ex) < 0)
+		return -1;
+	if (len == 1 && frame[0] == TQI_EXEC_BELL)
+		return 0; /* it only woke the loop */
 	tqi_exec_result res;
 	tqi_node *front = tqi_list_front(&ex->inpipe);
 	pentry *e = front ? tqi_container_of(front, pentry, node) : NULL;
-	bool parsed = tqi_exec_result_parse(frame, len, &res) == 0;
-	bool skipped = parsed && res.code == TQI_EXEC_SKIPPED;
-	/* The ticket says what the executor did with the entry: it skips only
-	 * a withdrawn task and answers only one it claimed.  (e->t is no guide:
-	 * tqi_pool_drop_all clears it on a running entry too.) */
-	uint32_t want = skipped ? TQI_TICKET_WITHDRAWN : TQI_TICKET_RUNNING;
-	if (e == NULL || !parsed || tqi_ticket_get(&w->tickets, e->ticket) != want) {
+	/* The ticket says what the executor did with the entry: it answers
+	 * on the socket only a task it claimed and left RUNNING.  (e->t is no
+	 * guide: tqi_pool_drop_all clears it on a running entry too.) */
+	if (e == NULL || tqi_exec_result_parse(frame, len, &res) != 0 ||
+	    tqi_ticket_get(&w->tickets, e->ticket) != TQI_TICKET_RUNNING) {
 		tqi_warn("executor %u sent a malformed result; restarting it", ex->slot);
 		distrust(w, ex);
 		return -1;
-	}
-	if (skipped || e->t == NULL) { /* not run, or its task was dropped */
-		entry_release(w, e);
-		return 0;
 	}
 	tqi_measure_service(w, res.run_us);
 	char text[TQI_MAX_TEXT + 1];
@@ -345,7 +386,7 @@ static int parse_results(tq_worker *w, tqi_exec *ex)
 	size_t at = 0;
 	while (ex->rlen - at >= 4) {
 		size_t len = tqi_get_le32(ex->rbuf + at);
-		if (len > MAX_RESULT_FRAME || len < TQI_EXEC_RESULT_HDR - 4) {
+		if (len > MAX_RESULT_FRAME || len < 1) {
 			tqi_warn("executor %u sent a frame of %zu bytes; restarting it", ex->slot,
 			         len);
 			distrust(w, ex);
@@ -447,15 +488,19 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 	 * so nothing from here on (a bad frame read below) may signal it. */
 	pid_t pid = ex->pid;
 	ex->pid = -1;
-	if (ex->fd >= 0)
-		read_results(w, ex); /* whatever it wrote before dying counts */
+	if (ex->fd >= 0) {
+		read_results(w, ex); /* whatever it wrote before dying counts, */
+		collect(w, ex);      /* and what it left in its tickets */
+	}
 	tqi_node *n;
 	wtask *back[TQI_EXEC_DEPTH];
 	int nback = 0;
 	while ((n = tqi_list_front(&ex->inpipe)) != NULL) {
 		pentry *e = tqi_container_of(n, pentry, node);
 		wtask *t = e->t;
-		bool ran = tqi_ticket_get(&w->tickets, e->ticket) == TQI_TICKET_RUNNING;
+		/* DONE here: left by an executor no longer believed. */
+		uint32_t state = tqi_ticket_get(&w->tickets, e->ticket);
+		bool ran = state == TQI_TICKET_RUNNING || state == TQI_TICKET_DONE;
 		if (t == NULL || !ran) {
 			entry_release(w, e);
 			if (t != NULL)
@@ -715,4 +760,24 @@ int tqi_pool_poll_items(tq_worker *w, zmq_pollitem_t *items, tqi_exec **owners)
 		owners[n++] = ex;
 	}
 	return n;
+}
+
+/* ---- results left in tickets ---- */
+
+bool tqi_pool_collect(tq_worker *w)
+{
+	bool got = false;
+	for (uint32_t i = 0; i < w->nexecs; i++)
+		if (w->execs[i].inpipe.len > 0 && collect(w, &w->execs[i]) > 0)
+			got = true;
+	return got;
+}
+
+bool tqi_pool_arm(tq_worker *w, bool armed)
+{
+	for (uint32_t i = 0; i < w->nexecs; i++)
+		tqi_bell_arm(&w->tickets, i, armed && w->execs[i].inpipe.len > 0);
+	/* Armed, then looked at again: what was published before the bell
+	 * was armed is seen here, what comes after it rings. */
+	return armed && tqi_pool_collect(w);
 }

@@ -478,6 +478,7 @@ static tq_err serve(tq_worker *w)
 			more = tqi_inline_run(w);
 			w->now = tqi_now_ms();
 		} else {
+			tqi_pool_collect(w); /* frees entries for the schedule */
 			tqi_pool_schedule(w);
 		}
 		int n = 0;
@@ -491,10 +492,14 @@ static tq_err serve(tq_worker *w)
 			sock_at = n;
 			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
 		}
+		if (!in_loop && !more)
+			more = tqi_pool_arm(w, true); /* results came: no sleep */
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
 		tqi_worker_flush(w); /* what this turn said goes before the wait */
 		int rc = zmq_poll(items, n, more ? 0L : (long)next_wakeup(w));
+		if (!in_loop)
+			tqi_pool_arm(w, false);
 		w->now = tqi_now_ms();
 		if (rc < 0 && errno != EINTR) {
 			tqi_error("poll failed: %s", zmq_strerror(errno));

@@ -170,11 +170,13 @@ static void test_forged_results_are_not_believed(void **state)
 	 * looks right: its executor is replaced and the forged answer is not
 	 * taken for its task's - whether the executor then waits to be killed
 	 * or exits by itself (which the loop's SIGKILL may forestall); the
-	 * tasks behind it run elsewhere. */
+	 * tasks behind it run elsewhere.  The same for a handler that leaves a
+	 * malformed result in its ticket. */
 	static const struct {
 		const char *args, *why, *or_why;
 	} cases[] = { { "[\"wait\"]", "SIGKILL", "SIGKILL" },
-		      { "[\"exit\"]", "status 3", "SIGKILL" } };
+		      { "[\"exit\"]", "status 3", "SIGKILL" },
+		      { "[\"ticket\"]", "SIGKILL", "SIGKILL" } };
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		tq_task *t = th_async(c, "forge", cases[i].args, NULL);
 		tq_task *behind = th_async(c, "double", "[21]", NULL);
@@ -228,10 +230,13 @@ static void test_tasks_and_results_of_every_size_arrive_whole(void **state)
 	th_env *e = *state;
 	static const char *const opts[] = { "--concurrency", "1", "--prefetch", "8", NULL };
 	tq_client *c = th_start(e, NULL, opts);
-	/* Around the size where the worker stops copying results and hands
-	 * its read buffer over instead, each behind or before a small one, so
-	 * that several share a read. */
-	static const size_t sizes[] = { 0, 1, 65530, 65535, 65536, 65537, 200000, 3 << 20, 70000 };
+	/* Around the size where a result stops fitting in its ticket (236
+	 * bytes: a bin of 234 is the largest that fits) and where the worker
+	 * reads a frame on its own, each behind or before a small one, so that
+	 * results in tickets and on the socket interleave and several share a
+	 * read. */
+	static const size_t sizes[] = { 0,     1,     233,   234,   235,    236,     300,
+		                        65530, 65535, 65536, 65537, 200000, 3 << 20, 70000 };
 	enum { N = sizeof sizes / sizeof sizes[0] };
 	tq_task *big[N], *small[N];
 	for (size_t i = 0; i < N; i++) {
