@@ -9,9 +9,11 @@
 
 #include "base/rand.h"
 #include "base/siphash.h"
+#include "base/slab.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 enum { MIN_SIZE = TQI_HMAP_MIN_SIZE, STEP = 4 };
 
@@ -84,11 +86,28 @@ static void rehash_step(tqi_hmap *m)
 	}
 }
 
+/* A zeroed table of size buckets.  One of 2 MiB or more (a quarter of a
+ * million buckets) is read in no order, like a slab's records: it goes on
+ * huge pages too (base/slab.h says why). */
+static tqi_hnode **alloc_table(size_t size)
+{
+	if (size > SIZE_MAX / sizeof(tqi_hnode *))
+		return NULL;
+	size_t bytes = size * sizeof(tqi_hnode *);
+	if (bytes < TQI_SLAB_CHUNK)
+		return calloc(size, sizeof(tqi_hnode *));
+	void *t = NULL;
+	if (posix_memalign(&t, TQI_SLAB_CHUNK, bytes) != 0)
+		return NULL;
+	(void)madvise(t, bytes, MADV_HUGEPAGE); /* advice only */
+	memset(t, 0, bytes);
+	return t;
+}
+
 static void start_resize(tqi_hmap *m, size_t size)
 {
 	/* Shrinking back to the smallest size reuses the inline table. */
-	tqi_hnode **t =
-	    size == MIN_SIZE && m->tab[0] != m->small ? m->small : calloc(size, sizeof *t);
+	tqi_hnode **t = size == MIN_SIZE && m->tab[0] != m->small ? m->small : alloc_table(size);
 	if (t == m->small)
 		memset(m->small, 0, sizeof m->small);
 	if (t == NULL)

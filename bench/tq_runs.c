@@ -26,7 +26,7 @@
 #error "TQB_WORKER_PATH must name the tq-worker binary"
 #endif
 
-enum { MAX_TQ_WORKERS = 8, AWAIT_MS = 30000, START_MS = 10000 };
+enum { MAX_TQ_WORKERS = 16, AWAIT_MS = 30000, START_MS = 10000 };
 
 struct tqb_tq {
 	tqb_proc broker;

@@ -150,6 +150,7 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 		b->opts.max_outbox = TQI_DEFAULT_MAX_OUTBOX;
 
 	tqi_hmap_init(&b->tasks, ref_eq);
+	tqi_slab_init(&b->task_slab, sizeof(btask));
 	tqi_hmap_init(&b->functions, func_eq);
 	tqi_hmap_init(&b->clients, peer_eq);
 	tqi_hmap_init(&b->workers, peer_eq);
@@ -212,7 +213,7 @@ void tqi_broker_destroy(tqi_broker **bp)
 	tqi_workers_free_all(b);
 	tqi_clients_free_all(b);
 	tqi_hmap_foreach(&b->functions, free_func_cb, b);
-	tqi_tasks_free_recycled(b);
+	tqi_slab_destroy(&b->task_slab);
 	tqi_hmap_destroy(&b->tasks);
 	tqi_hmap_destroy(&b->functions);
 	tqi_hmap_destroy(&b->clients);

@@ -26,6 +26,7 @@
 #include "base/hmap.h"
 #include "base/list.h"
 #include "base/log.h"
+#include "base/slab.h"
 #include "proto/frames.h"
 #include "proto/wire.h"
 
@@ -198,8 +199,7 @@ typedef struct tqi_broker {
 
 	bpeer *last_client; /* tqi_peer_find's cache: the previous message's client */
 	bpeer *last_worker; /* and worker; cleared when that peer is freed */
-	btask *free_tasks;  /* recycled task records (linked through worker) */
-	uint32_t nfree_tasks;
+	tqi_slab task_slab; /* task records: on huge pages (base/slab.h) */
 
 	tqi_counters n;
 	tqi_ratelimit bad_log; /* misbehaving peers */
@@ -243,8 +243,6 @@ btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn);
 /* Unlinks t from every structure and frees it (keeping the record for
  * reuse). */
 void tqi_task_free(tqi_broker *b, btask *t);
-/* Frees the records kept for reuse. */
-void tqi_tasks_free_recycled(tqi_broker *b);
 void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms);
 /* Tells t's owner (if any, and not told yet) that t failed. */
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg);

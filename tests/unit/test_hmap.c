@@ -2,7 +2,8 @@
  * test_hmap.c - the intrusive hash map: 100k nodes inserted, found and
  * removed while the table grows and shrinks with a rehash in progress,
  * against a plain array as the reference, and foreach removing the node it
- * visits.
+ * visits; 400k nodes, so that the table passes 2 MiB of buckets and is
+ * taken from huge pages (a zeroed table all the same).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -283,6 +284,33 @@ static void test_empty_map(void **state)
 	assert_non_null(tqi_hmap_find(&f->map, &f->items[1].key, 8));
 }
 
+/* 400,000 nodes: the table grows to 524,288 buckets (4 MiB), past the
+ * size that comes from huge pages; every node is found, then removed. */
+static void test_big_table(void **state)
+{
+	(void)state;
+	enum { BIG = 400000 };
+	item *items = calloc(BIG, sizeof *items);
+	assert_non_null(items);
+	tqi_hmap m;
+	tqi_hmap_init(&m, eq);
+	for (uint64_t i = 0; i < BIG; i++) {
+		items[i].key = i * 0x9e3779b97f4a7c15ULL;
+		tqi_hmap_insert(&m, &items[i].node, &items[i].key, sizeof items[i].key);
+	}
+	assert_int_equal(tqi_hmap_count(&m), BIG);
+	for (uint64_t i = 0; i < BIG; i++)
+		assert_ptr_equal(tqi_hmap_find(&m, &items[i].key, sizeof items[i].key),
+		                 &items[i].node);
+	uint64_t absent = 12345;
+	assert_null(tqi_hmap_find(&m, &absent, sizeof absent));
+	for (uint64_t i = 0; i < BIG; i++)
+		tqi_hmap_remove(&m, &items[i].node);
+	assert_int_equal(tqi_hmap_count(&m), 0);
+	tqi_hmap_destroy(&m);
+	free(items);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +318,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grow_and_shrink, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_churn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreach_removing_visited, setup, teardown),
+		cmocka_unit_test(test_big_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
