@@ -25,13 +25,13 @@
 #define TQI_SLAB_CHUNK ((size_t)2 << 20)
 
 typedef struct {
-	size_t size;     /* of a record, rounded up to 16 */
-	void *free;      /* records freed, linked through their first word */
-	uint8_t *next;   /* the rest of the newest chunk */
-	size_t left;     /* records left there */
-	void **chunks;   /* every chunk, to give back at the end */
+	size_t size;   /* of a record, rounded up to 16 */
+	void *free;    /* records freed, linked through their first word */
+	uint8_t *next; /* the rest of the newest chunk */
+	size_t left;   /* records left there */
+	void **chunks; /* every chunk, to give back at the end */
 	size_t nchunks, cap;
-	size_t live;     /* records handed out */
+	size_t live; /* records handed out */
 } tqi_slab;
 
 /* A slab of records of `size` bytes (1 .. 64 KiB). */

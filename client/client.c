@@ -342,7 +342,7 @@ static void explain(const tq_task *t, tq_err code, const char *worker, const cha
                     char *out, size_t n)
 {
 	char head[96];
-	fit(head, sizeof head, "task %.8s (%s)", t->refhex, t->fn ? t->fn->s : "?");
+	fit(head, sizeof head, "task %.8s (%s)", tq_task_ref(t), t->fn ? t->fn->s : "?");
 	const char *on = worker && *worker ? " on worker " : "";
 	if (worker == NULL)
 		worker = "";

@@ -98,13 +98,13 @@ tq_err tq_await_many(tq_task **tasks, size_t n, int64_t timeout_ms, size_t *fail
 			if (result == TQ_ETIMEDOUT)
 				snprintf(msg, sizeof msg,
 				         "task %.8s (%s) timed out after %lld ms (await_many)",
-				         t->refhex, t->fn->s, (long long)timeout_ms);
+				         tqi_task_refhex(t), t->fn->s, (long long)timeout_ms);
 			else {
 				code = TQ_ECANCELLED;
 				snprintf(msg, sizeof msg,
 				         "task %.8s (%s) was cancelled: task %zu of the same "
 				         "await_many failed",
-				         t->refhex, t->fn->s, bad);
+				         tqi_task_refhex(t), t->fn->s, bad);
 			}
 			if (t->state == CT_SUBMITTED && !t->keep_on_timeout)
 				tqi_send_cancel(c, t, 0);

@@ -54,7 +54,7 @@ struct tq_task {
 	tqi_node wnode;  /* in client.waiting while WAITING */
 	tq_client *client;
 	uint8_t ref[TQI_REF_LEN];
-	char refhex[2 * TQI_REF_LEN + 1];
+	char refhex[2 * TQI_REF_LEN + 1]; /* ref in hex; "" until tqi_task_refhex */
 	const cname *fn;
 	const cname *worker;
 	zmq_msg_t args;        /* kept for resubmission until the task ends */
@@ -157,6 +157,8 @@ void tqi_reap_orphans(tq_client *c, bool all);
 /* ---- client.c ---- */
 /* Ends t with an outcome (and an explanation, formatted by the caller). */
 void tqi_task_end(tq_task *t, tq_err outcome, const char *why);
+/* t's ref in hex, made on first use (most tasks never need it). */
+const char *tqi_task_refhex(tq_task *t);
 /* Takes t out of pending/waiting. */
 void tqi_task_unlink(tq_task *t);
 

@@ -286,8 +286,8 @@ static uint64_t check_deadlines(tq_stream *s, uint64_t now)
 			continue;
 		}
 		char msg[TQI_MAX_NAME + 160];
-		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms", t->refhex,
-		         s->fn, (long long)s->o.timeout_ms);
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms",
+		         tqi_task_refhex(t), s->fn, (long long)s->o.timeout_ms);
 		if (s->o.on_timeout == TQ_ON_TIMEOUT_EXIT) {
 			fail_stream(s, TQ_ETIMEDOUT, msg);
 			return UINT64_MAX;

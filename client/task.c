@@ -53,7 +53,6 @@ static tq_err new_task(tq_client *c, const char *fn, const void *args, size_t le
 	zmq_msg_init(&t->result);
 	t->client = c;
 	tqi_rand_bytes(&c->rng, t->ref, TQI_REF_LEN);
-	tqi_hex(t->ref, TQI_REF_LEN, t->refhex);
 	t->retries_left = o.retries;
 	t->keep_on_timeout = o.keep_on_timeout;
 	t->detached = detached;
@@ -135,7 +134,7 @@ tq_err tq_client_start(tq_client *c, const char *fn, const void *args, size_t le
 	if (e != TQ_OK)
 		return e;
 	if (ref_hex != NULL)
-		memcpy(ref_hex, t->refhex, sizeof t->refhex);
+		memcpy(ref_hex, tqi_task_refhex(t), sizeof t->refhex);
 	e = tqi_submit(c, t);
 	if (e == TQ_OK) {
 		/* Wait for ACCEPTED, never for the task; the broker timeout
@@ -187,11 +186,11 @@ static tq_err give_up(tq_task *t, int64_t timeout_ms)
 	tq_err code = t->noworker ? TQ_ENOWORKER : TQ_ETIMEDOUT;
 	if (t->noworker)
 		snprintf(msg, sizeof msg,
-		         "task %.8s (%s) timed out after %lld ms: no worker offers '%s'", t->refhex,
-		         t->fn->s, (long long)timeout_ms, t->fn->s);
+		         "task %.8s (%s) timed out after %lld ms: no worker offers '%s'",
+		         tqi_task_refhex(t), t->fn->s, (long long)timeout_ms, t->fn->s);
 	else
-		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms", t->refhex,
-		         t->fn->s, (long long)timeout_ms);
+		snprintf(msg, sizeof msg, "task %.8s (%s) timed out after %lld ms",
+		         tqi_task_refhex(t), t->fn->s, (long long)timeout_ms);
 	if (!t->keep_on_timeout && t->state == CT_SUBMITTED)
 		tqi_send_cancel(c, t, 0);
 	tqi_task_end(t, code, msg);
@@ -253,8 +252,8 @@ tq_err tq_task_shutdown(tq_task *t, int64_t grace_ms)
 		if (tqi_pump(c, until, ended, t) != TQ_OK) {
 			char msg[TQI_MAX_NAME + 96];
 			snprintf(msg, sizeof msg,
-			         "task %.8s (%s) was cancelled: no confirmation came", t->refhex,
-			         t->fn->s);
+			         "task %.8s (%s) was cancelled: no confirmation came",
+			         tqi_task_refhex(t), t->fn->s);
 			tqi_task_end(t, TQ_ECANCELLED, msg);
 		}
 	}
@@ -364,9 +363,17 @@ const char *tq_task_error(const tq_task *t)
 	return t && t->error ? t->error : "";
 }
 
+const char *tqi_task_refhex(tq_task *t)
+{
+	if (t->refhex[0] == '\0')
+		tqi_hex(t->ref, TQI_REF_LEN, t->refhex);
+	return t->refhex;
+}
+
 const char *tq_task_ref(const tq_task *t)
 {
-	return t->refhex;
+	/* The hex is a cache inside the handle, made when first asked for. */
+	return tqi_task_refhex((tq_task *)t);
 }
 
 const char *tq_task_function(const tq_task *t)

@@ -148,11 +148,20 @@ void tqi_cmd_split(const uint8_t *p, size_t len, tqi_split *s)
 	tq_reader_init(&r, p + TQI_HDR_LEN, len - TQI_HDR_LEN);
 	if (tq_read_skip(&r) != TQ_OK)
 		return;
-	s->env_len = len - tq_reader_left(&r);
-	if (!sc->payload) {
-		s->len = s->env_len;
+	tqi_cmd_split_at(p, len, len - tq_reader_left(&r), s);
+}
+
+void tqi_cmd_split_at(const uint8_t *p, size_t len, size_t env_len, tqi_split *s)
+{
+	memset(s, 0, sizeof *s);
+	s->env_len = env_len;
+	s->len = len; /* unless its payload is found below */
+	if (!tqi_cmd_has_payload(p[3])) {
+		s->len = env_len;
 		return;
 	}
+	tq_reader r;
+	tq_reader_init(&r, p + env_len, len - env_len);
 	const uint8_t *data;
 	size_t n;
 	if (tq_read_bin(&r, &data, &n) != TQ_OK) {
@@ -356,7 +365,7 @@ static tq_err decode_field(tq_reader *r, const field *f, tqi_env *e, const char 
  * `route` is ROUTE(from, to); 0 checks none), then the body.  A misrouted
  * command is refused before its body is read. */
 static tq_err decode(const uint8_t *buf, size_t len, int route, tqi_env *e, char *why,
-                     size_t whylen)
+                     size_t whylen, size_t *used)
 {
 	if (why != NULL && whylen > 0)
 		why[0] = '\0';
@@ -401,6 +410,10 @@ static tq_err decode(const uint8_t *buf, size_t len, int route, tqi_env *e, char
 		if (err != TQ_OK)
 			return err;
 	}
+	if (used != NULL) { /* what follows is the next thing in the frame */
+		*used = len - tq_reader_left(&r);
+		return TQ_OK;
+	}
 	if (tq_reader_end(&r) != TQ_OK)
 		return fail(TQ_ETRAILING, why, whylen, s->name, "list",
 		            "trailing bytes after the fields");
@@ -409,13 +422,18 @@ static tq_err decode(const uint8_t *buf, size_t len, int route, tqi_env *e, char
 
 tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen)
 {
-	return decode(buf, len, 0, e, why, whylen);
+	return decode(buf, len, 0, e, why, whylen, NULL);
 }
 
 tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
                            char *why, size_t whylen)
 {
-	return decode(buf, len, ROUTE(from, to), e, why, whylen);
+	return decode(buf, len, ROUTE(from, to), e, why, whylen, NULL);
+}
+
+tq_err tqi_env_decode_prefix(const uint8_t *buf, size_t len, tqi_env *e, size_t *used)
+{
+	return decode(buf, len, 0, e, NULL, 0, used);
 }
 
 /* ---- encoding --------------------------------------------------------- */

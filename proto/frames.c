@@ -62,6 +62,7 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 	f->env = f->payload = NULL;
 	f->envlen = f->payload_len = 0;
 	f->shape = TQ_OK;
+	f->err = TQ_ETRUNCATED; /* until an envelope is decoded */
 	f->frame = &rx->frame;
 	f->router = rx->router;
 	if (!rx->open || rx->off >= zmq_msg_size(&rx->frame)) { /* used up: the next */
@@ -82,8 +83,15 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 		}
 	}
 	const uint8_t *p = (const uint8_t *)zmq_msg_data(&rx->frame) + rx->off;
+	size_t left = zmq_msg_size(&rx->frame) - rx->off, used;
 	tqi_split s;
-	tqi_cmd_split(p, zmq_msg_size(&rx->frame) - rx->off, &s);
+	/* Decoded here, once: a well-formed envelope says where it ends.
+	 * Only one that is not is cut by the splitter's own reading. */
+	f->err = tqi_env_decode_prefix(p, left, &f->e, &used);
+	if (f->err == TQ_OK)
+		tqi_cmd_split_at(p, left, used, &s);
+	else
+		tqi_cmd_split(p, left, &s);
 	rx->off += s.len;
 	if (rx->router)
 		zmq_msg_copy(&f->id, &rx->id);
@@ -149,7 +157,15 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
                          size_t whylen)
 {
-	tq_err err = tqi_env_decode_from(f->env, f->envlen, from, to, e, why, whylen);
+	tq_err err;
+	if (f->err == TQ_OK && tqi_cmd_allowed(f->e.cmd, from, to)) {
+		*e = f->e; /* decoded on arrival */
+		err = TQ_OK;
+		if (why != NULL && whylen > 0)
+			why[0] = '\0';
+	} else { /* decoded again, with the route, for the verdict and why */
+		err = tqi_env_decode_from(f->env, f->envlen, from, to, e, why, whylen);
+	}
 	if (err == TQ_OK && f->shape != TQ_OK) {
 		if (why != NULL && whylen > 0)
 			snprintf(why, whylen,

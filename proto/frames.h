@@ -36,6 +36,8 @@ typedef struct {
 	const uint8_t *payload; /* the payload's bytes; NULL when none came */
 	size_t payload_len;
 	tq_err shape; /* TQ_OK, or TQ_EFRAMES: a command that carries a payload came without one */
+	tq_err err;   /* the envelope decoded on arrival, before its route is known: */
+	tqi_env e;    /* when err is TQ_OK, its fields (tqi_frames_decode checks the rest) */
 	const zmq_msg_t *frame; /* the frame it came in, for its metadata (Peer-Address) */
 	bool router;
 } tqi_frames;

@@ -33,7 +33,7 @@ void tqi_wbuf_reset(tqi_wbuf *b)
 	b->oom = 0;
 }
 
-int tqi_wbuf_append(tqi_wbuf *b, const void *data, size_t len)
+int tqi_wbuf_grow_append(tqi_wbuf *b, const void *data, size_t len)
 {
 	if (b->oom)
 		return -1;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define TQI_WBUF_INLINE 256
 
@@ -25,7 +26,20 @@ typedef struct {
 void tqi_wbuf_init(tqi_wbuf *b);
 void tqi_wbuf_free(tqi_wbuf *b);
 void tqi_wbuf_reset(tqi_wbuf *b);
-int tqi_wbuf_append(tqi_wbuf *b, const void *data, size_t len);
+/* Appends len bytes.  0, or -1 when out of memory (sticky). */
+int tqi_wbuf_grow_append(tqi_wbuf *b, const void *data, size_t len);
+static inline int tqi_wbuf_append(tqi_wbuf *b, const void *data, size_t len)
+{
+	/* The common case, inline: msgpack writes an envelope a few bytes at
+	 * a time, so this runs a dozen times per command. */
+	if (!b->oom && len <= b->cap - b->len) {
+		if (len > 0)
+			memcpy(b->data + b->len, data, len);
+		b->len += len;
+		return 0;
+	}
+	return tqi_wbuf_grow_append(b, data, len);
+}
 
 /* The msgpack_packer_write callback (data is the tqi_wbuf). */
 int tqi_wbuf_sink(void *data, const char *buf, size_t len);

@@ -130,6 +130,9 @@ typedef struct {
  * Never reads past len; len > 0 always gives a command of at least one
  * byte. */
 void tqi_cmd_split(const uint8_t *p, size_t len, tqi_split *s);
+/* The same for a command whose envelope is known to end at env_len (as
+ * tqi_env_decode_prefix found): only its payload is looked for. */
+void tqi_cmd_split_at(const uint8_t *p, size_t len, size_t env_len, tqi_split *s);
 
 /* True when a peer of role `from` may send cmd to a peer of role `to`. */
 bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
@@ -140,6 +143,12 @@ bool tqi_cmd_allowed(uint8_t cmd, tqi_role from, tqi_role to);
  * ELENGTH, EDEPTH) and, when why is not NULL, a one-line explanation naming
  * the field.  Never allocates, never asserts. */
 tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, size_t whylen);
+
+/* Like tqi_env_decode, for an envelope at the start of buf that may be
+ * followed by more bytes (the next thing in its frame): on TQ_OK, *used is
+ * the envelope's length.  No explanation: a caller that wants one decodes
+ * again with tqi_env_decode_from. */
+tq_err tqi_env_decode_prefix(const uint8_t *buf, size_t len, tqi_env *e, size_t *used);
 
 /* Like tqi_env_decode, for a message that a peer of role `from` sent to one
  * of role `to`: a command not allowed on that route is refused with

@@ -16,8 +16,9 @@ struct tq_ctx {
 	const tqi_handler_entry *entry;
 	const char *worker;
 	unsigned attempt;
-	uint64_t deadline_ms; /* monotonic; 0 = none */
-	char ref[33];
+	uint64_t deadline_ms;  /* monotonic; 0 = none */
+	const uint8_t *refbin; /* 16 bytes */
+	char ref[33];          /* refbin in hex, made when first asked for */
 	char error[TQI_MAX_TEXT + 1];
 	bool failed;
 };
@@ -49,7 +50,10 @@ unsigned tq_ctx_attempt(const tq_ctx *ctx)
 
 const char *tq_ctx_ref(const tq_ctx *ctx)
 {
-	return ctx->ref;
+	tq_ctx *c = (tq_ctx *)ctx; /* a cache: the context is the handler's for one call */
+	if (c->ref[0] == '\0')
+		tqi_hex(c->refbin, 16, c->ref);
+	return c->ref;
 }
 
 int64_t tq_ctx_time_left_ms(const tq_ctx *ctx)
@@ -77,11 +81,17 @@ void tqi_invoke(const tqi_call *call, const uint8_t *args, size_t len, tq_buf *r
                 tqi_outcome *out)
 {
 	static const uint8_t nil = 0xc0;
-	tq_ctx ctx = { .entry = call->entry,
-		       .worker = call->worker,
-		       .attempt = call->attempt,
-		       .deadline_ms = call->deadline_ms };
-	tqi_hex(call->ref, 16, ctx.ref);
+	/* Field by field: an initialiser would clear the 4 KiB error buffer
+	 * for every task. */
+	tq_ctx ctx;
+	ctx.entry = call->entry;
+	ctx.worker = call->worker;
+	ctx.attempt = call->attempt;
+	ctx.deadline_ms = call->deadline_ms;
+	ctx.refbin = call->ref;
+	ctx.ref[0] = '\0';
+	ctx.error[0] = '\0';
+	ctx.failed = false;
 	if (tq_value_check(args, len, 0) != TQ_OK) {
 		fail(out, TQ_EFAILED, "arguments are not one well-formed msgpack value");
 		return;

@@ -5,8 +5,9 @@
  * the route-checking decoder accepts exactly what the plain one accepts
  * and the route allows; the frame splitter (tqi_cmd_split) cuts any input
  * into commands that tile it, each inside it, finds the end of every
- * envelope the decoder accepts (and its missing payload), and takes the rest
- * of a frame only with a command whose end it cannot find;
+ * envelope the decoder accepts (and its missing payload), ends an envelope
+ * where the prefix decoder (the reader's fast path) does, and takes the
+ * rest of a frame only with a command whose end it cannot find;
  * everything decoded points inside the input; the list fields iterate to
  * their counts; and a round trip - what the decoder accepts, the encoder
  * accepts, and decoding that gives the same fields again.
@@ -78,6 +79,11 @@ static void split_frame(const uint8_t *data, size_t size)
 			FUZZ_CHECK(s.env_len >= TQI_HDR_LEN && tqi_cmd_name(data[at + 3]) != NULL);
 		tqi_env e;
 		(void)tqi_env_decode(data + at, s.env_len, &e, NULL, 0);
+		/* the reader's fast path - decoding first - ends the envelope
+		 * where the splitter does */
+		size_t used;
+		if (tqi_env_decode_prefix(data + at, size - at, &e, &used) == TQ_OK)
+			FUZZ_CHECK(used == s.env_len);
 		at += s.len;
 	}
 }
@@ -102,6 +108,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the whole input is one envelope: the splitter finds its end there,
 	 * and a payload missing after it */
 	FUZZ_CHECK(sp.env_len == size);
+	tqi_env pe;
+	size_t used = 0;
+	FUZZ_CHECK(tqi_env_decode_prefix(data, size, &pe, &used) == TQ_OK && used == size);
 	FUZZ_CHECK(tqi_cmd_has_payload(e.cmd) ? sp.payload_missing : sp.len == size);
 	FUZZ_CHECK(tqi_cmd_name(e.cmd) != NULL);
 	FUZZ_CHECK(e.name.n <= TQI_MAX_NAME && e.function.n <= TQI_MAX_NAME);
