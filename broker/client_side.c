@@ -240,31 +240,31 @@ static void on_stats(tqi_broker *b, bclient *c, tqi_frames *f)
 
 void tqi_client_message(tqi_broker *b, tqi_frames *f)
 {
-	tqi_env e;
 	char why[256];
-	tq_err err = tqi_frames_decode(f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &e, why, sizeof why);
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_bad_message(b, b->clients_sock, "client", f, err, why);
 		return;
 	}
+	const tqi_env *e = &f->e;
 	bclient *c = find_client(b, &f->id);
 	if (c != NULL && !c->peer.gone)
 		c->peer.last_seen_ms = b->now_ms;
-	switch (e.cmd) {
+	switch (e->cmd) {
 	case TQI_HELLO:
-		on_hello(b, f, c, &e);
+		on_hello(b, f, c, e);
 		break;
 	case TQI_SUBMIT:
-		on_submit(b, f, c, &e);
+		on_submit(b, f, c, e);
 		break;
 	case TQI_CANCEL:
-		on_cancel(b, c, &e);
+		on_cancel(b, c, e);
 		break;
 	case TQI_DETACH:
-		on_detach(b, c, &e);
+		on_detach(b, c, e);
 		break;
 	case TQI_DEADLINE:
-		on_deadline(b, c, &e);
+		on_deadline(b, c, e);
 		break;
 	case TQI_STATS:
 		on_stats(b, c, f);

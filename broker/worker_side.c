@@ -222,36 +222,36 @@ static void on_done(tqi_broker *b, bworker *w, tqi_frames *f, const tqi_env *e)
 
 void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 {
-	tqi_env e;
 	char why[256];
-	tq_err err = tqi_frames_decode(f, TQI_ROLE_WORKER, TQI_ROLE_BROKER, &e, why, sizeof why);
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_WORKER, TQI_ROLE_BROKER, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_bad_message(b, b->workers_sock, "worker", f, err, why);
 		return;
 	}
-	if (e.cmd == TQI_READY) {
-		on_ready(b, f, &e);
+	const tqi_env *e = &f->e;
+	if (e->cmd == TQI_READY) {
+		on_ready(b, f, e);
 		return;
 	}
 	bworker *w = find_worker(b, &f->id);
 	if (w == NULL || w->peer.gone) {
 		/* A worker we do not know (the broker restarted, or we gave it
 		 * up for dead): tell it to register again. */
-		b->n.fenced += e.cmd == TQI_DONE;
-		if (e.cmd != TQI_BYE)
+		b->n.fenced += e->cmd == TQI_DONE;
+		if (e->cmd != TQI_BYE)
 			disconnect(b, &f->id, "unknown worker: register with READY");
 		return;
 	}
 	w->peer.last_seen_ms = b->now_ms;
-	switch (e.cmd) {
+	switch (e->cmd) {
 	case TQI_DONE:
-		on_done(b, w, f, &e);
+		on_done(b, w, f, e);
 		break;
 	case TQI_PING:
 		break;
 	case TQI_CAPACITY:
 		/* The worker's prefetch changed. */
-		w->capacity = capacity_of(w->concurrency, e.capacity);
+		w->capacity = capacity_of(w->concurrency, e->capacity);
 		tqi_worker_pull(b, w);
 		break;
 	case TQI_DRAIN:

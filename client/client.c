@@ -516,29 +516,29 @@ static tq_task *pending_task(tq_client *c, const uint8_t *ref)
 /* Handles one message; false when it was malformed (and ignored). */
 static bool on_message(tq_client *c, tqi_frames *f)
 {
-	tqi_env e;
 	char why[256];
-	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_CLIENT, &e, why, sizeof why);
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_CLIENT, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_warn("ignored a malformed message from the broker: %s %s", tq_errname(err),
 		         why);
 		return false;
 	}
+	const tqi_env *e = &f->e;
 	c->probe_gap_ms = tqi_hb_ms(c);
 	tq_task *t;
-	switch (e.cmd) {
+	switch (e->cmd) {
 	case TQI_WELCOME:
-		on_welcome(c, &e);
+		on_welcome(c, e);
 		break;
 	case TQI_HEARTBEAT:
-		if (c->have_instance && memcmp(c->instance, e.instance, TQI_REF_LEN) != 0)
+		if (c->have_instance && memcmp(c->instance, e->instance, TQI_REF_LEN) != 0)
 			send_hello(c); /* a new broker: find out what it holds */
 		break;
 	case TQI_RESULT:
-		if ((t = pending_task(c, e.ref)) == NULL)
+		if ((t = pending_task(c, e->ref)) == NULL)
 			break;
-		t->worker = tqi_intern(c, e.name.p, e.name.n);
-		t->attempt = e.attempt;
+		t->worker = tqi_intern(c, e->name.p, e->name.n);
+		t->attempt = e->attempt;
 		zmq_msg_close(&t->result);
 		if (tqi_frames_payload(f, &t->result) != 0) {
 			tqi_task_end(t, TQ_ENOMEM, "client out of memory for the result");
@@ -547,23 +547,23 @@ static bool on_message(tq_client *c, tqi_frames *f)
 		tqi_task_end(t, TQ_OK, NULL);
 		break;
 	case TQI_FAILED:
-		if ((t = pending_task(c, e.ref)) != NULL)
-			on_failed(c, t, &e);
+		if ((t = pending_task(c, e->ref)) != NULL)
+			on_failed(c, t, e);
 		break;
 	case TQI_ACCEPTED:
-		if ((t = pending_task(c, e.ref)) != NULL)
+		if ((t = pending_task(c, e->ref)) != NULL)
 			tqi_task_end(t, TQ_OK, NULL);
 		break;
 	case TQI_NOTICE:
-		if ((t = find_pending(c, e.ref)) != NULL)
-			t->noworker = e.code == TQ_ENOWORKER;
+		if ((t = find_pending(c, e->ref)) != NULL)
+			t->noworker = e->code == TQ_ENOWORKER;
 		break;
 	case TQI_STATS_REPLY:
-		on_stats_reply(c, &e);
+		on_stats_reply(c, e);
 		break;
 	case TQI_ERROR:
-		tqi_warn("the broker refused a message: %s: %.*s", tq_errname((tq_err)e.code),
-		         (int)e.text.n, e.text.p);
+		tqi_warn("the broker refused a message: %s: %.*s", tq_errname((tq_err)e->code),
+		         (int)e->text.n, e->text.p);
 		break;
 	default:
 		break;

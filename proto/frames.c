@@ -15,6 +15,8 @@ void tqi_rx_init(tqi_rx *rx, void *sock, bool router)
 	rx->router = router;
 	rx->open = false;
 	rx->off = 0;
+	rx->data = NULL;
+	rx->size = 0;
 	zmq_msg_init(&rx->id);
 	zmq_msg_init(&rx->frame);
 }
@@ -27,6 +29,8 @@ void tqi_rx_close(tqi_rx *rx)
 	zmq_msg_init(&rx->frame);
 	rx->open = false;
 	rx->off = 0;
+	rx->data = NULL;
+	rx->size = 0;
 }
 
 /* Reads the next frame to take commands from: the next of the message
@@ -40,6 +44,8 @@ static int next_frame(tqi_rx *rx, int flags)
 	zmq_msg_init(&rx->frame);
 	rx->open = false;
 	rx->off = 0;
+	rx->data = NULL;
+	rx->size = 0;
 	if (!more && rx->router) {
 		zmq_msg_close(&rx->id);
 		zmq_msg_init(&rx->id);
@@ -53,6 +59,8 @@ static int next_frame(tqi_rx *rx, int flags)
 	if (zmq_msg_recv(&rx->frame, rx->sock, more ? 0 : flags) < 0)
 		return errno == EAGAIN ? 0 : -1;
 	rx->open = true;
+	rx->data = zmq_msg_data(&rx->frame);
+	rx->size = zmq_msg_size(&rx->frame);
 	return 1;
 }
 
@@ -65,7 +73,7 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 	f->err = TQ_ETRUNCATED; /* until an envelope is decoded */
 	f->frame = &rx->frame;
 	f->router = rx->router;
-	if (!rx->open || rx->off >= zmq_msg_size(&rx->frame)) { /* used up: the next */
+	if (!rx->open || rx->off >= rx->size) { /* used up: the next */
 		int rc = next_frame(rx, flags);
 		if (rc <= 0) {
 			int err = errno;
@@ -73,7 +81,7 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 			errno = err;
 			return rc;
 		}
-		if (rc == 2 || zmq_msg_size(&rx->frame) == 0) {
+		if (rc == 2 || rx->size == 0) {
 			/* No command at all: one empty, so malformed, command -
 			 * answered, never skipped in silence. */
 			if (rx->router)
@@ -82,8 +90,8 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 			return 1;
 		}
 	}
-	const uint8_t *p = (const uint8_t *)zmq_msg_data(&rx->frame) + rx->off;
-	size_t left = zmq_msg_size(&rx->frame) - rx->off, used;
+	const uint8_t *p = rx->data + rx->off;
+	size_t left = rx->size - rx->off, used;
 	tqi_split s;
 	/* Decoded here, once: a well-formed envelope says where it ends.
 	 * Only one that is not is cut by the splitter's own reading. */
@@ -154,25 +162,24 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 	return s;
 }
 
-tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
-                         size_t whylen)
+tq_err tqi_frames_decode(tqi_frames *f, tqi_role from, tqi_role to, char *why, size_t whylen)
 {
 	tq_err err;
 	if (f->err == TQ_OK && tqi_cmd_allowed(f->e.cmd, from, to)) {
-		*e = f->e; /* decoded on arrival */
-		err = TQ_OK;
+		err = TQ_OK; /* decoded on arrival */
 		if (why != NULL && whylen > 0)
 			why[0] = '\0';
 	} else { /* decoded again, with the route, for the verdict and why */
-		err = tqi_env_decode_from(f->env, f->envlen, from, to, e, why, whylen);
+		err = tqi_env_decode_from(f->env, f->envlen, from, to, &f->e, why, whylen);
 	}
 	if (err == TQ_OK && f->shape != TQ_OK) {
 		if (why != NULL && whylen > 0)
 			snprintf(why, whylen,
 			         "%s without its payload (a msgpack bin after the body)",
-			         tqi_cmd_name(e->cmd));
+			         tqi_cmd_name(f->e.cmd));
 		err = f->shape;
 	}
+	f->err = err;
 	return err;
 }
 

@@ -50,7 +50,9 @@ typedef struct {
 	bool open;       /* frame holds a frame of a message being read */
 	zmq_msg_t id;    /* the message's routing id (router only) */
 	zmq_msg_t frame; /* the frame being read */
-	size_t off;      /* where its next command starts */
+	const uint8_t *data;
+	size_t size; /* frame's bytes, read once per frame */
+	size_t off;  /* where its next command starts */
 } tqi_rx;
 
 void tqi_rx_init(tqi_rx *rx, void *sock, bool router);
@@ -69,12 +71,12 @@ void tqi_frames_close(tqi_frames *f);
  * none came).  0, or -1 when out of memory (*out is then empty). */
 int tqi_frames_payload(const tqi_frames *f, zmq_msg_t *out);
 
-/* Decodes the envelope of a command that a peer of role `from` sent to one
- * of role `to`, and checks its route and its payload: the one check every
- * receiver makes.  Errors as tqi_env_decode_from, or TQ_EFRAMES (a command
- * that carries a payload without one); why (may be NULL) explains. */
-tq_err tqi_frames_decode(const tqi_frames *f, tqi_role from, tqi_role to, tqi_env *e, char *why,
-                         size_t whylen);
+/* Checks the command that a peer of role `from` sent to one of role `to`:
+ * its envelope, its route and its payload - the one check every receiver
+ * makes.  On TQ_OK its fields are in f->e (pointing into the frame, like
+ * f->env).  Errors as tqi_env_decode_from, or TQ_EFRAMES (a command that
+ * carries a payload without one); why (may be NULL) explains. */
+tq_err tqi_frames_decode(tqi_frames *f, tqi_role from, tqi_role to, char *why, size_t whylen);
 
 /* Opens the DEALER a client or worker talks to the broker with, and
  * connects it to endpoint: a random 16-byte routing id (never starting with

@@ -334,21 +334,21 @@ static void on_cancel(tq_worker *w, const tqi_env *e)
 
 static void on_message(tq_worker *w, tqi_frames *f)
 {
-	tqi_env e;
 	char why[256];
-	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_WORKER, &e, why, sizeof why);
+	tq_err err = tqi_frames_decode(f, TQI_ROLE_BROKER, TQI_ROLE_WORKER, why, sizeof why);
 	if (err != TQ_OK) {
 		tqi_warn("malformed message from the broker ignored: %s: %s", tq_errname(err), why);
 		return;
 	}
+	const tqi_env *e = &f->e;
 	w->last_heard = w->now;
-	switch (e.cmd) {
+	switch (e->cmd) {
 	case TQI_WELCOME:
 		if (w->conn == CONN_CONNECTING) {
 			char hex[2 * TQI_REF_LEN + 1];
-			tqi_hex(e.instance, TQI_REF_LEN, hex);
-			memcpy(w->instance, e.instance, TQI_REF_LEN);
-			w->broker_hb_ms = e.heartbeat_ms;
+			tqi_hex(e->instance, TQI_REF_LEN, hex);
+			memcpy(w->instance, e->instance, TQI_REF_LEN);
+			w->broker_hb_ms = e->heartbeat_ms;
 			w->conn = CONN_READY;
 			w->backoff_ms = 0;
 			tqi_info(
@@ -359,25 +359,25 @@ static void on_message(tq_worker *w, tqi_frames *f)
 		}
 		break;
 	case TQI_HEARTBEAT:
-		if (w->conn == CONN_READY && memcmp(e.instance, w->instance, TQI_REF_LEN) != 0)
+		if (w->conn == CONN_READY && memcmp(e->instance, w->instance, TQI_REF_LEN) != 0)
 			reset_connection(w, "the broker restarted");
 		break;
 	case TQI_TASK:
 		if (w->conn == CONN_READY)
-			on_task(w, f, &e);
+			on_task(w, f, e);
 		break;
 	case TQI_CANCEL:
-		on_cancel(w, &e);
+		on_cancel(w, e);
 		break;
 	case TQI_DISCONNECT: {
 		char text[TQI_MAX_TEXT + 1];
-		snprintf(text, sizeof text, "told to reconnect: %.*s", (int)e.text.n, e.text.p);
+		snprintf(text, sizeof text, "told to reconnect: %.*s", (int)e->text.n, e->text.p);
 		reset_connection(w, text);
 		w->backoff_ms = BACKOFF_MIN_MS;
 		break;
 	}
 	case TQI_ERROR:
-		tqi_error("broker refused us: %.*s", (int)e.text.n, e.text.p);
+		tqi_error("broker refused us: %.*s", (int)e->text.n, e->text.p);
 		reset_connection(w, "protocol error");
 		w->backoff_ms = BACKOFF_MAX_MS;
 		break;

@@ -507,9 +507,8 @@ static void *fake_broker_run(void *arg)
 	tqi_rx_close(&rx);
 	if (got != 1)
 		return NULL;
-	tqi_env in;
-	if (tqi_frames_decode(&f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &in, NULL, 0) == TQ_OK &&
-	    in.cmd == TQI_STATS) {
+	if (tqi_frames_decode(&f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, NULL, 0) == TQ_OK &&
+	    f.e.cmd == TQI_STATS) {
 		tq_buf *b;
 		tqi_wbuf w;
 		tqi_wbuf_init(&w);
