@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
 	esac
 	shift
 done
-wopts=${*:---concurrency 2 --prefetch 64}
+wopts=${*:---concurrency 2}
 tasks=${PROFILE_TASKS:-50000}
 window=${PROFILE_WINDOW:-1000}
 size=${PROFILE_SIZE:-16}
