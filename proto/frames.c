@@ -21,16 +21,22 @@ void tqi_rx_init(tqi_rx *rx, void *sock, bool router)
 	zmq_msg_init(&rx->frame);
 }
 
-void tqi_rx_close(tqi_rx *rx)
+/* Lets the frame being read go: no frame, nothing left of it. */
+static void drop_frame(tqi_rx *rx)
 {
-	zmq_msg_close(&rx->id);
-	zmq_msg_init(&rx->id);
 	zmq_msg_close(&rx->frame);
 	zmq_msg_init(&rx->frame);
 	rx->open = false;
 	rx->off = 0;
 	rx->data = NULL;
 	rx->size = 0;
+}
+
+void tqi_rx_close(tqi_rx *rx)
+{
+	zmq_msg_close(&rx->id);
+	zmq_msg_init(&rx->id);
+	drop_frame(rx);
 }
 
 /* Reads the next frame to take commands from: the next of the message
@@ -40,12 +46,7 @@ void tqi_rx_close(tqi_rx *rx)
 static int next_frame(tqi_rx *rx, int flags)
 {
 	bool more = rx->open && zmq_msg_more(&rx->frame);
-	zmq_msg_close(&rx->frame);
-	zmq_msg_init(&rx->frame);
-	rx->open = false;
-	rx->off = 0;
-	rx->data = NULL;
-	rx->size = 0;
+	drop_frame(rx);
 	if (!more && rx->router) {
 		zmq_msg_close(&rx->id);
 		zmq_msg_init(&rx->id);

@@ -136,8 +136,12 @@ static void run_one(int fd, const tqi_registry *reg, const char *worker, const u
 		_exit(1); /* not a frame the loop wrote */
 	/* Claim the task; the loop may have withdrawn it meanwhile. */
 	if (!tqi_ticket_move(tickets, ticket, TQI_TICKET_QUEUED, TQI_TICKET_RUNNING)) {
-		if (tqi_ticket_move(tickets, ticket, TQI_TICKET_WITHDRAWN, TQI_TICKET_SKIPPED))
-			ring(fd, tickets, ticket);
+		/* Withdrawn: passed over.  Any other state is none the loop
+		 * leaves a written task in - memory was written over - and the
+		 * loop learns of it by this exit, not by a pipe that stalls. */
+		if (!tqi_ticket_move(tickets, ticket, TQI_TICKET_WITHDRAWN, TQI_TICKET_SKIPPED))
+			_exit(1);
+		ring(fd, tickets, ticket);
 		return;
 	}
 	if (idx >= reg->n) {

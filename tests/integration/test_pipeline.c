@@ -193,6 +193,26 @@ static void test_forged_results_are_not_believed(void **state)
 		tq_task_destroy(&behind);
 	}
 	assert_true(th_log_has(w, "malformed result", 2000));
+	/* A handler that sets the tickets of the tasks behind it FREE: its
+	 * own result counts; its executor, finding a task in no state the
+	 * loop leaves one in, exits rather than pass it over in silence, and
+	 * the tasks behind run on the next executor. */
+	tq_task *f = th_async(c, "forge", "[\"behind\"]", NULL);
+	tq_task *b1 = th_async(c, "double", "[1]", NULL);
+	tq_task *b2 = th_async(c, "double", "[2]", NULL);
+	int64_t n = -1, v1 = -1, v2 = -1;
+	assert_int_equal(tq_task_await(f, 5000), TQ_OK);
+	assert_int_equal(tq_task_result_int(f, &n), TQ_OK);
+	printf("forge behind: %lld tickets set FREE\n", (long long)n);
+	assert_true(n >= 1);
+	assert_int_equal(tq_task_await(b1, 5000), TQ_OK);
+	assert_int_equal(tq_task_await(b2, 5000), TQ_OK);
+	assert_int_equal(tq_task_result_int(b1, &v1), TQ_OK);
+	assert_int_equal(tq_task_result_int(b2, &v2), TQ_OK);
+	assert_int_equal(v1 + v2, 6);
+	tq_task_destroy(&f);
+	tq_task_destroy(&b1);
+	tq_task_destroy(&b2);
 	tq_client_destroy(&c);
 }
 

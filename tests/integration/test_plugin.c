@@ -20,7 +20,8 @@
  *                    exits with status 3; HOW "ticket" instead sets its own
  *                    ticket (the only RUNNING one, with --concurrency 1)
  *                    DONE with a length past the ticket's end, then sleeps
- *                    10 s
+ *                    10 s; HOW "behind" sleeps 300 ms, then sets the tickets
+ *                    of the tasks waiting behind it FREE and returns how many
  */
 #include "tq/worker.h"
 #include "worker/tickets.h"
@@ -217,6 +218,8 @@ static int forge_ticket(void)
 {
 	size_t n = 0;
 	tqi_ticket *board = ticket_board(&n), *mine = NULL;
+	if (n > TQI_EXEC_DEPTH)
+		n = TQI_EXEC_DEPTH; /* one executor's (--concurrency 1); the bells follow */
 	int running = 0;
 	for (size_t i = 0; board != NULL && i < n; i++) {
 		if (__atomic_load_n(&board[i].state, __ATOMIC_SEQ_CST) == TQI_TICKET_RUNNING) {
@@ -233,14 +236,35 @@ static int forge_ticket(void)
 	return 0;
 }
 
+/* Sets every QUEUED ticket - the tasks waiting behind this one - FREE, a
+ * state the loop never leaves a written task in.  Returns how many. */
+static int forge_behind(void)
+{
+	size_t n = 0;
+	tqi_ticket *board = ticket_board(&n);
+	int count = 0;
+	if (n > TQI_EXEC_DEPTH)
+		n = TQI_EXEC_DEPTH; /* one executor's (--concurrency 1); the bells follow */
+	for (size_t i = 0; board != NULL && i < n; i++)
+		if (__atomic_load_n(&board[i].state, __ATOMIC_SEQ_CST) == TQI_TICKET_QUEUED) {
+			__atomic_store_n(&board[i].state, TQI_TICKET_FREE, __ATOMIC_SEQ_CST);
+			count++;
+		}
+	return count;
+}
+
 static tq_err forge(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 {
 	uint32_t n;
 	const char *how;
 	size_t len;
 	if (tq_read_array(args, &n) != TQ_OK || n != 1 || tq_read_str(args, &how, &len) != TQ_OK)
-		return tq_ctx_fail(ctx, "usage: forge wait|exit|ticket");
+		return tq_ctx_fail(ctx, "usage: forge wait|exit|ticket|behind");
 	bool exit_after = len == 4 && memcmp(how, "exit", 4) == 0;
+	if (len == 6 && memcmp(how, "behind", 6) == 0) {
+		sleep_ms(300); /* the tasks behind it are in its pipe by then */
+		return tq_pack_int(reply, forge_behind());
+	}
 	if (len == 6 && memcmp(how, "ticket", 6) == 0) {
 		if (forge_ticket() != 0)
 			return tq_ctx_fail(ctx, "forge: cannot find this task's ticket");
