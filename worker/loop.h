@@ -152,6 +152,12 @@ bool tqi_pool_collect(tq_worker *w);
  * the loop must not sleep.  After it wakes (!armed): disarms them, so that
  * executors ring no bell while it is busy. */
 bool tqi_pool_arm(tq_worker *w, bool armed);
+/* Before the loop sleeps: when it holds one task, in an executor, and
+ * tasks take a few microseconds, watches that executor's tickets for about
+ * as long as the task and a wake-up take instead, and collects the result;
+ * true when it came.  One task in flight is where latency is all there is:
+ * a sleeping loop costs it a wake-up, while the other cores are idle. */
+bool tqi_pool_spin(tq_worker *w);
 
 /* ---- inline.c: handlers run in the loop (TQ_ISOLATION_NONE) ---- */
 int tqi_inline_start(tq_worker *w);

@@ -27,6 +27,7 @@
  */
 #include "worker/loop.h"
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #include <errno.h>
@@ -780,4 +781,23 @@ bool tqi_pool_arm(tq_worker *w, bool armed)
 	/* Armed, then looked at again: what was published before the bell
 	 * was armed is seen here, what comes after it rings. */
 	return armed && tqi_pool_collect(w);
+}
+
+bool tqi_pool_spin(tq_worker *w)
+{
+	/* SPIN_MAX_US: the longest wait; a task's expected time counts only
+	 * when it is below a third of that. */
+	enum { SPIN_MAX_US = 60, WAKE_US = 30 };
+	if (w->nheld != 1 || !tqi_list_empty(&w->queue) || w->service_us <= 0 ||
+	    w->service_us * 3 > SPIN_MAX_US)
+		return false;
+	uint64_t until = tqi_now_us() + (uint64_t)w->service_us + WAKE_US;
+	do {
+		if (tqi_pool_collect(w))
+			return true;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause(); /* a spinning core yields to its sibling */
+#endif
+	} while (tqi_now_us() < until);
+	return false;
 }

@@ -492,11 +492,13 @@ static tq_err serve(tq_worker *w)
 			sock_at = n;
 			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
 		}
+		tqi_worker_flush(w); /* what this turn said goes before the wait */
+		/* A lone quick task is waited for a moment; else the bells are
+		 * armed.  Either may bring results: then no sleep. */
 		if (!in_loop && !more)
-			more = tqi_pool_arm(w, true); /* results came: no sleep */
+			more = tqi_pool_spin(w) || tqi_pool_arm(w, true);
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
-		tqi_worker_flush(w); /* what this turn said goes before the wait */
 		int rc = zmq_poll(items, n, more ? 0L : (long)next_wakeup(w));
 		if (!in_loop)
 			tqi_pool_arm(w, false);
