@@ -25,9 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A batch goes early at this size: bounded memory, bounded delay. */
-enum { BATCH_MAX_CMDS = 256, BATCH_MAX_BYTES = 1 << 20 };
-
 static void outmsg_free(boutmsg *m)
 {
 	free(m);
@@ -137,9 +134,7 @@ int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, const voi
                 size_t len)
 {
 	(void)sock; /* the peer's role names its socket when the batch goes */
-	/* A frame stays within BATCH_MAX_BYTES unless one command is bigger:
-	 * a peer's ZMQ_MAXMSGSIZE bounds a frame, not a command. */
-	if (p->batch.cmds > 0 && p->batch.w.len + len > BATCH_MAX_BYTES)
+	if (tqi_batch_no_room(&p->batch, len))
 		send_batch(b, p);
 	if (p->gone)
 		return -1;
@@ -158,7 +153,7 @@ int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, const voi
 	if (!tqi_node_linked(&p->batched))
 		tqi_list_push_back(&b->batched, &p->batched);
 	/* A long turn does not hold a peer's messages back without end. */
-	if (p->batch.cmds >= BATCH_MAX_CMDS || p->batch.w.len >= BATCH_MAX_BYTES)
+	if (tqi_batch_full(&p->batch))
 		send_batch(b, p);
 	return 0;
 }

@@ -101,6 +101,28 @@ typedef struct {
 	uint32_t cmds; /* how many */
 } tqi_batch;
 
+/* A batch goes early at TQI_BATCH_MAX_CMDS commands or TQI_BATCH_MAX_BYTES
+ * (bounded memory, bounded delay), and a frame passes TQI_BATCH_MAX_BYTES
+ * only when one command alone is bigger: a peer's ZMQ_MAXMSGSIZE bounds a
+ * frame, so it must bound what one command carries, not how many went
+ * together. */
+#define TQI_BATCH_MAX_CMDS 256
+#define TQI_BATCH_MAX_BYTES ((size_t)1 << 20)
+
+/* True when a command with len payload bytes must not join the batch: send
+ * the batch first. */
+static inline bool tqi_batch_no_room(const tqi_batch *b, size_t len)
+{
+	return b->cmds > 0 && b->w.len + len > TQI_BATCH_MAX_BYTES;
+}
+
+/* True when the batch is to go now, without waiting for the loop turn's
+ * end. */
+static inline bool tqi_batch_full(const tqi_batch *b)
+{
+	return b->cmds >= TQI_BATCH_MAX_CMDS || b->w.len >= TQI_BATCH_MAX_BYTES;
+}
+
 void tqi_batch_init(tqi_batch *b);
 /* Drops what the batch holds and frees its memory. */
 void tqi_batch_clear(tqi_batch *b);

@@ -23,13 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum {
-	BACKOFF_MIN_MS = 100,
-	BACKOFF_MAX_MS = 5000,
-	CONNECT_TIMEOUT_MIN_MS = 5000,
-	FLUSH_CMDS = 256,     /* a turn's commands go early at this count */
-	FLUSH_BYTES = 1 << 20 /* or at this size */
-};
+enum { BACKOFF_MIN_MS = 100, BACKOFF_MAX_MS = 5000, CONNECT_TIMEOUT_MIN_MS = 5000 };
 
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
@@ -113,8 +107,7 @@ static int send_cmd(tq_worker *w, const tqi_env *e, const void *payload, size_t 
 {
 	if (w->sock == NULL)
 		return -1; /* between connections: the broker gave up what it was about */
-	/* A frame stays under FLUSH_BYTES unless one command is bigger. */
-	if (w->out.cmds > 0 && w->out.w.len + len > FLUSH_BYTES)
+	if (tqi_batch_no_room(&w->out, len))
 		tqi_worker_flush(w);
 	tq_err err = tqi_batch_add(&w->out, e, payload, len);
 	if (err != TQ_OK) {
@@ -124,7 +117,7 @@ static int send_cmd(tq_worker *w, const tqi_env *e, const void *payload, size_t 
 		          tq_strerror(err));
 		return -1;
 	}
-	if (w->out.cmds >= FLUSH_CMDS || w->out.w.len >= FLUSH_BYTES)
+	if (tqi_batch_full(&w->out))
 		tqi_worker_flush(w);
 	w->last_sent = w->now;
 	return 0;
@@ -496,11 +489,14 @@ static tq_err serve(tq_worker *w)
 		/* A lone quick task is waited for a moment; else the bells are
 		 * armed.  Either may bring results: then no sleep. */
 		if (!in_loop && !more)
-			more = tqi_pool_spin(w) || tqi_pool_arm(w, true);
+			more = tqi_pool_spin(w);
+		bool armed = !in_loop && !more;
+		if (armed)
+			more = tqi_pool_arm(w, true);
 		int first_exec = n;
 		n += tqi_pool_poll_items(w, items + n, owners + n);
 		int rc = zmq_poll(items, n, more ? 0L : (long)next_wakeup(w));
-		if (!in_loop)
+		if (armed) /* a busy loop rings no bells */
 			tqi_pool_arm(w, false);
 		w->now = tqi_now_ms();
 		if (rc < 0 && errno != EINTR) {
