@@ -13,7 +13,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 enum { MIN_SIZE = TQI_HMAP_MIN_SIZE, STEP = 4 };
 
@@ -96,11 +95,9 @@ static tqi_hnode **alloc_table(size_t size)
 	size_t bytes = size * sizeof(tqi_hnode *);
 	if (bytes < TQI_SLAB_CHUNK)
 		return calloc(size, sizeof(tqi_hnode *));
-	void *t = NULL;
-	if (posix_memalign(&t, TQI_SLAB_CHUNK, bytes) != 0)
-		return NULL;
-	(void)madvise(t, bytes, MADV_HUGEPAGE); /* advice only */
-	memset(t, 0, bytes);
+	void *t = tqi_huge_alloc(bytes);
+	if (t != NULL)
+		memset(t, 0, bytes);
 	return t;
 }
 

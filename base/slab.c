@@ -40,6 +40,16 @@ void tqi_slab_destroy(tqi_slab *s)
 	tqi_slab_init(s, size);
 }
 
+void *tqi_huge_alloc(size_t bytes)
+{
+	void *p = NULL;
+	if (posix_memalign(&p, TQI_SLAB_CHUNK, bytes) != 0)
+		return NULL;
+	/* Advice only: where huge pages are off, small ones serve. */
+	(void)madvise(p, bytes, MADV_HUGEPAGE);
+	return p;
+}
+
 /* A new chunk to carve records from.  0, or -1 when out of memory. */
 static int grow(tqi_slab *s)
 {
@@ -51,11 +61,9 @@ static int grow(tqi_slab *s)
 		s->chunks = v;
 		s->cap = cap;
 	}
-	void *c = NULL;
-	if (posix_memalign(&c, TQI_SLAB_CHUNK, TQI_SLAB_CHUNK) != 0)
+	void *c = tqi_huge_alloc(TQI_SLAB_CHUNK);
+	if (c == NULL)
 		return -1;
-	/* Advice only: where huge pages are off, small ones serve. */
-	(void)madvise(c, TQI_SLAB_CHUNK, MADV_HUGEPAGE);
 	POISON(c, TQI_SLAB_CHUNK);
 	s->chunks[s->nchunks++] = c;
 	s->next = c;

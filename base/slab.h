@@ -34,6 +34,11 @@ typedef struct {
 	size_t live; /* records handed out */
 } tqi_slab;
 
+/* bytes of memory aligned to TQI_SLAB_CHUNK and advised onto huge pages
+ * (contents undefined), for any big table read in no order; free() gives
+ * it back.  NULL when out of memory. */
+void *tqi_huge_alloc(size_t bytes);
+
 /* A slab of records of `size` bytes (1 .. 64 KiB). */
 void tqi_slab_init(tqi_slab *s, size_t size);
 /* Gives every chunk back: records still handed out become invalid. */
