@@ -20,8 +20,8 @@
  *                    exits with status 3; HOW "ticket" instead sets its own
  *                    ticket (the only RUNNING one, with --concurrency 1)
  *                    DONE with a length past the ticket's end, then sleeps
- *                    10 s; HOW "behind" sleeps 300 ms, then sets the tickets
- *                    of the tasks waiting behind it FREE and returns how many
+ *                    10 s; HOW "behind" waits (up to 5 s) for tasks behind it
+ *                    in its pipe, sets their tickets FREE and returns how many
  */
 #include "tq/worker.h"
 #include "worker/tickets.h"
@@ -262,8 +262,11 @@ static tq_err forge(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 		return tq_ctx_fail(ctx, "usage: forge wait|exit|ticket|behind");
 	bool exit_after = len == 4 && memcmp(how, "exit", 4) == 0;
 	if (len == 6 && memcmp(how, "behind", 6) == 0) {
-		sleep_ms(300); /* the tasks behind it are in its pipe by then */
-		return tq_pack_int(reply, forge_behind());
+		/* Waits, bounded, for the tasks behind it to reach its pipe. */
+		int freed = 0;
+		for (int i = 0; i < 5000 && (freed = forge_behind()) == 0; i++)
+			sleep_ms(1);
+		return tq_pack_int(reply, freed);
 	}
 	if (len == 6 && memcmp(how, "ticket", 6) == 0) {
 		if (forge_ticket() != 0)
