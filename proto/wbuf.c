@@ -33,31 +33,39 @@ void tqi_wbuf_reset(tqi_wbuf *b)
 	b->oom = 0;
 }
 
-int tqi_wbuf_grow_append(tqi_wbuf *b, const void *data, size_t len)
+uint8_t *tqi_wbuf_grow(tqi_wbuf *b, size_t n)
 {
 	if (b->oom)
-		return -1;
-	if (len > b->cap - b->len) {
+		return NULL;
+	if (n > b->cap - b->len) {
 		size_t cap = b->cap;
-		while (len > cap - b->len) {
+		while (n > cap - b->len) {
 			if (cap > SIZE_MAX / 2) {
 				b->oom = 1;
-				return -1;
+				return NULL;
 			}
 			cap *= 2;
 		}
 		uint8_t *d = b->data == b->inline_ ? malloc(cap) : realloc(b->data, cap);
 		if (d == NULL) {
 			b->oom = 1;
-			return -1;
+			return NULL;
 		}
 		if (b->data == b->inline_)
 			memcpy(d, b->inline_, b->len);
 		b->data = d;
 		b->cap = cap;
 	}
+	return b->data + b->len;
+}
+
+int tqi_wbuf_grow_append(tqi_wbuf *b, const void *data, size_t len)
+{
+	uint8_t *to = tqi_wbuf_grow(b, len);
+	if (to == NULL)
+		return -1;
 	if (len > 0)
-		memcpy(b->data + b->len, data, len);
+		memcpy(to, data, len);
 	b->len += len;
 	return 0;
 }

@@ -41,6 +41,18 @@ static inline int tqi_wbuf_append(tqi_wbuf *b, const void *data, size_t len)
 	return tqi_wbuf_grow_append(b, data, len);
 }
 
+/* Makes room for n more bytes and returns where they go: the caller
+ * writes at most n bytes there and adds what it wrote to len.  NULL when
+ * out of memory (sticky).  The envelope codec writes msgpack this way,
+ * a field at a time, without a callback per piece. */
+uint8_t *tqi_wbuf_grow(tqi_wbuf *b, size_t n);
+static inline uint8_t *tqi_wbuf_room(tqi_wbuf *b, size_t n)
+{
+	if (!b->oom && n <= b->cap - b->len)
+		return b->data + b->len;
+	return tqi_wbuf_grow(b, n);
+}
+
 /* The msgpack_packer_write callback (data is the tqi_wbuf). */
 int tqi_wbuf_sink(void *data, const char *buf, size_t len);
 

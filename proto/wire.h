@@ -156,6 +156,12 @@ tq_err tqi_env_decode_prefix(const uint8_t *buf, size_t len, tqi_env *e, size_t 
 tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, tqi_env *e,
                            char *why, size_t whylen);
 
+/* Test seam: with on = false the decoder reads every field through the
+ * general msgpack reader only, not through its fast path for the forms tq
+ * writes.  The envelope fuzzer decodes each input both ways and requires
+ * the same outcome; nothing else calls it (not thread-safe). */
+void tqi_env_fast_path(bool on);
+
 /* Encodes e (e->cmd's fields) into out, which is reset first.  Returns
  * TQ_OK, TQ_ENOMEM, or TQ_EINVAL when a field breaks a limit (a bug in the
  * caller: the encoder refuses to emit what a decoder would reject). */

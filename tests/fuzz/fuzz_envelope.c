@@ -9,8 +9,11 @@
  * where the prefix decoder (the reader's fast path) does, and takes the
  * rest of a frame only with a command whose end it cannot find;
  * everything decoded points inside the input; the list fields iterate to
- * their counts; and a round trip - what the decoder accepts, the encoder
- * accepts, and decoding that gives the same fields again.
+ * their counts; a round trip - what the decoder accepts, the encoder
+ * accepts, and decoding that gives the same fields again, and encoding
+ * those gives the same bytes again; and the decoder's fast path for the
+ * forms tq writes changes nothing: with it turned off, every input gets
+ * the same error and explanation, or the same fields.
  */
 #include "tests/fuzz/fuzz.h"
 
@@ -88,11 +91,33 @@ static void split_frame(const uint8_t *data, size_t size)
 	}
 }
 
+/* The general reader alone decides as the fast path does. */
+static void check_fast_path(const uint8_t *data, size_t size, tq_err err, const tqi_env *e,
+                            const char *why)
+{
+	tqi_env pfast, slow;
+	char slow_why[160];
+	size_t used = 0, slow_used = 0;
+	tq_err perr = tqi_env_decode_prefix(data, size, &pfast, &used);
+	tqi_env_fast_path(false);
+	tq_err serr = tqi_env_decode(data, size, &slow, slow_why, sizeof slow_why);
+	tqi_env pslow;
+	tq_err pserr = tqi_env_decode_prefix(data, size, &pslow, &slow_used);
+	tqi_env_fast_path(true);
+	FUZZ_CHECK(serr == err && strcmp(why, slow_why) == 0);
+	if (err == TQ_OK)
+		FUZZ_CHECK(tqt_env_equal(e, &slow));
+	FUZZ_CHECK(pserr == perr && (perr != TQ_OK || used == slow_used));
+	if (perr == TQ_OK)
+		FUZZ_CHECK(tqt_env_equal(&pfast, &pslow));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	tqi_env e;
 	char why[160];
 	tq_err err = tqi_env_decode(data, size, &e, why, sizeof why);
+	check_fast_path(data, size, err, &e, why);
 	check_routes(data, size, err, &e);
 	split_frame(data, size);
 	tqi_split sp;
@@ -143,6 +168,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	tqi_env again;
 	FUZZ_CHECK(tqi_env_decode(w.data, w.len, &again, why, sizeof why) == TQ_OK);
 	FUZZ_CHECK(tqt_env_equal(&e, &again));
+	tqi_wbuf w2;
+	tqi_wbuf_init(&w2);
+	FUZZ_CHECK(tqi_env_encode(&again, &w2) == TQ_OK);
+	FUZZ_CHECK(w2.len == w.len && memcmp(w2.data, w.data, w.len) == 0);
+	tqi_wbuf_free(&w2);
 	tqi_wbuf_free(&w);
 	return 0;
 }

@@ -17,6 +17,7 @@
 #include "tests/unit/messages.h"
 #include "tq/value.h"
 
+#include <msgpack.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +320,105 @@ static void test_empty_stats_encode_as_empty_map(void **state)
 	assert_int_equal(d.stats.len, 1);
 	assert_int_equal(d.stats.p[0], 0x80);
 	tqi_wbuf_free(&w);
+}
+
+/* ---- the bytes: what msgpack-c would write ------------------------------ */
+
+/* tq writes msgpack itself (envelope.c); msgpack-c, unpacking its output
+ * value by value and packing each again, must write the same bytes: every
+ * header in its smallest form. */
+static void assert_canonical(const uint8_t *data, size_t len)
+{
+	msgpack_sbuffer sb;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	size_t off = 0;
+	while (off < len) {
+		msgpack_unpacked u;
+		msgpack_unpacked_init(&u);
+		assert_int_equal(msgpack_unpack_next(&u, (const char *)data, len, &off),
+		                 MSGPACK_UNPACK_SUCCESS);
+		assert_int_equal(msgpack_pack_object(&pk, u.data), 0);
+		msgpack_unpacked_destroy(&u);
+	}
+	assert_int_equal(sb.size, len);
+	assert_memory_equal(sb.data, data, len);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Encodes e with its payload, checks the bytes after the header are what
+ * msgpack-c writes, and decodes them with and without the decoder's fast
+ * path, to the same fields. */
+static void check_bytes(const tqi_env *e, const void *payload, size_t plen)
+{
+	tqi_wbuf w;
+	tqi_wbuf_init(&w);
+	assert_int_equal(tqi_cmd_append(e, payload, plen, &w), TQ_OK);
+	assert_canonical(w.data + TQI_HDR_LEN, w.len - TQI_HDR_LEN);
+	tqi_split sp;
+	tqi_cmd_split(w.data, w.len, &sp);
+	assert_int_equal(sp.len, w.len);
+	for (int fast = 1; fast >= 0; fast--) {
+		tqi_env d;
+		tqi_env_fast_path(fast);
+		tq_err err = tqi_env_decode(w.data, sp.env_len, &d, NULL, 0);
+		tqi_env_fast_path(true);
+		assert_int_equal(err, TQ_OK);
+		assert_true(tqt_env_equal(e, &d));
+	}
+	tqi_wbuf_free(&w);
+}
+
+static void test_encoding_is_msgpack_c_s(void **state)
+{
+	(void)state;
+	size_t n;
+	const tqt_env_sample *s = tqt_env_samples(&n);
+	for (size_t i = 0; i < n; i++)
+		check_bytes(&s[i].env, "\x91\x01", 2);
+
+	/* every size boundary of the forms: numbers, strings, payloads */
+	static const uint64_t nums[] = { 0,
+		                         1,
+		                         127,
+		                         128,
+		                         255,
+		                         256,
+		                         65535,
+		                         65536,
+		                         UINT32_MAX,
+		                         1ull << 32,
+		                         UINT64_MAX - 1,
+		                         UINT64_MAX };
+	static const size_t lens[] = { 0, 1, 31, 32, 255, 256, 4095, 4096 };
+	static char text[70000];
+	memset(text, 'x', sizeof text);
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		tqi_env e = { .cmd = TQI_SUBMIT,
+			      .session = nums[i] ? nums[i] : 1,
+			      .function = { "f", 1 },
+			      .timeout_ms = nums[i],
+			      .retries = (uint32_t)(nums[i] % (TQI_MAX_RETRIES + 1)) };
+		memcpy(e.ref, ref_a, sizeof e.ref);
+		check_bytes(&e, NULL, 0);
+		tqi_env d = { .cmd = TQI_DONE,
+			      .attempt = (uint32_t)nums[i],
+			      .code = (uint32_t)(nums[i] >> 1) };
+		check_bytes(&d, text, (size_t)(nums[i] % sizeof text));
+	}
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		size_t nl = lens[i] > TQI_MAX_NAME ? TQI_MAX_NAME : lens[i];
+		tqi_env e = { .cmd = TQI_FAILED,
+			      .code = 7,
+			      .text = { text, (uint32_t)lens[i] },
+			      .name = { text, (uint32_t)nl } };
+		check_bytes(&e, NULL, 0);
+		tqi_env r = { .cmd = TQI_RESULT, .name = { text, (uint32_t)nl } };
+		check_bytes(&r, text, lens[i]);
+		check_bytes(&r, text, lens[i] + 65535 - 4096);
+		check_bytes(&r, text, lens[i] + 65536 - 4096 + 1);
+	}
 }
 
 /* ---- hostile input ----------------------------------------------------- */
@@ -941,6 +1041,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip_every_command),
 		cmocka_unit_test(test_round_trip_lists),
 		cmocka_unit_test(test_empty_stats_encode_as_empty_map),
+		cmocka_unit_test(test_encoding_is_msgpack_c_s),
 		cmocka_unit_test(test_bad_envelopes),
 		cmocka_unit_test(test_why_is_bounded_and_names_the_field),
 		cmocka_unit_test(test_every_unknown_command),
