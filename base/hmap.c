@@ -126,7 +126,7 @@ static void maybe_resize(tqi_hmap *m)
 	size_t used = m->used[0], size = m->size[0];
 	if (size == 0)
 		start_resize(m, MIN_SIZE);
-	else if (used >= size)
+	else if (used >= size / 2)
 		start_resize(m, size * 2);
 	else if (size > MIN_SIZE && used * 8 < size)
 		start_resize(m, size / 2);
@@ -147,6 +147,19 @@ tqi_hnode *tqi_hmap_find(tqi_hmap *m, const void *key, size_t len)
 				return n;
 	}
 	return NULL;
+}
+
+void tqi_hmap_prefetch(const tqi_hmap *m, const void *key, size_t len)
+{
+	/* Below this (256 KiB of buckets) the table stays in the caches and
+	 * the hash would cost more than the miss it hides. */
+	enum { BIG = 32768 };
+	if (m->size[0] + m->size[1] < BIG)
+		return;
+	uint64_t h = tqi_siphash(m->key, key, len);
+	for (int t = 0; t < 2; t++)
+		if (m->tab[t] != NULL)
+			__builtin_prefetch(&m->tab[t][h & (m->size[t] - 1)]);
 }
 
 void tqi_hmap_insert(tqi_hmap *m, tqi_hnode *n, const void *key, size_t len)

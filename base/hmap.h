@@ -50,6 +50,13 @@ size_t tqi_hmap_count(const tqi_hmap *m);
 
 tqi_hnode *tqi_hmap_find(tqi_hmap *m, const void *key, size_t len);
 
+/* Starts loading the bucket that a find of (key, len) will read, when the
+ * table is too big to stay in the caches; otherwise does nothing.  With a
+ * million entries each find misses the caches on its bucket: a receiver
+ * that knows the next key while it works on the current one hides that
+ * miss behind the work. */
+void tqi_hmap_prefetch(const tqi_hmap *m, const void *key, size_t len);
+
 /* Inserts n under (key, len); the caller has checked the key is absent.
  * Never fails: when a bigger table cannot be allocated, chains get longer. */
 void tqi_hmap_insert(tqi_hmap *m, tqi_hnode *n, const void *key, size_t len);

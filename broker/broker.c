@@ -34,6 +34,13 @@ static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 	return memcmp(tqi_container_of(n, btask, hnode)->ref, key, TQI_REF_LEN) == 0;
 }
 
+/* A worker's DONEs come many to a frame: the next one's task is looked
+ * up while this one is handled (hmap.h). */
+static void prefetch_task(void *arg, const uint8_t ref[TQI_REF_LEN])
+{
+	tqi_hmap_prefetch(&((tqi_broker *)arg)->tasks, ref, TQI_REF_LEN);
+}
+
 static int func_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	const bfunc *f = tqi_container_of(n, bfunc, hnode);
@@ -161,6 +168,8 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	tqi_list_init(&b->batched);
 	tqi_rx_init(&b->rx_clients, NULL, true); /* their sockets come below */
 	tqi_rx_init(&b->rx_workers, NULL, true);
+	b->rx_workers.ahead = prefetch_task;
+	b->rx_workers.ahead_arg = b;
 	tqi_heap_init(&b->deadlines);
 	tqi_wbuf_init(&b->scratch);
 	tqi_rand_os(b->instance, sizeof b->instance);

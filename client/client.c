@@ -30,6 +30,13 @@ static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 	return memcmp(tqi_container_of(n, tq_task, hnode)->ref, key, TQI_REF_LEN) == 0;
 }
 
+/* Results come many to a frame: the next one's task is looked up while
+ * this one is handled (hmap.h). */
+static void prefetch_pending(void *arg, const uint8_t ref[TQI_REF_LEN])
+{
+	tqi_hmap_prefetch(&((tq_client *)arg)->pending, ref, TQI_REF_LEN);
+}
+
 static int name_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	const cname *c = tqi_container_of(n, cname, hnode);
@@ -106,6 +113,7 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	do
 		c->session = tqi_rand_u64(&c->rng);
 	while (c->session == 0);
+	tqi_rand_bytes(&c->rng, c->next_ref, sizeof c->next_ref);
 	tqi_wbuf_init(&c->scratch);
 	tqi_hmap_init(&c->pending, ref_eq);
 	tqi_hmap_init(&c->names, name_eq);
@@ -130,6 +138,8 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 		goto fail;
 	}
 	tqi_rx_init(&c->rx, c->sock, false);
+	c->rx.ahead = prefetch_pending;
+	c->rx.ahead_arg = c;
 	/* HELLO goes out with the first SUBMIT: a client that only asks for
 	 * stats opens no session. */
 	*out = c;

@@ -84,6 +84,9 @@ struct tq_client {
 	char name[TQI_MAX_NAME + 1];
 	int broker_timeout_ms;
 	tqi_rand rng;
+	/* The ref of the next task, drawn one task early so that its bucket
+	 * in `pending` is loading by the time the task is submitted. */
+	uint8_t next_ref[TQI_REF_LEN];
 	tqi_wbuf scratch;
 
 	/* session */

@@ -52,7 +52,9 @@ static tq_err new_task(tq_client *c, const char *fn, const void *args, size_t le
 	memcpy(zmq_msg_data(&t->args), args, len);
 	zmq_msg_init(&t->result);
 	t->client = c;
-	tqi_rand_bytes(&c->rng, t->ref, TQI_REF_LEN);
+	memcpy(t->ref, c->next_ref, TQI_REF_LEN);
+	tqi_rand_bytes(&c->rng, c->next_ref, TQI_REF_LEN);
+	tqi_hmap_prefetch(&c->pending, c->next_ref, TQI_REF_LEN);
 	t->retries_left = o.retries;
 	t->keep_on_timeout = o.keep_on_timeout;
 	t->detached = detached;

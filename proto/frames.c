@@ -17,8 +17,24 @@ void tqi_rx_init(tqi_rx *rx, void *sock, bool router)
 	rx->off = 0;
 	rx->data = NULL;
 	rx->size = 0;
+	rx->ahead = NULL;
+	rx->ahead_arg = NULL;
 	zmq_msg_init(&rx->id);
 	zmq_msg_init(&rx->frame);
+}
+
+/* Tells rx->ahead of the ref of the command at rx->off, when it starts
+ * with one as tq writes it: header, a list of up to 15 fields, bin 16.
+ * Only a hint: the command is checked when its turn comes. */
+static void look_ahead(const tqi_rx *rx)
+{
+	enum { REF_AT = TQI_HDR_LEN + 3 };
+	const uint8_t *q = rx->data + rx->off;
+	if (rx->size - rx->off < REF_AT + TQI_REF_LEN || q[0] != TQI_MAGIC0 || q[1] != TQI_MAGIC1 ||
+	    (q[TQI_HDR_LEN] & 0xf0) != 0x90 || q[TQI_HDR_LEN + 1] != 0xc4 ||
+	    q[TQI_HDR_LEN + 2] != TQI_REF_LEN)
+		return;
+	rx->ahead(rx->ahead_arg, q + REF_AT);
 }
 
 /* Lets the frame being read go: no frame, nothing left of it. */
@@ -102,6 +118,8 @@ int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags)
 	else
 		tqi_cmd_split(p, left, &s);
 	rx->off += s.len;
+	if (rx->ahead != NULL && rx->off < rx->size)
+		look_ahead(rx);
 	if (rx->router)
 		zmq_msg_copy(&f->id, &rx->id);
 	f->env = p;

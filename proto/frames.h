@@ -42,6 +42,11 @@ typedef struct {
 	bool router;
 } tqi_frames;
 
+/* Told, as a command is handed out, the ref of the command after it in
+ * the same frame (when that one's first field is a ref, as tq writes it):
+ * the receiver can start loading what it will look up next. */
+typedef void (*tqi_rx_ahead_fn)(void *arg, const uint8_t ref[TQI_REF_LEN]);
+
 /* A socket's reader: the frame being read and where its next command
  * starts, and that frame's routing id. */
 typedef struct {
@@ -51,8 +56,10 @@ typedef struct {
 	zmq_msg_t id;    /* the message's routing id (router only) */
 	zmq_msg_t frame; /* the frame being read */
 	const uint8_t *data;
-	size_t size; /* frame's bytes, read once per frame */
-	size_t off;  /* where its next command starts */
+	size_t size;           /* frame's bytes, read once per frame */
+	size_t off;            /* where its next command starts */
+	tqi_rx_ahead_fn ahead; /* NULL, or told of the next command's ref */
+	void *ahead_arg;
 } tqi_rx;
 
 void tqi_rx_init(tqi_rx *rx, void *sock, bool router);

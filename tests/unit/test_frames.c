@@ -330,6 +330,63 @@ static void test_batch_goes_as_one_frame(void **state)
 	tqi_batch_clear(&b);
 }
 
+/* What the look-ahead hook was told, in order. */
+typedef struct {
+	uint8_t refs[8];
+	int n;
+} told;
+
+static void note_ahead(void *arg, const uint8_t ref[TQI_REF_LEN])
+{
+	told *t = arg;
+	for (int i = 1; i < TQI_REF_LEN; i++)
+		assert_int_equal(ref[i], ref[0]); /* a whole ref, from its command */
+	if (t->n < 8)
+		t->refs[t->n] = ref[0];
+	t->n++;
+}
+
+/* As each command is handed out, the hook hears the ref of the next one in
+ * the same frame - when that one starts with a ref - and nothing of the
+ * next frame. */
+static void test_reader_looks_ahead(void **state)
+{
+	pair *p = *state;
+	told t = { { 0 }, 0 };
+	p->drx.ahead = note_ahead;
+	p->drx.ahead_arg = &t;
+	tqi_batch b;
+	tqi_batch_init(&b);
+	tqi_env t1 = task_env(TQI_TASK, 1), hb = { .cmd = TQI_HEARTBEAT },
+	        t2 = task_env(TQI_TASK, 2), t3 = task_env(TQI_TASK, 3);
+	memset(hb.instance, 9, sizeof hb.instance); /* a ref-like first field, and no ref */
+	assert_int_equal(tqi_batch_add(&b, &t1, "a", 1), TQ_OK);
+	assert_int_equal(tqi_batch_add(&b, &t2, "b", 1), TQ_OK);
+	assert_int_equal(tqi_batch_add(&b, &hb, NULL, 0), TQ_OK);
+	assert_int_equal(tqi_batch_add(&b, &t3, "c", 1), TQ_OK);
+	assert_int_equal(tqi_batch_send(&b, p->router, dealer_id, strlen(dealer_id), 0), 0);
+	memset(t1.ref, 4, sizeof t1.ref);
+	assert_int_equal(tqi_batch_add(&b, &t1, "d", 1), TQ_OK);
+	assert_int_equal(tqi_batch_send(&b, p->router, dealer_id, strlen(dealer_id), 0), 0);
+	expect_env(p, false, TQI_TASK, 1, "a");
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.refs[0], 2);
+	expect_env(p, false, TQI_TASK, 2, "b");
+	/* the HEARTBEAT's instance is a 16-byte bin first too: a hint only */
+	assert_int_equal(t.n, 2);
+	assert_int_equal(t.refs[1], 9);
+	expect_cmd(p, false, TQI_HEARTBEAT, NULL);
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.refs[2], 3);
+	expect_env(p, false, TQI_TASK, 3, "c"); /* the last of its frame */
+	assert_int_equal(t.n, 3);
+	expect_env(p, false, TQI_TASK, 4, "d");
+	assert_int_equal(t.n, 3);
+	expect_none(p, false);
+	tqi_batch_clear(&b);
+	p->drx.ahead = NULL;
+}
+
 static void test_refused_batch_is_kept(void **state)
 {
 	pair *p = *state;
@@ -415,6 +472,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_empty_frames_are_malformed_commands, setup,
 		                                teardown),
 		cmocka_unit_test_setup_teardown(test_batch_goes_as_one_frame, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_looks_ahead, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused_batch_is_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_send_from_dealer, setup, teardown),
 		cmocka_unit_test(test_split_every_command),
