@@ -31,23 +31,24 @@ enum { SEC_LATENCY = 1, SEC_THROUGHPUT = 2, SEC_SCALE = 4, SEC_MANY = 8, SEC_SPE
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: tq-bench [options]\n"
-	             "\n"
-	             "Measures tq's latency, throughput, scale, await_many and speed-up next to a\n"
-	             "raw ZeroMQ relay (the floor) and Gearman, in one run.\n"
-	             "\n"
-	             "  --quick            the reduced run (under a minute)\n"
-	             "  --json PATH        write the figures to PATH\n"
-	             "  --out DIR          logs and plot data [" TQB_OUT_DIR "]\n"
-	             "  --concurrency N    tq-worker --concurrency [the cores]\n"
-	             "  --prefetch N|auto  tq-worker --prefetch [auto, tq-worker's default]\n"
-	             "  --only LIST        sections: latency,throughput,scale,many,speedup\n"
-	             "  --no-gearman       leave Gearman out\n"
-	             "  --no-inline        leave out tq with --isolation none (handlers in the\n"
-	             "                     worker's loop), measured beside tq's default\n"
-	             "  --tq-only          only tq's side of each run (for profiling)\n"
-	             "  -v, --verbose      also each round of the scale step\n"
-	             "  -h, --help         this text\n");
+	fprintf(out,
+	        "usage: tq-bench [options]\n"
+	        "\n"
+	        "Measures tq's latency, throughput, scale, await_many and speed-up next to a\n"
+	        "raw ZeroMQ relay (the floor) and Gearman, in one run.\n"
+	        "\n"
+	        "  --quick            the reduced run (under a minute)\n"
+	        "  --json PATH        write the figures to PATH\n"
+	        "  --out DIR          logs and plot data [" TQB_OUT_DIR "]\n"
+	        "  --concurrency N    tq-worker --concurrency [the cores]\n"
+	        "  --prefetch N|auto  tq-worker --prefetch [auto, tq-worker's default]\n"
+	        "  --only LIST        sections: latency,throughput,scale,many,speedup\n"
+	        "  --no-gearman       leave Gearman out\n"
+	        "  --no-inline        leave out tq with --isolation none (handlers in the\n"
+	        "                     worker's loop), measured beside tq's default\n"
+	        "  --tq-only          only tq's side of each run (for profiling)\n"
+	        "  -v, --verbose      also each round of the throughput points and the scale step\n"
+	        "  -h, --help         this text\n");
 }
 
 static void sizes(tqb_config *c)
@@ -175,6 +176,13 @@ static int point(trio *t, const tqb_config *cfg, tqb_results *r, unsigned window
 		if (t->tqi != NULL &&
 		    tqb_tq_throughput(t->tqi, window, size, chunk, &rate[SYS_TQI][i]) != 0)
 			return -1;
+		if (cfg->verbose)
+			fprintf(stderr,
+			        "tq-bench: round %u: floor %.0f/s, tq %.0f/s, gearman %.0f/s, "
+			        "inline %.0f/s\n",
+			        i, t->floor != NULL ? rate[SYS_FLOOR][i] : 0.0, rate[SYS_TQ][i],
+			        t->gm != NULL ? rate[SYS_GEARMAN][i] : 0.0,
+			        t->tqi != NULL ? rate[SYS_TQI][i] : 0.0);
 		for (int k = 0; k < (t->tqi != NULL ? 2 : 1); k++) {
 			double mine = rate[k == 0 ? SYS_TQ : SYS_TQI][i];
 			if (t->floor != NULL)

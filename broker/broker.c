@@ -372,19 +372,20 @@ tq_err tqi_broker_run(tqi_broker *b)
 		                    { b->clients_sock, 0, ZMQ_POLLIN, 0 } };
 	for (;;) {
 		b->now_ms = tqi_now_ms();
-		int rc = zmq_poll(items, 2, poll_timeout(b));
+		/* Commands left in a frame by the last turn's batch limit are
+		 * read now: the sockets would not wake the loop for them. */
+		bool left[2] = { tqi_rx_pending(&b->rx_workers), tqi_rx_pending(&b->rx_clients) };
+		int rc = zmq_poll(items, 2, left[0] || left[1] ? 0 : poll_timeout(b));
 		if (rc < 0 && errno != EINTR) {
 			tqi_error("poll failed: %s", zmq_strerror(errno));
 			return TQ_ETRANSPORT;
 		}
 		b->now_ms = tqi_now_ms();
-		if (rc > 0) {
-			/* Workers first: their results free capacity for clients. */
-			if (items[0].revents & ZMQ_POLLIN)
-				drain_socket(b, &b->rx_workers, true);
-			if (items[1].revents & ZMQ_POLLIN)
-				drain_socket(b, &b->rx_clients, false);
-		}
+		/* Workers first: their results free capacity for clients. */
+		if ((rc > 0 && (items[0].revents & ZMQ_POLLIN)) || left[0])
+			drain_socket(b, &b->rx_workers, true);
+		if ((rc > 0 && (items[1].revents & ZMQ_POLLIN)) || left[1])
+			drain_socket(b, &b->rx_clients, false);
 		if (b->now_ms >= b->next_tick_ms)
 			tick(b);
 		tqi_tasks_expire(b);

@@ -72,6 +72,15 @@ void tqi_rx_close(tqi_rx *rx);
  * EINTR).  After 1 the caller must call tqi_frames_close. */
 int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags);
 
+/* True when the frame being read has commands not yet handed out.  They
+ * are the reader's, no longer ZeroMQ's: the socket polls as readable only
+ * when another message waits, so a loop that stops reading before the end
+ * of a frame must not sleep on the socket while this is true. */
+static inline bool tqi_rx_pending(const tqi_rx *rx)
+{
+	return rx->open && rx->off < rx->size;
+}
+
 void tqi_frames_close(tqi_frames *f);
 
 /* Copies the command's payload into *out (initialised here; empty when

@@ -488,6 +488,10 @@ static tq_err serve(tq_worker *w)
 		tqi_worker_flush(w); /* what this turn said goes before the wait */
 		/* A lone quick task is waited for a moment; else the bells are
 		 * armed.  Either may bring results: then no sleep. */
+		/* Commands left in a frame by the last turn's limit are read
+		 * this turn: the socket would not wake the loop for them. */
+		bool left = w->sock != NULL && tqi_rx_pending(&w->rx);
+		more = more || left;
 		if (!in_loop && !more)
 			more = tqi_pool_spin(w);
 		bool armed = !in_loop && !more;
@@ -516,7 +520,7 @@ static tq_err serve(tq_worker *w)
 			result = TQ_ESYS;
 			break;
 		}
-		if (rc > 0 && sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) {
+		if ((rc > 0 && sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) || left) {
 			for (int k = 0; k < 256 && w->sock != NULL; k++) {
 				tqi_frames f;
 				if (tqi_rx_recv(&w->rx, &f, ZMQ_DONTWAIT) <= 0)

@@ -572,6 +572,136 @@ static void test_capacity_below_load(void **state)
 	raw_close(&w);
 }
 
+/* ---- a frame of more commands than a loop turn reads ---- */
+
+enum { MANY = 300 }; /* more than the 256 commands a loop turn takes */
+
+/* A worker's DONEs in one frame, more of them than the broker reads in a
+ * turn: the rest are read on the next turn, though no other message comes
+ * to wake the broker.  Its heartbeat (20 s) is the only timer it has: a
+ * rest left for it would fail the await. */
+static void test_broker_reads_a_long_frame_to_its_end(void **state)
+{
+	th_env *e = *state;
+	static const char *const slow_tick[] = { "--heartbeat", "20000", NULL };
+	assert_non_null(th_broker(e, slow_tick));
+	raw_peer w;
+	raw_open(&w, e->worker_ep);
+	raw_worker_ready(&w, "rawfn", 1, MANY);
+	tq_client *c = th_client(e, 0);
+	static tq_task *t[MANY];
+	static uint8_t ref[MANY][TQI_REF_LEN];
+	uint32_t attempt[MANY];
+	for (int i = 0; i < MANY; i++)
+		assert_non_null(t[i] = th_async(c, "rawfn", "[1]", NULL));
+	for (int i = 0; i < MANY; i++)
+		raw_worker_take(&w, ref[i], &attempt[i]);
+	tqi_wbuf frame;
+	tqi_wbuf_init(&frame);
+	for (int i = 0; i < MANY; i++) {
+		tqi_env d = { .cmd = TQI_DONE, .attempt = attempt[i] };
+		memcpy(d.ref, ref[i], TQI_REF_LEN);
+		assert_int_equal(tqi_cmd_append(&d, "\x07", 1, &frame), TQ_OK);
+	}
+	assert_true(zmq_send(w.sock, frame.data, frame.len, 0) >= 0);
+	tqi_wbuf_free(&frame);
+	for (int i = 0; i < MANY; i++) {
+		assert_int_equal(tq_task_await(t[i], 10000), TQ_OK);
+		tq_task_destroy(&t[i]);
+	}
+	tq_client_destroy(&c);
+	raw_close(&w);
+}
+
+/* The same for a worker: a broker's TASKs in one frame, more than the
+ * worker reads in a turn.  Its heartbeat (60 s) is its only timer; every
+ * DONE must come back long before. */
+static void run_long_task_frame(th_env *e, const char *isolation, const char *concurrency)
+{
+	void *ctx = zmq_ctx_new();
+	void *router = zmq_socket(ctx, ZMQ_ROUTER);
+	int linger = 0;
+	zmq_setsockopt(router, ZMQ_LINGER, &linger, sizeof linger);
+	assert_int_equal(zmq_bind(router, "tcp://127.0.0.1:*"), 0);
+	char ep[128];
+	size_t eplen = sizeof ep;
+	assert_int_equal(zmq_getsockopt(router, ZMQ_LAST_ENDPOINT, ep, &eplen), 0);
+	const char *argv[] = { TQ_WORKER_BIN, "--broker",      ep,          "--name",
+		               "long",        "--plugin",      e->plugin,   "--heartbeat",
+		               "60000",       "--concurrency", concurrency, "--prefetch",
+		               "400",         "--isolation",   isolation,   NULL };
+	assert_non_null(th_spawn(e, "long", argv));
+	/* READY, answered with WELCOME */
+	uint8_t id[256];
+	zmq_pollitem_t it = { router, 0, ZMQ_POLLIN, 0 };
+	assert_int_equal(zmq_poll(&it, 1, 10000), 1);
+	int idlen = zmq_recv(router, id, sizeof id, 0);
+	assert_true(idlen > 0);
+	uint8_t buf[4096];
+	int n = zmq_recv(router, buf, sizeof buf, 0);
+	assert_true(n > TQI_HDR_LEN);
+	assert_int_equal(buf[3], TQI_READY);
+	tqi_env wel = { .cmd = TQI_WELCOME, .heartbeat_ms = TQI_MAX_HEARTBEAT_MS };
+	tqi_wbuf f;
+	tqi_wbuf_init(&f);
+	assert_int_equal(tqi_cmd_append(&wel, NULL, 0, &f), TQ_OK);
+	for (int i = 0; i < MANY; i++) {
+		tqi_env task = { .cmd = TQI_TASK,
+			         .function = { "double", 6 },
+			         .attempt = 1,
+			         .name = { "c", 1 } };
+		memset(task.ref, 0, sizeof task.ref);
+		memcpy(task.ref, &i, sizeof i);
+		assert_int_equal(tqi_cmd_append(&task, "\x91\x03", 2, &f), TQ_OK);
+	}
+	/* WELCOME and every TASK in one frame */
+	assert_true(zmq_send(router, id, (size_t)idlen, ZMQ_SNDMORE) >= 0);
+	assert_true(zmq_send(router, f.data, f.len, 0) >= 0);
+	tqi_wbuf_free(&f);
+	static bool seen[MANY];
+	memset(seen, 0, sizeof seen);
+	int done = 0;
+	while (done < MANY) {
+		assert_int_equal(zmq_poll(&it, 1, 10000), 1); /* not 60 s */
+		zmq_msg_t m;
+		zmq_msg_init(&m);
+		assert_true(zmq_msg_recv(&m, router, 0) >= 0); /* routing id */
+		zmq_msg_close(&m);
+		zmq_msg_init(&m);
+		assert_true(zmq_msg_recv(&m, router, 0) >= 0);
+		const uint8_t *d = zmq_msg_data(&m);
+		size_t len = zmq_msg_size(&m), off = 0;
+		while (off < len) {
+			tqi_split sp;
+			tqi_cmd_split(d + off, len - off, &sp);
+			tqi_env r;
+			assert_int_equal(tqi_env_decode(d + off, sp.env_len, &r, NULL, 0), TQ_OK);
+			if (r.cmd == TQI_DONE) {
+				int i;
+				memcpy(&i, r.ref, sizeof i);
+				assert_true(i >= 0 && i < MANY && !seen[i]);
+				assert_int_equal(r.code, TQ_OK);
+				seen[i] = true;
+				done++;
+			}
+			off += sp.len;
+		}
+		zmq_msg_close(&m);
+	}
+	zmq_close(router);
+	zmq_ctx_term(ctx);
+}
+
+static void test_worker_reads_a_long_frame_to_its_end(void **state)
+{
+	run_long_task_frame(*state, "process", "2");
+}
+
+static void test_inline_worker_reads_a_long_frame_to_its_end(void **state)
+{
+	run_long_task_frame(*state, "none", "1");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +714,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_over_the_limit_below_16_mib, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_capacity_below_load, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_broker_reads_a_long_frame_to_its_end, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_worker_reads_a_long_frame_to_its_end, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_inline_worker_reads_a_long_frame_to_its_end,
+		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_client_that_never_reads, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_huge_timeout_is_not_expired, th_setup,
