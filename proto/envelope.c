@@ -247,18 +247,28 @@ static size_t mp_head(uint8_t *p, const mp_form *f, uint32_t n)
 	return 1 + put_be(p + 1, n, n <= UINT16_MAX ? 2 : 4);
 }
 
-/* Appends a header for n (at most UINT32_MAX) and, when body is not
- * NULL, the n bytes after it.  0, or -1 when out of memory. */
-static int put_sized(tqi_wbuf *w, const mp_form *f, size_t n, const void *body)
+/* Appends a header for n (at most UINT32_MAX).  0, or -1 when out of
+ * memory. */
+static int put_head(tqi_wbuf *w, const mp_form *f, size_t n)
 {
-	size_t len = body != NULL ? n : 0;
-	uint8_t *p = tqi_wbuf_room(w, MP_HEAD_MAX + len);
+	uint8_t *p = tqi_wbuf_room(w, MP_HEAD_MAX);
+	if (p == NULL)
+		return -1;
+	w->len += mp_head(p, f, (uint32_t)n);
+	return 0;
+}
+
+/* Appends a str or bin of n bytes (at most UINT32_MAX; body may be NULL
+ * when n is 0).  0, or -1 when out of memory. */
+static int put_bytes(tqi_wbuf *w, const mp_form *f, const void *body, size_t n)
+{
+	uint8_t *p = tqi_wbuf_room(w, MP_HEAD_MAX + n);
 	if (p == NULL)
 		return -1;
 	size_t h = mp_head(p, f, (uint32_t)n);
-	if (len > 0)
-		memcpy(p + h, body, len);
-	w->len += h + len;
+	if (n > 0)
+		memcpy(p + h, body, n);
+	w->len += h + n;
 	return 0;
 }
 
@@ -270,8 +280,6 @@ static int put_uint(tqi_wbuf *w, uint64_t v)
 	w->len += mp_uint(p, v);
 	return 0;
 }
-
-static const uint8_t no_bytes[1];
 
 /* ---- decoding --------------------------------------------------------- */
 
@@ -341,17 +349,17 @@ static bool raw_valid(const field *f, const tqi_raw *l)
 	return tq_reader_end(&r) == TQ_OK;
 }
 
-/* The forms tq's own encoder writes, read without the general reader:
- * a field decoded here is what decode_field would make of it.  Anything
- * else - another form, too few bytes, a value out of range - returns
- * false and goes the general way, which also says what is wrong. */
-static bool fast_path = true;
+static bool fast_path = true; /* off only in the fuzzer's comparison */
 
 void tqi_env_fast_path(bool on)
 {
 	fast_path = on;
 }
 
+/* The forms tq's own encoder writes, read without the general reader:
+ * a field decoded here is what decode_field would make of it.  Anything
+ * else - another form, too few bytes, a value out of range - returns
+ * false and goes the general way, which also says what is wrong. */
 static bool fast_field(tq_reader *r, const field *f, tqi_env *e)
 {
 	const uint8_t *p = r->p_;
@@ -640,13 +648,13 @@ static int encode_field(tqi_wbuf *w, const field *f, const tqi_env *e)
 		return tqi_wbuf_append(w, &c, 1);
 	}
 	case K_BIN16:
-		return put_sized(w, &MP_BIN, TQI_REF_LEN, src);
+		return put_bytes(w, &MP_BIN, src, TQI_REF_LEN);
 	case K_STR: {
 		tqi_str s;
 		memcpy(&s, src, sizeof s);
 		if (s.n < f->min || s.n > f->max || (s.n > 0 && s.p == NULL))
 			return 1;
-		return put_sized(w, &MP_STR, s.n, s.n > 0 ? s.p : (const char *)no_bytes);
+		return put_bytes(w, &MP_STR, s.p, s.n);
 	}
 	case K_STRS:
 	case K_REFS: {
@@ -654,7 +662,7 @@ static int encode_field(tqi_wbuf *w, const field *f, const tqi_env *e)
 		memcpy(&l, src, sizeof l);
 		if (l.count < f->min || l.count > f->max || !raw_valid(f, &l))
 			return 1;
-		if (put_sized(w, &MP_ARRAY, l.count, NULL) != 0)
+		if (put_head(w, &MP_ARRAY, l.count) != 0)
 			return -1;
 		return tqi_wbuf_append(w, l.p, l.len);
 	}
@@ -662,7 +670,7 @@ static int encode_field(tqi_wbuf *w, const field *f, const tqi_env *e)
 		tqi_raw m;
 		memcpy(&m, src, sizeof m);
 		if (m.len == 0)
-			return put_sized(w, &MP_MAP, 0, NULL);
+			return put_head(w, &MP_MAP, 0);
 		if (!raw_valid(f, &m))
 			return 1;
 		return tqi_wbuf_append(w, m.p, m.len);
@@ -706,8 +714,7 @@ tq_err tqi_cmd_append(const tqi_env *e, const void *payload, size_t len, tqi_wbu
 	size_t start = out->len;
 	tq_err err = out->oom ? TQ_ENOMEM : env_append(e, out);
 	if (err == TQ_OK && tqi_cmd_has_payload(e->cmd) &&
-	    (len > UINT32_MAX ||
-	     put_sized(out, &MP_BIN, len, len > 0 ? payload : (const void *)no_bytes) != 0))
+	    (len > UINT32_MAX || put_bytes(out, &MP_BIN, payload, len) != 0))
 		err = TQ_ENOMEM;
 	if (err != TQ_OK) { /* as it was: a batch goes on without the command */
 		out->len = start;
@@ -720,12 +727,12 @@ int tqi_raw_add_str(tqi_wbuf *w, const char *s, size_t n)
 {
 	if (n > UINT32_MAX)
 		return -1;
-	return put_sized(w, &MP_STR, n, n > 0 ? s : (const char *)no_bytes);
+	return put_bytes(w, &MP_STR, s, n);
 }
 
 int tqi_raw_add_ref(tqi_wbuf *w, const uint8_t ref[TQI_REF_LEN])
 {
-	return put_sized(w, &MP_BIN, TQI_REF_LEN, ref);
+	return put_bytes(w, &MP_BIN, ref, TQI_REF_LEN);
 }
 
 tqi_raw tqi_raw_of(const tqi_wbuf *w, uint32_t count)

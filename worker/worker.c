@@ -486,12 +486,12 @@ static tq_err serve(tq_worker *w)
 			items[n++] = (zmq_pollitem_t){ w->sock, 0, ZMQ_POLLIN, 0 };
 		}
 		tqi_worker_flush(w); /* what this turn said goes before the wait */
-		/* A lone quick task is waited for a moment; else the bells are
-		 * armed.  Either may bring results: then no sleep. */
 		/* Commands left in a frame by the last turn's limit are read
 		 * this turn: the socket would not wake the loop for them. */
 		bool left = w->sock != NULL && tqi_rx_pending(&w->rx);
 		more = more || left;
+		/* A lone quick task is waited for a moment; else the bells are
+		 * armed.  Either may bring results: then no sleep. */
 		if (!in_loop && !more)
 			more = tqi_pool_spin(w);
 		bool armed = !in_loop && !more;
