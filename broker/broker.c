@@ -21,7 +21,7 @@
 /* SNDHWM counts messages, and a message may carry up to 256 commands
  * (outbox.c): 1,000 of them hold about what 100,000 single commands did
  * before the broker's own outbox takes over, with its bounds. */
-enum { BATCH = 256, OUTBOX_RETRY_MS = 5, SNDHWM = 1000, ENVELOPE_ROOM = 64 * 1024 };
+enum { OUTBOX_RETRY_MS = 5, SNDHWM = 1000, ENVELOPE_ROOM = 64 * 1024 };
 
 /* ERROR answers to malformed messages, all peers together: a burst of 100,
  * then 20 a second. */
@@ -292,7 +292,7 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 
 static void drain_socket(tqi_broker *b, tqi_rx *rx, bool workers)
 {
-	for (int i = 0; i < BATCH; i++) {
+	for (int i = 0; i < TQI_RX_TURN; i++) {
 		tqi_frames f;
 		int rc = tqi_rx_recv(rx, &f, ZMQ_DONTWAIT);
 		if (rc <= 0)

@@ -72,6 +72,11 @@ void tqi_rx_close(tqi_rx *rx);
  * EINTR).  After 1 the caller must call tqi_frames_close. */
 int tqi_rx_recv(tqi_rx *rx, tqi_frames *f, int flags);
 
+/* Commands a loop reads from one socket in one turn, so that one busy
+ * peer cannot keep the loop from its other socket, its timers and its
+ * batches.  A frame may carry more: tqi_rx_pending says so. */
+#define TQI_RX_TURN 256
+
 /* True when the frame being read has commands not yet handed out.  They
  * are the reader's, no longer ZeroMQ's: the socket polls as readable only
  * when another message waits, so a loop that stops reading before the end

@@ -521,7 +521,7 @@ static tq_err serve(tq_worker *w)
 			break;
 		}
 		if ((rc > 0 && sock_at >= 0 && (items[sock_at].revents & ZMQ_POLLIN)) || left) {
-			for (int k = 0; k < 256 && w->sock != NULL; k++) {
+			for (int k = 0; k < TQI_RX_TURN && w->sock != NULL; k++) {
 				tqi_frames f;
 				if (tqi_rx_recv(&w->rx, &f, ZMQ_DONTWAIT) <= 0)
 					break;

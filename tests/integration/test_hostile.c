@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "proto/frames.h"
 #include "proto/wire.h"
 
 #include <stdio.h>
@@ -574,7 +575,7 @@ static void test_capacity_below_load(void **state)
 
 /* ---- a frame of more commands than a loop turn reads ---- */
 
-enum { MANY = 300 }; /* more than the 256 commands a loop turn takes */
+enum { MANY = TQI_RX_TURN + 44 }; /* more than a loop turn reads */
 
 /* A worker's DONEs in one frame, more of them than the broker reads in a
  * turn: the rest are read on the next turn, though no other message comes
