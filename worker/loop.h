@@ -116,7 +116,6 @@ struct tq_worker {
 	bool stopping_now; /* held tasks were told to stop */
 	uint64_t drain_until;
 	uint64_t now;
-	tqi_wbuf scratch;
 	tq_buf *reply; /* handlers' result buffer when they run in the loop */
 };
 
@@ -172,8 +171,8 @@ void tqi_worker_flush(tq_worker *w);
 /* Feeds the automatic prefetch one task's run time, as measured where it
  * ran (not when the loop learnt of it: several results may come at once). */
 void tqi_measure_service(tq_worker *w, uint32_t run_us);
-/* Reports a held task's outcome to the broker and forgets it.  payload may
- * be NULL; it is moved when given. */
+/* Reports a held task's outcome to the broker and forgets it.  The
+ * payload (len bytes; NULL for none) is copied, and sent only with TQ_OK. */
 void tqi_task_done(tq_worker *w, wtask *t, tq_err code, const char *text, const void *payload,
                    size_t len);
 /* Forgets a held task without reporting it. */

@@ -280,7 +280,8 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 		return;
 	}
 	wtask *t = calloc(1, sizeof *t);
-	if (t == NULL) {
+	if (t == NULL || tqi_frames_payload(f, &t->args) != 0) {
+		free(t);
 		tqi_env d = { .cmd = TQI_DONE, .attempt = e->attempt, .code = TQ_ENOMEM };
 		memcpy(d.ref, e->ref, TQI_REF_LEN);
 		send_cmd(w, &d, NULL, 0);
@@ -288,13 +289,6 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	}
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
-	if (tqi_frames_payload(f, &t->args) != 0) {
-		free(t);
-		tqi_env d = { .cmd = TQI_DONE, .attempt = e->attempt, .code = TQ_ENOMEM };
-		memcpy(d.ref, e->ref, TQI_REF_LEN);
-		send_cmd(w, &d, NULL, 0);
-		return;
-	}
 	tqi_node_init(&t->qnode);
 	tqi_heap_node_init(&t->deadline);
 	tqi_hmap_insert(&w->held, &t->hnode, t->ref, TQI_REF_LEN);
@@ -554,7 +548,6 @@ tq_err tq_worker_run(tq_worker *w)
 	tqi_hmap_init(&w->held, ref_eq);
 	tqi_heap_init(&w->deadlines);
 	tqi_list_init(&w->queue);
-	tqi_wbuf_init(&w->scratch);
 	tqi_batch_init(&w->out);
 	/* Executors first: the zygote must be forked before ZeroMQ starts
 	 * its threads. */
@@ -587,7 +580,6 @@ out_pool:
 out:
 	tqi_hmap_destroy(&w->held);
 	tqi_heap_destroy(&w->deadlines);
-	tqi_wbuf_free(&w->scratch);
 	tqi_batch_clear(&w->out);
 	w->running = false;
 	tqi_info("stopped");
