@@ -37,6 +37,7 @@ typedef struct wtask {
 	uint8_t ref[TQI_REF_LEN];
 	uint32_t fn_index;
 	uint32_t attempt;
+	uint64_t seq; /* order of arrival: an idle executor takes the oldest */
 	/* key: the deadline, ms on the monotonic clock, 0 = none; in
 	 * tq_worker.deadlines while it has one */
 	tqi_heap_node deadline;
@@ -104,6 +105,7 @@ struct tq_worker {
 	tqi_hmap held;
 	tqi_list queue;
 	uint32_t nheld;     /* tasks held: queued locally or in an executor */
+	uint64_t arrived;   /* tasks received so far: the next one's seq */
 	tqi_heap deadlines; /* the held tasks that have a deadline, soonest first */
 
 	/* automatic prefetch: what tasks take, and the capacity announced */
@@ -126,8 +128,9 @@ void tqi_pool_stop(tq_worker *w);
 int tqi_pool_zygote_events(tq_worker *w);
 /* Reads results from (and writes tasks to) executor ex. */
 void tqi_pool_io(tq_worker *w, tqi_exec *ex, short revents);
-/* Starts queued tasks on executors (the least loaded first), and moves
- * not-yet-started tasks to executors that have none. */
+/* Starts queued tasks on executors (the least loaded first); an executor
+ * that has none takes the oldest task that waits, from the queue or from
+ * behind another's running task (PROTOCOL.md 4.3). */
 void tqi_pool_schedule(tq_worker *w);
 /* Ends t with `code` and `text` (cancelled, past its deadline, worker
  * stopping): at once if it has not started, else by signalling its executor

@@ -20,10 +20,12 @@
  * the loop withdraws it.  Writes and reads never block, so a
  * slow or stuck executor never stalls the loop and its heartbeats.  When an
  * executor dies, what it wrote is read first; then its running task ends
- * with what killed it (our signal, or its own crash, named by signal) and
- * the tasks it had not started go back to the local queue.  An executor that
- * writes a malformed frame or ticket is not read again: its handler wrote
- * over memory, so nothing after it can be believed.
+ * with what killed it (our signal; its own crash, named by signal; or a
+ * SIGKILL from outside the worker, reported as TQ_EWORKERLOST so that the
+ * broker retries it) and the tasks it had not started go back to the local
+ * queue.  An executor that writes a malformed frame or ticket is not read
+ * again: its handler wrote over memory, so nothing after it can be
+ * believed.
  */
 #include "worker/loop.h"
 
@@ -482,7 +484,19 @@ static void describe_exit(int status, char *out, size_t n)
 	}
 }
 
-/* The executor is gone: end its running task, requeue the others. */
+/* True when ex died of a SIGKILL the loop did not send: someone else -
+ * the kernel's OOM killer, an operator - killed it, and its task is not to
+ * blame.  The loop sends SIGKILL only to an executor it doomed first
+ * (stop_code set), and a handler's own faults end in other signals. */
+static bool killed_from_outside(const tqi_exec *ex, int status)
+{
+	return ex->stop_code == TQ_OK && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* The executor is gone: end its running task, requeue the others.  Its
+ * running task ends with the loop's reason for stopping it; else
+ * TQ_EWORKERLOST when it was killed from outside (the broker retries it
+ * as for a lost worker), else TQ_ETASKCRASHED naming how it ended. */
 static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 {
 	/* The zygote has reaped it: its pid may already be another process's,
@@ -522,11 +536,21 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 			snprintf(text, sizeof text, "cancelled: the worker is shutting down");
 			break;
 		default:
-			code = TQ_ETASKCRASHED;
-			describe_exit(status, text, sizeof text);
+			if (killed_from_outside(ex, status)) {
+				code = TQ_EWORKERLOST;
+				snprintf(text, sizeof text,
+				         "executor killed by SIGKILL from outside the worker "
+				         "(the OOM killer?)");
+			} else {
+				code = TQ_ETASKCRASHED;
+				describe_exit(status, text, sizeof text);
+			}
 			break;
 		}
-		tqi_info("executor %u (pid %d): %s", ex->slot, (int)pid, text);
+		if (code == TQ_EWORKERLOST)
+			tqi_warn("executor %u (pid %d): %s", ex->slot, (int)pid, text);
+		else
+			tqi_info("executor %u (pid %d): %s", ex->slot, (int)pid, text);
 		finish(w, e, code, text, NULL, 0);
 	}
 	while (nback > 0)
@@ -581,27 +605,68 @@ static bool ready(const tqi_exec *ex)
 	return ex->state == EX_READY;
 }
 
-/* The executor whose last task can be taken for an idle one: it runs one
- * task and has others waiting behind it. */
-static wtask *stealable(tq_worker *w)
+/* The first task in ex's pipe that waits behind the one ex runs (or takes
+ * next): not withdrawn, not claimed.  NULL if none. */
+static wtask *first_waiting(const tq_worker *w, const tqi_exec *ex)
 {
-	tqi_exec *best = NULL;
-	for (uint32_t i = 0; i < w->nexecs; i++) {
-		tqi_exec *ex = &w->execs[i];
-		if (ex->held >= 2 && (best == NULL || ex->held > best->held))
-			best = ex;
-	}
-	for (tqi_node *n = best ? best->inpipe.head.prev : NULL; n && n != &best->inpipe.head;
-	     n = n->prev) {
-		pentry *e = tqi_container_of(n, pentry, node);
-		if (e->t != NULL)
+	bool current = false;
+	for (const tqi_node *n = ex->inpipe.head.next; n != &ex->inpipe.head; n = n->next) {
+		const pentry *e = tqi_container_of(n, pentry, node);
+		if (e->t == NULL)
+			continue;
+		uint32_t s = tqi_ticket_get(&w->tickets, e->ticket);
+		if (!current)
+			current = s == TQI_TICKET_QUEUED || s == TQI_TICKET_RUNNING;
+		else if (s == TQI_TICKET_QUEUED)
 			return e->t;
 	}
 	return NULL;
 }
 
+/* The oldest task that waits: the local queue's first, or the first
+ * waiting in a busy executor's pipe.  Both hold tasks in the order they
+ * came, but for those of a stopped executor, handed on behind newer ones
+ * until its own task ends. */
+static wtask *oldest_waiting(tq_worker *w)
+{
+	tqi_node *q = tqi_list_front(&w->queue);
+	wtask *best = q ? tqi_container_of(q, wtask, qnode) : NULL;
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		if (w->execs[i].held < 2)
+			continue;
+		wtask *t = first_waiting(w, &w->execs[i]);
+		if (t != NULL && (best == NULL || t->seq < best->seq))
+			best = t;
+	}
+	return best;
+}
+
 void tqi_pool_schedule(tq_worker *w)
 {
+	/* An idle executor takes the oldest task that waits - here, or behind
+	 * a busy executor's task.  So a task starts out of order only where an
+	 * executor, its task ended, goes on with the next in its own pipe: the
+	 * broker counts on it (PROTOCOL.md 4.3) to take back, from a worker
+	 * that reports nothing, tasks it cannot have started. */
+	for (uint32_t i = 0; i < w->nexecs; i++) {
+		tqi_exec *ex = &w->execs[i];
+		if (!ready(ex) || ex->held > 0 || !free_entry(ex))
+			continue;
+		/* A task claimed by its executor meanwhile is not taken: look
+		 * again, a few times. */
+		for (int tries = 0; tries < 4; tries++) {
+			wtask *t = oldest_waiting(w);
+			if (t == NULL)
+				break;
+			if (t->entry == NULL) {
+				tqi_list_remove(&w->queue, &t->qnode);
+			} else if (!withdraw(w, t)) {
+				continue;
+			}
+			give(w, ex, t);
+			break;
+		}
+	}
 	/* Breadth first: every ready executor gets one task before any gets a
 	 * second, so parallel work spreads before it queues up. */
 	for (uint32_t depth = 1; depth <= TQI_EXEC_DEPTH && !tqi_list_empty(&w->queue); depth++) {
@@ -612,17 +677,6 @@ void tqi_pool_schedule(tq_worker *w)
 			wtask *t = tqi_container_of(tqi_list_pop_front(&w->queue), wtask, qnode);
 			give(w, ex, t);
 		}
-	}
-	/* An idle executor takes a waiting task from a busy one's pipe. */
-	for (uint32_t i = 0; i < w->nexecs; i++) {
-		tqi_exec *ex = &w->execs[i];
-		if (!ready(ex) || ex->held > 0 || !free_entry(ex))
-			continue;
-		wtask *t = stealable(w);
-		if (t == NULL)
-			break;
-		if (withdraw(w, t))
-			give(w, ex, t);
 	}
 	/* One write per executor for all it was given. */
 	for (uint32_t i = 0; i < w->nexecs; i++)

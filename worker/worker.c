@@ -289,6 +289,7 @@ static void on_task(tq_worker *w, tqi_frames *f, const tqi_env *e)
 	}
 	memcpy(t->ref, e->ref, TQI_REF_LEN);
 	t->attempt = e->attempt;
+	t->seq = w->arrived++;
 	tqi_node_init(&t->qnode);
 	tqi_heap_node_init(&t->deadline);
 	tqi_hmap_insert(&w->held, &t->hnode, t->ref, TQI_REF_LEN);

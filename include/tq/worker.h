@@ -20,7 +20,10 @@
  * `concurrency` of them, forked from a clean copy of the worker made before
  * any thread or socket exists.  A handler that crashes (SIGSEGV, abort)
  * kills only its executor: the task fails with TQ_ETASKCRASHED naming the
- * signal, a fresh executor takes its place, and the worker serves on.  A
+ * signal, a fresh executor takes its place, and the worker serves on.  An
+ * executor killed from outside the worker by SIGKILL (the OOM killer, an
+ * operator's kill -9) is not its task's fault: the task is reported as
+ * TQ_EWORKERLOST and retried like a lost worker's if it has retries.  A
  * task is stopped for real - cancelled, shut down, or past its deadline -
  * by signalling its executor (SIGTERM, then SIGKILL after the grace
  * period).  The cost is one local socket round trip per task and no memory

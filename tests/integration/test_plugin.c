@@ -9,6 +9,11 @@
  *   mark PATH MS     creates PATH, then sleeps MS; returns MS (the file says
  *                    "it is running now")
  *   stubborn MS      ignores SIGTERM, sleeps MS, returns MS
+ *   pidfile PATH MS  writes the executor's pid to PATH (whole: through a
+ *                    rename), then sleeps MS; returns MS (the file says
+ *                    "this process runs it now")
+ *   tally PATH       appends a byte to PATH, then aborts (SIGABRT): the
+ *                    file's size counts the runs of a crashing handler
  *   segv             dereferences NULL
  *   left             returns [tq_ctx_time_left_ms, now_ms] (now on
  *                    CLOCK_MONOTONIC, as the tests' clock)
@@ -28,6 +33,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +130,53 @@ static tq_err mark(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
 		close(fd);
 	sleep_ms(ms);
 	return tq_pack_int(reply, ms);
+}
+
+/* Reads [PATH, ...] into path (NUL-terminated); n is the array's length
+ * wanted.  -1 when the arguments are not that. */
+static int read_path(tq_reader *args, uint32_t want, char *path, size_t cap)
+{
+	uint32_t n;
+	const char *s;
+	size_t len;
+	if (tq_read_array(args, &n) != TQ_OK || n != want || tq_read_str(args, &s, &len) != TQ_OK ||
+	    len >= cap)
+		return -1;
+	memcpy(path, s, len);
+	path[len] = '\0';
+	return 0;
+}
+
+static tq_err pidfile(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	char path[512], tmp[520];
+	int64_t ms;
+	if (read_path(args, 2, path, sizeof path) != 0 || tq_read_int(args, &ms) != TQ_OK || ms < 0)
+		return tq_ctx_fail(ctx, "usage: pidfile PATH MS");
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (f == NULL)
+		return tq_ctx_fail(ctx, "cannot create %s", tmp);
+	fprintf(f, "%d\n", (int)getpid());
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return tq_ctx_fail(ctx, "cannot write %s", path);
+	sleep_ms(ms);
+	return tq_pack_int(reply, ms);
+}
+
+static tq_err tally(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
+{
+	(void)reply;
+	char path[512];
+	if (read_path(args, 1, path, sizeof path) != 0)
+		return tq_ctx_fail(ctx, "usage: tally PATH");
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	bool written = fd >= 0 && write(fd, "x", 1) == 1;
+	if (fd >= 0)
+		close(fd);
+	if (!written)
+		return tq_ctx_fail(ctx, "cannot append to %s", path);
+	abort();
 }
 
 static tq_err stubborn(tq_reader *args, tq_buf *reply, tq_ctx *ctx)
@@ -303,6 +356,10 @@ tq_err tq_plugin_init(tq_worker *w)
 		e = tq_worker_register(w, "mark", mark, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "stubborn", stubborn, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "pidfile", pidfile, NULL);
+	if (e == TQ_OK)
+		e = tq_worker_register(w, "tally", tally, NULL);
 	if (e == TQ_OK)
 		e = tq_worker_register(w, "segv", segv, NULL);
 	if (e == TQ_OK)
