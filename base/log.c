@@ -119,3 +119,11 @@ void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ..
 	vlog(level, extra[0] ? extra : NULL, fmt, ap);
 	va_end(ap);
 }
+
+void tqi_log_suppressed(tqi_ratelimit *rl, tqi_log_level level, const char *what)
+{
+	if (rl->suppressed == 0 || !tqi_ratelimit_take(rl, tqi_now_ms(), 5.0, 20.0))
+		return;
+	tqi_log(level, "%llu %s suppressed", (unsigned long long)rl->suppressed, what);
+	rl->suppressed = 0;
+}

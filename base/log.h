@@ -38,6 +38,11 @@ bool tqi_ratelimit_take(tqi_ratelimit *rl, uint64_t now_ms, double per_sec, doub
 void tqi_log_limited(tqi_ratelimit *rl, tqi_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* When rl has suppressed lines and a token again, logs how many, as
+ * "N WHAT suppressed", so that a flood that has stopped is still counted.
+ * Cheap when there is nothing to say: call it on a timer. */
+void tqi_log_suppressed(tqi_ratelimit *rl, tqi_log_level level, const char *what);
+
 #define tqi_error(...) tqi_log(TQI_LOG_ERROR, __VA_ARGS__)
 #define tqi_warn(...) tqi_log(TQI_LOG_WARN, __VA_ARGS__)
 #define tqi_info(...) tqi_log(TQI_LOG_INFO, __VA_ARGS__)

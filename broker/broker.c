@@ -13,20 +13,19 @@
 #include "base/hex.h"
 #include "base/rand.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* SNDHWM counts messages, and a message may carry up to 256 commands
- * (outbox.c): 1,000 of them hold about what 100,000 single commands did
- * before the broker's own outbox takes over, with its bounds. */
-enum { OUTBOX_RETRY_MS = 5, SNDHWM = 1000, ENVELOPE_ROOM = 64 * 1024 };
-
-/* ERROR answers to malformed messages, all peers together: a burst of 100,
- * then 20 a second. */
-#define BAD_REPLY_BURST 100.0
-#define BAD_REPLY_PER_SEC 20.0
+ * (outbox.c).  What ZeroMQ holds for a peer is outside the byte budget
+ * (memory.c), so it is kept small - 64 messages, each at most 1 MiB
+ * unless one command alone is bigger - and what a slow peer falls behind
+ * beyond that waits in its outbox, where it is counted. */
+enum { OUTBOX_RETRY_MS = 5, SNDHWM = 64, ENVELOPE_ROOM = 64 * 1024 };
 
 static int ref_eq(const tqi_hnode *n, const void *key, size_t len)
 {
@@ -85,21 +84,40 @@ bpeer *tqi_peer_find(tqi_hmap *map, bpeer **last, const zmq_msg_t *id)
 	return *last = n ? tqi_container_of(n, bpeer, hnode) : NULL;
 }
 
-/* zmtp_timeout_ms: how long a silent connection is kept.  On the client
- * socket it is the liveness bound: a frozen or vanished owner's connection
- * closes, and the next heartbeat to it names it gone.  On the worker
- * socket, application heartbeats judge liveness, and the connection is
- * kept much longer, so that what a worker cut off for a moment sent (a
- * late result) still arrives - to be fenced, and counted. */
-static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_ms, char *bound,
+/* The broker's two ROUTER sockets.  What a peer sends must never be able
+ * to abort libzmq 4.3.4's I/O thread (Debian's, as shipped): its engine
+ * stops reading a connection whose pipe to the socket is full (or was
+ * handed over to a newer connection of the same routing id), and if the
+ * peer then resets the connection the engine marks an I/O error and stops
+ * polling it; a ZMTP heartbeat timer, or a PING still in its buffer when
+ * the pipe drains, then writes to it and fails `assert(!_io_error)`
+ * (stream_engine_base.cpp:331).  So:
+ *  - no receive high-water mark: a live connection's pipe never fills and
+ *    its engine never stops reading.  What a peer can make the broker hold
+ *    is bounded by the broker's own budgets (memory.c), checked on every
+ *    message it reads; what libzmq buffers ahead of the loop is kept short
+ *    by the loop's priority over libzmq's thread (lower_io_priority) and by
+ *    cutting off a connection that floods it with junk (tqi_conns_junk);
+ *  - no ZMTP heartbeats of the broker's own: no timer ever writes on a
+ *    connection.  A frozen or vanished owner is found instead by (a) the
+ *    TTL of the ZMTP heartbeats tq's client sends (PROTOCOL.md section 1:
+ *    its connection closes 1 s after its last PING when nothing followed),
+ *    (b) on the client socket, a TCP user timeout: the HEARTBEATs the
+ *    broker sends an owner every interval, unacknowledged for
+ *    user_timeout_ms, close the connection of a dead host or a cut link,
+ *    and (c) TCP keepalives for an idle one.  The next HEARTBEAT to a
+ *    closed connection fails with EHOSTUNREACH, which names the peer.
+ *    Workers are judged by their application heartbeats, and their
+ *    connection is kept through a short cut so that a late result still
+ *    arrives (and is fenced). */
+static void *make_router(tqi_broker *b, const char *endpoint, int user_timeout_ms, char *bound,
                          size_t boundlen)
 {
 	void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
 	if (s == NULL)
 		return NULL;
 	int one = 1, zero = 0, hwm = SNDHWM;
-	int ivl = (int)b->opts.heartbeat_ms;
-	int timeout = zmtp_timeout_ms;
+	int ka_idle = 30, ka_intvl = 5, ka_cnt = 3;
 	/* ZeroMQ drops the connection of a peer that sends more than this,
 	 * without a word to it or to us.  So it stays at least the default
 	 * payload limit: a payload between --max-payload and that gets an
@@ -113,13 +131,15 @@ static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_m
 	zmq_setsockopt(s, ZMQ_ROUTER_MANDATORY, &one, sizeof one);
 	zmq_setsockopt(s, ZMQ_ROUTER_HANDOVER, &one, sizeof one);
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
 	zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof zero);
 	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-	/* ZMTP heartbeats close the connection of a peer that stopped
-	 * answering (a frozen or vanished host); ROUTER_MANDATORY then turns
-	 * the next send to it into EHOSTUNREACH, which names the peer. */
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &ivl, sizeof ivl);
-	zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &timeout, sizeof timeout);
+	zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE, &one, sizeof one);
+	zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_IDLE, &ka_idle, sizeof ka_idle);
+	zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_INTVL, &ka_intvl, sizeof ka_intvl);
+	zmq_setsockopt(s, ZMQ_TCP_KEEPALIVE_CNT, &ka_cnt, sizeof ka_cnt);
+	if (user_timeout_ms > 0)
+		zmq_setsockopt(s, ZMQ_TCP_MAXRT, &user_timeout_ms, sizeof user_timeout_ms);
 	if (zmq_bind(s, endpoint) != 0) {
 		int err = errno;
 		tqi_error("cannot bind %s: %s", endpoint, zmq_strerror(err));
@@ -131,6 +151,36 @@ static void *make_router(tqi_broker *b, const char *endpoint, int zmtp_timeout_m
 	if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &len) != 0)
 		snprintf(bound, boundlen, "%s", endpoint);
 	return s;
+}
+
+/* With no receive high-water mark (make_router), what a flood of small
+ * messages costs the broker is the backlog libzmq's I/O thread buffers
+ * ahead of the loop, and the loop spends more per message than that thread
+ * does.  So the I/O thread runs at a lower priority (nice 10: a tenth of
+ * the loop's share of a core they contend for): under a flood the loop
+ * reads faster than the thread can buffer, and when the loop waits the
+ * thread has the core.  Linux's setpriority takes a thread id; libzmq
+ * names its threads ZMQbg/IO/N.  Best effort: on failure nothing changes
+ * but the flood's cost. */
+static void lower_io_priority(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	if (d == NULL)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		char path[64], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%.16s/comm", de->d_name);
+		FILE *f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		bool io = fgets(comm, sizeof comm, f) != NULL && strncmp(comm, "ZMQbg/IO/", 9) == 0;
+		fclose(f);
+		if (io && setpriority(PRIO_PROCESS, (id_t)atoi(de->d_name), 10) != 0)
+			tqi_warn("cannot lower the priority of libzmq's I/O thread: %s",
+			         strerror(errno));
+	}
+	closedir(d);
 }
 
 tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
@@ -155,6 +205,18 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 		b->opts.session_idle_ms = 60000;
 	if (b->opts.max_outbox == 0)
 		b->opts.max_outbox = TQI_DEFAULT_MAX_OUTBOX;
+	if (b->opts.max_memory == 0)
+		b->opts.max_memory = TQI_DEFAULT_MAX_MEMORY;
+	if (b->opts.max_client_memory == 0 || b->opts.max_client_memory > b->opts.max_memory)
+		b->opts.max_client_memory = b->opts.max_memory / 4;
+	if (b->opts.max_task_time_ms == 0)
+		b->opts.max_task_time_ms = TQI_DEFAULT_MAX_TASK_TIME_MS;
+	if (b->opts.max_worker_capacity == 0)
+		b->opts.max_worker_capacity = TQI_DEFAULT_MAX_WORKER_CAPACITY;
+	if (b->opts.prefetch_timeout_ms == 0) {
+		uint64_t four = 4 * (uint64_t)b->opts.heartbeat_ms;
+		b->opts.prefetch_timeout_ms = four > 1000 ? four : 1000;
+	}
 
 	tqi_hmap_init(&b->tasks, ref_eq);
 	tqi_slab_init(&b->task_slab, sizeof(btask));
@@ -168,6 +230,7 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	tqi_list_init(&b->batched);
 	tqi_rx_init(&b->rx_clients, NULL, true); /* their sockets come below */
 	tqi_rx_init(&b->rx_workers, NULL, true);
+	tqi_rx_init(&b->rx_admin, NULL, true);
 	b->rx_workers.ahead = prefetch_task;
 	b->rx_workers.ahead_arg = b;
 	tqi_heap_init(&b->deadlines);
@@ -178,19 +241,31 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	b->ctx = zmq_ctx_new();
 	if (b->ctx == NULL)
 		goto fail;
-	int liveness_ms = (int)(b->opts.heartbeat_ms * b->opts.liveness);
-	b->clients_sock = make_router(b, b->opts.client_endpoint, liveness_ms, b->client_endpoint,
-	                              sizeof b->client_endpoint);
+	/* At least 2 s, so that TCP's retransmissions (from 200 ms, doubling)
+	 * get their chance on a slow link. */
+	uint64_t user_timeout = (uint64_t)b->opts.heartbeat_ms * b->opts.liveness * 4;
+	b->clients_sock =
+	    make_router(b, b->opts.client_endpoint, user_timeout < 2000 ? 2000 : (int)user_timeout,
+	                b->client_endpoint, sizeof b->client_endpoint);
 	if (b->clients_sock == NULL)
 		goto fail;
 	b->worker_endpoint[0] = '\0';
-	b->workers_sock = make_router(b, b->opts.worker_endpoint,
-	                              liveness_ms * 20 > 30000 ? liveness_ms * 20 : 30000,
-	                              b->worker_endpoint, sizeof b->worker_endpoint);
+	b->workers_sock = make_router(b, b->opts.worker_endpoint, 0, b->worker_endpoint,
+	                              sizeof b->worker_endpoint);
 	if (b->workers_sock == NULL)
 		goto fail;
+	if (b->opts.admin_endpoint != NULL) {
+		b->admin_sock = make_router(b, b->opts.admin_endpoint, 0, b->admin_endpoint,
+		                            sizeof b->admin_endpoint);
+		if (b->admin_sock == NULL)
+			goto fail;
+	}
+	if (tqi_conns_init(b) != TQ_OK)
+		goto fail;
+	lower_io_priority(); /* the sockets have started it */
 	b->rx_clients.sock = b->clients_sock;
 	b->rx_workers.sock = b->workers_sock;
+	b->rx_admin.sock = b->admin_sock;
 	b->started_ms = b->now_ms = tqi_now_ms();
 	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
 	*out = b;
@@ -231,10 +306,14 @@ void tqi_broker_destroy(tqi_broker **bp)
 	tqi_wbuf_free(&b->scratch);
 	tqi_rx_close(&b->rx_clients);
 	tqi_rx_close(&b->rx_workers);
+	tqi_rx_close(&b->rx_admin);
+	tqi_conns_close(b);
 	if (b->clients_sock)
 		zmq_close(b->clients_sock);
 	if (b->workers_sock)
 		zmq_close(b->workers_sock);
+	if (b->admin_sock)
+		zmq_close(b->admin_sock);
 	if (b->ctx)
 		zmq_ctx_term(b->ctx);
 	free(b);
@@ -276,12 +355,16 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	tqi_hex(zmq_msg_data(&f->id), idlen < 8 ? idlen : 8, idhex);
 	const char *addr = zmq_msg_gets((zmq_msg_t *)f->frame, "Peer-Address");
 	b->n.malformed++;
+	if (sock == b->clients_sock || sock == b->workers_sock)
+		tqi_conns_junk(b, sock == b->workers_sock ? TQI_ROLE_WORKER : TQI_ROLE_CLIENT,
+		               f->frame);
 	tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
 	                "dropped malformed command from %s %s (%s): %s: %s", role, idhex,
 	                addr ? addr : "address unknown", tq_errname(code), why);
 	/* Answer with an ERROR in our version so that the peer can tell what
 	 * went wrong, at a bounded rate so that a flood cannot amplify. */
-	if (!tqi_ratelimit_take(&b->bad_reply, b->now_ms, BAD_REPLY_PER_SEC, BAD_REPLY_BURST))
+	if (!tqi_ratelimit_take(&b->bad_reply, b->now_ms, TQI_BAD_REPLY_PER_SEC,
+	                        TQI_BAD_REPLY_BURST))
 		return;
 	char text[TQI_MAX_TEXT];
 	snprintf(text, sizeof text, "%s: %s (this broker speaks tq/%d)", tq_strerror(code), why,
@@ -309,6 +392,9 @@ static void tick(tqi_broker *b)
 {
 	tqi_workers_tick(b);
 	tqi_clients_tick(b);
+	tqi_memory_tick(b);
+	tqi_log_suppressed(&b->bad_log, TQI_LOG_WARN, "lines about misbehaving peers");
+	tqi_log_suppressed(&b->peer_log, TQI_LOG_INFO, "lines about peers coming and going");
 	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
 }
 
@@ -368,14 +454,26 @@ tq_err tqi_broker_run(tqi_broker *b)
 	tqi_info("listening clients=%s workers=%s instance=%s heartbeat=%ums liveness=%u",
 	         b->client_endpoint, b->worker_endpoint, b->instance_hex, b->opts.heartbeat_ms,
 	         b->opts.liveness);
-	zmq_pollitem_t items[2] = { { b->workers_sock, 0, ZMQ_POLLIN, 0 },
+	tqi_admin_announce(b);
+	zmq_pollitem_t items[5] = { { b->workers_sock, 0, ZMQ_POLLIN, 0 },
 		                    { b->clients_sock, 0, ZMQ_POLLIN, 0 } };
+	int nitems = 2, admin_item = -1;
+	if (b->admin_sock != NULL) {
+		admin_item = nitems++;
+		items[admin_item] = (zmq_pollitem_t){ b->admin_sock, 0, ZMQ_POLLIN, 0 };
+	}
+	/* The connection watches (conns.c): each ROUTER's monitor events. */
+	int conns_item = nitems;
+	items[nitems++] = (zmq_pollitem_t){ b->conns.clients.monitor, 0, ZMQ_POLLIN, 0 };
+	items[nitems++] = (zmq_pollitem_t){ b->conns.workers.monitor, 0, ZMQ_POLLIN, 0 };
 	for (;;) {
 		b->now_ms = tqi_now_ms();
 		/* Commands left in a frame by the last turn's batch limit are
 		 * read now: the sockets would not wake the loop for them. */
 		bool left[2] = { tqi_rx_pending(&b->rx_workers), tqi_rx_pending(&b->rx_clients) };
-		int rc = zmq_poll(items, 2, left[0] || left[1] ? 0 : poll_timeout(b));
+		bool left_admin = tqi_rx_pending(&b->rx_admin);
+		int rc =
+		    zmq_poll(items, nitems, left[0] || left[1] || left_admin ? 0 : poll_timeout(b));
 		if (rc < 0 && errno != EINTR) {
 			tqi_error("poll failed: %s", zmq_strerror(errno));
 			return TQ_ETRANSPORT;
@@ -386,6 +484,12 @@ tq_err tqi_broker_run(tqi_broker *b)
 			drain_socket(b, &b->rx_workers, true);
 		if ((rc > 0 && (items[1].revents & ZMQ_POLLIN)) || left[1])
 			drain_socket(b, &b->rx_clients, false);
+		if ((rc > 0 && admin_item >= 0 && (items[admin_item].revents & ZMQ_POLLIN)) ||
+		    left_admin)
+			tqi_admin_drain(b);
+		if (rc > 0 &&
+		    ((items[conns_item].revents | items[conns_item + 1].revents) & ZMQ_POLLIN))
+			tqi_conns_read(b);
 		if (b->now_ms >= b->next_tick_ms)
 			tick(b);
 		tqi_tasks_expire(b);

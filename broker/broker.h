@@ -40,7 +40,32 @@ typedef struct tqi_broker_opts {
 	uint64_t session_idle_ms;    /* a session with no tasks is dropped after this */
 	uint64_t grace_ms;           /* on stop: time given to running tasks to finish */
 	uint64_t max_outbox;         /* messages queued for a peer that is not reading */
+	uint64_t max_connections;    /* clients + workers at once; 0: see tqi_conns_init */
+	uint64_t max_task_time_ms;   /* every task's deadline is at most this far off; 0: default */
+	const char *admin_endpoint;  /* operators' endpoint (admin.c); NULL: none */
+	uint64_t max_memory;         /* bytes held for tasks and peers (memory.c); 0: default */
+	uint64_t max_client_memory;  /* of which one client's; 0: a quarter of max_memory */
+	/* What one worker may hold; when what it has not started is taken back. */
+	uint32_t max_worker_capacity; /* its concurrency and capacity at most; 0: default */
+	uint64_t prefetch_timeout_ms; /* see tqi_workers_tick; 0: max(1000, 4 x heartbeat) */
 } tqi_broker_opts;
+
+/* The byte budget (tq-broker --max-memory, --max-client-memory). */
+#define TQI_DEFAULT_MAX_MEMORY ((uint64_t)2 << 30)
+#define TQI_MIN_MAX_MEMORY ((uint64_t)1 << 20)
+
+/* The bound on every task's deadline (tq-broker --max-task-time): a task
+ * submitted without a timeout, or with a longer one, ends by then, so no
+ * task - detached ones included - holds a worker for ever. */
+#define TQI_DEFAULT_MAX_TASK_TIME_MS 3600000u
+#define TQI_MIN_MAX_TASK_TIME_MS 1000u
+#define TQI_MAX_MAX_TASK_TIME_MS 2147483647u /* 2^31-1: fits a signed 32-bit int */
+
+/* The most tasks one worker is given at once, and the most it may say it
+ * runs, whatever it announces (tq-broker --max-worker-capacity): above
+ * what tq-worker's automatic prefetch asks for on a few cores, far below
+ * what would let one peer empty a queue into itself. */
+#define TQI_DEFAULT_MAX_WORKER_CAPACITY 1024u
 
 /* A peer that does not read what it is sent fills its socket's high-water
  * mark, then its outbox; past these it is let go as if it had died
@@ -52,22 +77,31 @@ typedef struct tqi_broker_opts {
 #define TQI_DEFAULT_MAX_OUTBOX 1000000
 #define TQI_OUTBOX_MAX_BYTES (256u << 20) /* beyond the first message */
 
+/* ERROR answers (malformed messages, throttled STATS), all peers
+ * together: a burst of 100, then 20 a second. */
+#define TQI_BAD_REPLY_BURST 100.0
+#define TQI_BAD_REPLY_PER_SEC 20.0
+
 /* The counters `tq stats` prints (PROTOCOL.md, STATS_REPLY). */
-#define TQI_COUNTERS(X) \
-	X(submitted)    \
-	X(completed)    \
-	X(failed)       \
-	X(crashed)      \
-	X(worker_lost)  \
-	X(retried)      \
-	X(expired)      \
-	X(cancelled)    \
-	X(fenced)       \
-	X(malformed)    \
-	X(rejected)     \
-	X(no_worker)    \
-	X(owners_lost)  \
-	X(workers_lost)
+#define TQI_COUNTERS(X)        \
+	X(submitted)           \
+	X(completed)           \
+	X(failed)              \
+	X(crashed)             \
+	X(worker_lost)         \
+	X(retried)             \
+	X(expired)             \
+	X(cancelled)           \
+	X(fenced)              \
+	X(malformed)           \
+	X(rejected)            \
+	X(no_worker)           \
+	X(owners_lost)         \
+	X(workers_lost)        \
+	X(throttled)           \
+	X(reclaimed)           \
+	X(refused_connections) \
+	X(cut_off)
 
 typedef struct {
 #define TQI_COUNTER_FIELD_(name) uint64_t name;
@@ -87,6 +121,14 @@ typedef struct {
 	size_t len;
 	uint8_t data[]; /* len bytes */
 } boutmsg;
+
+/* What a client holds against the byte budget (memory.c): its tasks,
+ * owned and detached, and its outbox.  Shared by the client and each task
+ * it submitted, and freed with the last of them. */
+typedef struct bacct {
+	uint64_t bytes;
+	uint64_t refs;
+} bacct;
 
 /* What clients and workers share: their routing id and send queue. */
 typedef struct {
@@ -120,17 +162,29 @@ struct bworker {
 	uint32_t heartbeat_ms; /* its interval; it is dead after liveness of them */
 	uint32_t load;         /* tasks assigned to it (may exceed a lowered capacity) */
 	bool draining;
-	tqi_list tasks; /* btask.qnode, assigned to this worker */
-	tqi_node live;  /* in broker.live */
+	/* For taking back what it does not start (tqi_workers_tick): fresh is
+	 * the oldest task given to it since it last reported a DONE that was
+	 * not fenced (NULL: none) - it and every task after it on `tasks` were
+	 * given since - and fresh_ms when it was given (monotonic ms).  A
+	 * stalled worker sat on tasks it had not started: it is given no more
+	 * than its concurrency until its next such DONE. */
+	struct btask *fresh;
+	uint64_t fresh_ms;
+	bool stalled;
+	bool clamp_logged; /* it asked for more than --max-worker-capacity */
+	tqi_list tasks;    /* btask.qnode, assigned to this worker */
+	tqi_node live;     /* in broker.live */
 	boffer *offers;
 	uint32_t noffers;
 };
 
 struct bclient {
 	bpeer peer;
-	uint64_t session; /* the client's nonce for this session */
-	tqi_list tasks;   /* btask.cnode, owned async tasks */
-	tqi_node all;     /* in broker.client_list */
+	bacct *acct;              /* its share of the byte budget */
+	tqi_ratelimit stats_rate; /* STATS it may ask for */
+	uint64_t session;         /* the client's nonce for this session */
+	tqi_list tasks;           /* btask.cnode, owned async tasks */
+	tqi_node all;             /* in broker.client_list */
 };
 
 struct bfunc {
@@ -146,7 +200,7 @@ enum { TASK_QUEUED = 1, TASK_ASSIGNED = 2 };
 
 enum {
 	TASKF_DETACHED = 1,   /* start: nobody awaits it */
-	TASKF_ANSWERED = 2,   /* its owner already has its outcome */
+	TASKF_ANSWERED = 2,   /* its outcome is settled: counted, and told to its owner if any */
 	TASKF_CANCELLING = 4, /* a CANCEL went to its worker */
 	TASKF_NOWORKER = 8    /* queued when no worker offered its function */
 };
@@ -160,6 +214,7 @@ typedef struct btask {
 	bfunc *fn;
 	bclient *owner;    /* NULL when detached or the owner is gone */
 	bworker *worker;   /* when ASSIGNED */
+	bacct *acct;       /* its submitter's: holds the task's cost (memory.c) */
 	zmq_msg_t payload; /* the arguments, shared with each dispatch */
 	uint64_t seq;      /* order of arrival, for FIFO across functions */
 	uint32_t attempt;  /* of the current or last dispatch */
@@ -168,10 +223,42 @@ typedef struct btask {
 	uint8_t flags;
 } btask;
 
+/* Descriptors the connection cap leaves to the broker (conns.c): its own
+ * - about 20: standard streams, libzmq's mailboxes and pollers, the
+ * listeners - and the connections libzmq's I/O thread accepts in a burst
+ * before the loop has read their events and refused those beyond the cap.
+ * Past it, accept() fails with EMFILE until refusals free descriptors. */
+#define TQI_CONNS_RESERVE 64
+
+/* One ROUTER's connections, watched through its monitor (conns.c). */
+typedef struct {
+	void *monitor;    /* PAIR: the ROUTER's monitor events, in order */
+	const char *role; /* "client" or "worker", for logs */
+	int family;       /* of the listener's address: AF_INET (either IP), AF_UNIX, 0 */
+	uint16_t port;    /* tcp: the listener's port */
+	char path[108];   /* ipc: its path ('\0' first for an abstract name) */
+	size_t pathlen;
+	uint8_t *state;      /* by descriptor: what it is to this listener */
+	tqi_ratelimit *junk; /* by descriptor: junk it may still send (tqi_conns_junk) */
+	size_t nstate;       /* of both */
+} tqi_conn_watch;
+
+typedef struct {
+	uint64_t fd_limit; /* the soft RLIMIT_NOFILE, once raised */
+	uint64_t max;      /* connections at once, clients and workers together */
+	uint64_t count;    /* connections open now (at most max) */
+	tqi_conn_watch clients, workers;
+	tqi_ratelimit refused_log, accept_log;
+} tqi_conns;
+
 typedef struct tqi_broker {
 	tqi_broker_opts opts;
 	void *ctx;
 	void *clients_sock, *workers_sock;
+	void *admin_sock;         /* NULL without an admin endpoint */
+	char admin_endpoint[256]; /* as bound */
+	tqi_rx rx_admin;
+	tqi_ratelimit admin_log;                         /* operators' repeated or vain CANCELs */
 	char client_endpoint[256], worker_endpoint[256]; /* as bound */
 	uint8_t instance[TQI_REF_LEN];
 	char instance_hex[2 * TQI_REF_LEN + 1];
@@ -202,9 +289,16 @@ typedef struct tqi_broker {
 	tqi_slab task_slab; /* task records: on huge pages (base/slab.h) */
 
 	tqi_counters n;
-	tqi_ratelimit bad_log; /* misbehaving peers */
+	tqi_ratelimit bad_log;  /* misbehaving peers */
+	tqi_ratelimit peer_log; /* peers' comings and goings, which a peer can repeat */
 	tqi_ratelimit bad_reply;
+	tqi_ratelimit stats_anon; /* STATS from peers without a session, all together */
+	struct {
+		uint64_t held; /* bytes of tasks and outboxes (memory.c) */
+		uint64_t peak; /* of held since the last trim */
+	} mem;
 	tqi_wbuf scratch; /* envelope encoding */
+	tqi_conns conns;  /* connections counted and capped (conns.c) */
 } tqi_broker;
 
 /* ---- broker.c: lifecycle and loop ---- */
@@ -264,6 +358,15 @@ void tqi_worker_pull(tqi_broker *b, bworker *w);
 void tqi_unassign(tqi_broker *b, btask *t);
 /* Sends CANCEL for t to its worker. */
 void tqi_cancel_on_worker(tqi_broker *b, btask *t, uint32_t grace_ms);
+/* Takes t, which its worker holds and has not started, back for the other
+ * workers that offer t's function: CANCEL{grace 0} to the holder, and t
+ * requeued at the front of its queue with its retries intact - dispatched
+ * at once if one has room - so that its next dispatch is its next attempt
+ * and whatever the holder still says of it is fenced.  The holder must be
+ * stalled, so that t does not go back to it.  Returns false, changing
+ * nothing, when no other live worker that is neither draining nor stalled
+ * offers the function. */
+bool tqi_reclaim(tqi_broker *b, btask *t);
 
 /* ---- client_side.c ---- */
 void tqi_client_message(tqi_broker *b, tqi_frames *f);
@@ -279,6 +382,67 @@ void tqi_workers_tick(tqi_broker *b);
  * worker marked gone (tqi_peer_gone); tqi_peers_reap calls it. */
 void tqi_worker_free(tqi_broker *b, bworker *w);
 void tqi_workers_free_all(tqi_broker *b);
+
+/* ---- admin.c: the operators' endpoint ----
+ * A peer on the admin endpoint is an operator: whoever can reach it (the
+ * file-system permissions of an ipc:// socket) may cancel any task, owned
+ * or detached, and read the stats.  It speaks the client's CANCEL and
+ * STATS; anything else is refused with ECOMMAND.  Answers go once, without
+ * an outbox: an operator that does not read loses them. */
+/* Logs where operators reach the broker, if anywhere, and warns when that
+ * is a tcp:// endpoint other hosts may reach. */
+void tqi_admin_announce(tqi_broker *b);
+/* Reads and handles what operators sent, up to TQI_RX_TURN commands. */
+void tqi_admin_drain(tqi_broker *b);
+
+/* ---- conns.c: connections counted, and refused beyond the cap ----
+ * Clients and workers together hold at most conns.max connections, so the
+ * broker never runs out of descriptors: one accepted beyond is shut down
+ * at once (counted in refused_connections, logged at a bounded rate); the
+ * peer sees its connection closed. */
+/* Raises the soft RLIMIT_NOFILE to the hard limit (a failure is a warning,
+ * and the soft limit stays), sets the cap - opts.max_connections, or the
+ * limit less TQI_CONNS_RESERVE - and logs both, then watches both ROUTER
+ * sockets, already bound.  Returns TQ_EINVAL, logged, when the cap leaves
+ * the broker fewer than TQI_CONNS_RESERVE descriptors; TQ_ETRANSPORT when
+ * a monitor cannot be started.  tqi_conns_close undoes it either way. */
+tq_err tqi_conns_init(tqi_broker *b);
+/* Reads the monitor events waiting on both watches, in order (a bounded
+ * number a call: conns.clients.monitor and conns.workers.monitor stay
+ * readable for the loop's zmq_poll while more wait), keeps conns.count,
+ * and shuts down each connection accepted at the cap.  Never blocks. */
+void tqi_conns_read(tqi_broker *b);
+/* Counts one command of junk - malformed, throttled, or for a session
+ * the peer does not have - against the connection `frame` came on (of
+ * role's listener), and shuts that connection down (counted in cut_off,
+ * logged at a bounded rate) once it sends more than a peer of tq ever
+ * would.  The peer may connect again; what it had sent is read and
+ * dropped. */
+void tqi_conns_junk(tqi_broker *b, tqi_role role, const zmq_msg_t *frame);
+/* Closes the watches' sockets and frees their state; accepts a broker
+ * whose tqi_conns_init failed or never ran.  Before the ROUTERs close. */
+void tqi_conns_close(tqi_broker *b);
+
+/* ---- memory.c: the byte budget ---- */
+/* A new account with one reference (its client's), or NULL. */
+bacct *tqi_acct_new(void);
+/* Takes a reference to a (for a task); returns a. */
+bacct *tqi_acct_get(bacct *a);
+/* Drops a reference, freeing the account with the last; clears *ap. */
+void tqi_acct_put(bacct **ap);
+/* What a task with args_len bytes of arguments costs the budget. */
+uint64_t tqi_task_cost(size_t args_len);
+/* TQ_OK when `bytes` more fit both the broker's budget and a's share (a
+ * may be NULL: a worker's, counted in the total only); else TQ_EBUSY with
+ * why (whylen bytes) saying which is full. */
+tq_err tqi_budget_admit(const tqi_broker *b, const bacct *a, uint64_t bytes, char *why,
+                        size_t whylen);
+/* Counts bytes as held (by a, when not NULL); release gives them back. */
+void tqi_budget_charge(tqi_broker *b, bacct *a, uint64_t bytes);
+void tqi_budget_release(tqi_broker *b, bacct *a, uint64_t bytes);
+/* Each tick: after a burst has gone, gives malloc's free pages back to
+ * the system. */
+void tqi_memory_tick(tqi_broker *b);
 
 /* ---- stats.c ---- */
 tq_err tqi_stats_encode(tqi_broker *b, tqi_wbuf *out);

@@ -66,14 +66,16 @@ void tqi_client_free(tqi_broker *b, bclient *c)
 	}
 	if (c->peer.gone && c->peer.gone_why != NULL) {
 		b->n.owners_lost++;
-		tqi_info("client %s (%s) lost: %s; %u tasks cancelled", c->peer.name, c->peer.idhex,
-		         c->peer.gone_why, cancelled);
+		tqi_log_limited(&b->peer_log, TQI_LOG_INFO,
+		                "client %s (%s) lost: %s; %u tasks cancelled", c->peer.name,
+		                c->peer.idhex, c->peer.gone_why, cancelled);
 	}
 	tqi_hmap_remove(&b->clients, &c->peer.hnode);
 	tqi_list_remove(&b->client_list, &c->all);
 	if (b->last_client == &c->peer)
 		b->last_client = NULL;
 	tqi_outbox_clear(b, &c->peer);
+	tqi_acct_put(&c->acct); /* its detached tasks may hold it on */
 	free(c);
 }
 
@@ -92,10 +94,15 @@ static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 		resumed = true;
 	} else {
 		c = calloc(1, sizeof *c);
-		if (c == NULL) {
-			tqi_error("out of memory opening a session");
+		bacct *acct = tqi_acct_new();
+		if (c == NULL || acct == NULL) {
+			free(c);
+			tqi_acct_put(&acct);
+			tqi_log_limited(&b->bad_log, TQI_LOG_ERROR,
+			                "out of memory opening a session");
 			return;
 		}
+		c->acct = acct;
 		tqi_peer_init(&c->peer, TQI_ROLE_CLIENT, &f->id);
 		memcpy(c->peer.name, e->name.p, e->name.n);
 		c->peer.name[e->name.n] = '\0';
@@ -103,7 +110,8 @@ static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 		tqi_list_init(&c->tasks);
 		tqi_hmap_insert(&b->clients, &c->peer.hnode, c->peer.id, c->peer.idlen);
 		tqi_list_push_back(&b->client_list, &c->all);
-		tqi_debug("client %s (%s) opened a session", c->peer.name, c->peer.idhex);
+		tqi_log_limited(&b->peer_log, TQI_LOG_DEBUG, "client %s (%s) opened a session",
+		                c->peer.name, c->peer.idhex);
 	}
 	c->peer.last_seen_ms = b->now_ms;
 	tqi_env w = { .cmd = TQI_WELCOME,
@@ -118,6 +126,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 {
 	char msg[TQI_MAX_NAME + 64];
 	if (c == NULL || c->peer.gone || c->session != e->session) {
+		tqi_conns_junk(b, TQI_ROLE_CLIENT, f->frame);
 		refuse(b, c, &f->id, e->ref, TQ_ESESSION, "no such session: send HELLO first");
 		return;
 	}
@@ -141,6 +150,11 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		refuse(b, c, &f->id, e->ref, TQ_ETOOBIG, msg);
 		return;
 	}
+	uint64_t cost = tqi_task_cost(f->payload_len);
+	if (tqi_budget_admit(b, c->acct, cost, msg, sizeof msg) != TQ_OK) {
+		refuse(b, c, &f->id, e->ref, TQ_EBUSY, msg);
+		return;
+	}
 	zmq_msg_t args; /* out of the frame, to stay with the task */
 	bfunc *fn = NULL;
 	btask *t = NULL;
@@ -157,9 +171,15 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 	b->n.submitted++;
 	zmq_msg_move(&t->payload, &args);
 	zmq_msg_close(&args);
+	t->acct = tqi_acct_get(c->acct);
+	tqi_budget_charge(b, t->acct, cost);
 	t->retries_left = (uint8_t)e->retries;
-	if (e->timeout_ms > 0)
-		tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, e->timeout_ms));
+	/* Every task ends by the broker's bound: none asked for (0), or a
+	 * longer one, gets the bound, so no task holds a worker for ever. */
+	uint64_t timeout = e->timeout_ms > 0 && e->timeout_ms < b->opts.max_task_time_ms
+	                       ? e->timeout_ms
+	                       : b->opts.max_task_time_ms;
+	tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, timeout));
 	if (e->flags & TQI_SUBMIT_DETACHED) {
 		t->flags |= TASKF_DETACHED;
 		tqi_env a = { .cmd = TQI_ACCEPTED };
@@ -227,8 +247,34 @@ static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)
 	}
 }
 
+/* STATS replies are the one answer much bigger than its question (up to a
+ * thousand workers and functions): each client may ask STATS_PER_SEC a
+ * second (after a burst), and peers without a session share one such
+ * allowance, so that no peer can make the broker write more than it
+ * reads.  One over it is answered, at ERROR's bounded rate, with EBUSY. */
+#define STATS_PER_SEC 10.0
+#define STATS_BURST 20.0
+
+static bool stats_allowed(tqi_broker *b, bclient *c, tqi_frames *f)
+{
+	tqi_ratelimit *rl = c != NULL && !c->peer.gone ? &c->stats_rate : &b->stats_anon;
+	if (tqi_ratelimit_take(rl, b->now_ms, STATS_PER_SEC, STATS_BURST))
+		return true;
+	b->n.throttled++;
+	tqi_conns_junk(b, TQI_ROLE_CLIENT, f->frame);
+	if (tqi_ratelimit_take(&b->bad_reply, b->now_ms, TQI_BAD_REPLY_PER_SEC,
+	                       TQI_BAD_REPLY_BURST)) {
+		static const char why[] = "STATS asked for more than 10 times a second";
+		tqi_env e = { .cmd = TQI_ERROR, .code = TQ_EBUSY, .text = { why, sizeof why - 1 } };
+		tqi_send_raw(b, b->clients_sock, &f->id, &e);
+	}
+	return false;
+}
+
 static void on_stats(tqi_broker *b, bclient *c, tqi_frames *f)
 {
+	if (!stats_allowed(b, c, f))
+		return;
 	tqi_wbuf map;
 	tqi_wbuf_init(&map);
 	if (tqi_stats_encode(b, &map) == TQ_OK) {

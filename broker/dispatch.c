@@ -5,7 +5,8 @@
  * room (load < capacity, not draining); otherwise it waits in its
  * function's queue, oldest first.  When a worker gets room it takes the
  * oldest task among the queues of the functions it offers.  Retries go to
- * the front of their queue: they have waited longest.
+ * the front of their queue: they have waited longest, and so do tasks
+ * taken back from a worker that did not start them (tqi_reclaim).
  */
 #include "broker/broker.h"
 
@@ -44,7 +45,10 @@ void tqi_func_release(tqi_broker *b, bfunc *f)
 
 static bool has_room(const bworker *w)
 {
-	return !w->peer.gone && !w->draining && w->load < w->capacity;
+	/* A stalled worker did not start what it was given beyond its
+	 * concurrency: it gets no more of that until it shows progress. */
+	uint32_t room = w->stalled ? w->concurrency : w->capacity;
+	return !w->peer.gone && !w->draining && w->load < room;
 }
 
 static bworker *least_loaded(bfunc *f)
@@ -77,6 +81,10 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 	t->worker = w;
 	t->attempt++;
 	tqi_list_push_back(&w->tasks, &t->qnode);
+	if (w->fresh == NULL) {
+		w->fresh = t;
+		w->fresh_ms = b->now_ms;
+	}
 	w->load++;
 	b->nassigned++;
 	t->fn->running++;
@@ -109,6 +117,11 @@ void tqi_unassign(tqi_broker *b, btask *t)
 	bworker *w = t->worker;
 	if (w == NULL)
 		return;
+	if (w->fresh == t) {
+		/* The tasks after it were given later still. */
+		tqi_node *next = t->qnode.next;
+		w->fresh = next == &w->tasks.head ? NULL : tqi_container_of(next, btask, qnode);
+	}
 	tqi_list_remove(&w->tasks, &t->qnode);
 	w->load--;
 	b->nassigned--;
@@ -166,4 +179,36 @@ void tqi_cancel_on_worker(tqi_broker *b, btask *t, uint32_t grace_ms)
 	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = grace_ms };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
 	tqi_send_to(b, b->workers_sock, &t->worker->peer, &e, NULL, 0);
+}
+
+bool tqi_reclaim(tqi_broker *b, btask *t)
+{
+	bworker *from = t->worker;
+	if (from == NULL || b->stop)
+		return false;
+	/* Room now is not asked for: while a queue is long, the others fill
+	 * up again at each DONE and are never seen with room, and t is better
+	 * at the front of the queue than with a worker that does not start it. */
+	bool elsewhere = false;
+	tqi_node *it, *nx;
+	tqi_list_each(&t->fn->offers, it, nx)
+	{
+		bworker *w = tqi_container_of(it, boffer, fnode)->worker;
+		if (w != from && !w->peer.gone && !w->draining && !w->stalled) {
+			elsewhere = true;
+			break;
+		}
+	}
+	if (!elsewhere)
+		return false;
+	/* Not TASKF_CANCELLING: the task goes on, only this attempt ends.  A
+	 * worker drops a task it has not started and answers ECANCELLED for
+	 * this attempt, which is fenced like anything else it says of it. */
+	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = 0 };
+	memcpy(e.ref, t->ref, TQI_REF_LEN);
+	tqi_send_to(b, b->workers_sock, &from->peer, &e, NULL, 0);
+	tqi_unassign(b, t);
+	tqi_enqueue(b, t, true);
+	b->n.reclaimed++;
+	return true;
 }

@@ -37,9 +37,67 @@ static void usage(FILE *out)
 	        "  --max-payload B    largest arguments or result in bytes [16777216]\n"
 	        "  --grace MS         on SIGTERM, time for running tasks to finish [5000]\n"
 	        "  --max-outbox N     messages queued for a peer that does not read them, beyond\n"
-	        "                     what its socket holds (1000 messages of up to 256), before\n"
+	        "                     what its socket holds (64 messages of up to 256), before\n"
 	        "                     it is let go [1000000]\n"
+	        "  --max-connections N\n"
+	        "                     clients and workers connected at once.  At start the open\n"
+	        "                     file limit is raised to its hard limit (ulimit -Hn); the\n"
+	        "                     broker keeps 64 descriptors of it for itself, and refuses\n"
+	        "                     to start with a value that leaves it fewer.  A connection\n"
+	        "                     beyond is closed at once (logged, counted in stats as\n"
+	        "                     refused_connections): a tq client sees a broker it cannot\n"
+	        "                     reach [the open file limit - 64]\n"
+	        "  --max-task-time MS the longest any task may take, queued and running: one\n"
+	        "                     submitted with no timeout, or a longer one, ends by then\n"
+	        "                     (ETIMEDOUT, or ENOWORKER if no worker offers its\n"
+	        "                     function), so that no task holds a worker for ever.\n"
+	        "                     1000..2147483647: at least a second; at most 24.8 days,\n"
+	        "                     so that every timeout a worker is told fits a signed\n"
+	        "                     32-bit int [3600000, one hour]\n"
+	        "  --admin EP         endpoint for operators, off by default: a peer there may\n"
+	        "                     cancel any task (`tq cancel`) and read stats.  Reaching\n"
+	        "                     it is the right: use ipc:// in a directory only operators\n"
+	        "                     may enter (e.g. ipc:///run/tq/admin.sock), or\n"
+	        "                     tcp://127.0.0.1:PORT where every local user is one\n"
+	        "  --max-memory B     bytes the broker holds for tasks (about 230 each, plus\n"
+	        "                     their arguments) and for replies waiting for peers that\n"
+	        "                     read slowly.  A SUBMIT beyond gets EBUSY; a peer whose\n"
+	        "                     replies would pass it is not reading, and is let go\n"
+	        "                     [2147483648, 2 GiB]\n"
+	        "  --max-client-memory B\n"
+	        "                     the part of --max-memory one client's tasks (owned or\n"
+	        "                     started) and replies may take, so that no one client\n"
+	        "                     takes it all [a quarter of --max-memory]\n"
+	        "  --max-worker-capacity N\n"
+	        "                     the most tasks one worker is given at once, and the most\n"
+	        "                     it may say it runs, whatever it announces (logged once\n"
+	        "                     per worker when held to it): a peer that takes tasks and\n"
+	        "                     never runs them keeps at most this many, until their\n"
+	        "                     deadlines.  tq-worker asks for its concurrency plus about\n"
+	        "                     2 ms of work, at most 256 tasks a process: a few hundred\n"
+	        "                     for quick tasks on a few cores; less only costs a busy\n"
+	        "                     worker round trips.  1..262140 [1024]\n"
+	        "  --prefetch-timeout MS\n"
+	        "                     how long a worker may sit on tasks without reporting a\n"
+	        "                     result: then those it cannot have started (given since\n"
+	        "                     its last result, beyond its concurrency) are taken back -\n"
+	        "                     CANCEL to it, and to the front of their queue for the\n"
+	        "                     other workers that offer their function, using no retry\n"
+	        "                     (counted in stats as reclaimed); it gets no more than its\n"
+	        "                     concurrency until its next result.  10..86400000\n"
+	        "                     [4 heartbeats, and at least 1000]\n"
 	        "  -h, --help         this text\n"
+	        "\n"
+	        "Fixed limits on what a peer may send (PROTOCOL.md section 7):\n"
+	        "  STATS              10 a second per client (after 20); beyond: ERROR EBUSY or\n"
+	        "                     no answer, counted as throttled\n"
+	        "  ERROR answers      20 a second (after 100), all peers together\n"
+	        "  junk               a connection that sends more than 1000 malformed,\n"
+	        "                     throttled or sessionless commands a second (after\n"
+	        "                     10000) is shut down, counted as cut_off\n"
+	        "  READY              once per routing id: again is ERROR ESTATE, no change\n"
+	        "  log lines          each kind a peer can cause: 5 a second (after 20), with\n"
+	        "                     the count of those left out\n"
 	        "\n"
 	        "Endpoints may be tcp://, ipc:// or inproc://; a tcp port of * picks a free one.\n"
 	        "Log level: TQ_LOG=error|warn|info|debug.\n");
@@ -93,6 +151,13 @@ int main(int argc, char **argv)
 		                               { "max-payload", required_argument, 0, 'p' },
 		                               { "grace", required_argument, 0, 'g' },
 		                               { "max-outbox", required_argument, 0, 'o' },
+		                               { "max-connections", required_argument, 0, 'C' },
+		                               { "max-task-time", required_argument, 0, 'T' },
+		                               { "admin", required_argument, 0, 'A' },
+		                               { "max-memory", required_argument, 0, 'M' },
+		                               { "max-client-memory", required_argument, 0, 'N' },
+		                               { "max-worker-capacity", required_argument, 0, 'K' },
+		                               { "prefetch-timeout", required_argument, 0, 'P' },
 		                               { "help", no_argument, 0, 'h' },
 		                               { 0, 0, 0, 0 } };
 	opterr = 0;
@@ -135,6 +200,43 @@ int main(int argc, char **argv)
 				return bad("--max-outbox", optarg, "a count, 1..4294967295");
 			o.max_outbox = v;
 			break;
+		case 'T':
+			if (parse_u64(optarg, TQI_MIN_MAX_TASK_TIME_MS, TQI_MAX_MAX_TASK_TIME_MS,
+			              &v) != 0)
+				return bad("--max-task-time", optarg,
+				           "milliseconds, 1000..2147483647");
+			o.max_task_time_ms = v;
+			break;
+		case 'A':
+			o.admin_endpoint = optarg;
+			break;
+		case 'C':
+			if (parse_u64(optarg, 1, UINT32_MAX, &v) != 0)
+				return bad("--max-connections", optarg, "a count, 1..4294967295");
+			o.max_connections = v;
+			break;
+		case 'M':
+			if (parse_u64(optarg, TQI_MIN_MAX_MEMORY, UINT64_MAX / 2, &v) != 0)
+				return bad("--max-memory", optarg, "bytes, at least 1048576");
+			o.max_memory = v;
+			break;
+		case 'N':
+			if (parse_u64(optarg, TQI_MIN_MAX_MEMORY, UINT64_MAX / 2, &v) != 0)
+				return bad("--max-client-memory", optarg,
+				           "bytes, at least 1048576");
+			o.max_client_memory = v;
+			break;
+		case 'K':
+			if (parse_u64(optarg, 1, TQI_MAX_CAPACITY, &v) != 0)
+				return bad("--max-worker-capacity", optarg, "a count, 1..262140");
+			o.max_worker_capacity = (uint32_t)v;
+			break;
+		case 'P':
+			if (parse_u64(optarg, 10, 86400000, &v) != 0)
+				return bad("--prefetch-timeout", optarg,
+				           "milliseconds, 10..86400000");
+			o.prefetch_timeout_ms = v;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -144,6 +246,11 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (o.max_client_memory > (o.max_memory ? o.max_memory : TQI_DEFAULT_MAX_MEMORY)) {
+		fprintf(stderr, "tq-broker: --max-client-memory %llu is more than --max-memory\n",
+		        (unsigned long long)o.max_client_memory);
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, "tq-broker: unexpected argument '%s'\n", argv[optind]);

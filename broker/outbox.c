@@ -7,10 +7,11 @@
  * turn, in order); the second marks the peer gone, and its owner module
  * cleans up.  Invariant: while a peer's outbox is not empty, new messages
  * to it go to the back of the outbox, so order is kept.  The outbox is
- * bounded: a peer that lets it grow past --max-outbox messages or
- * TQI_OUTBOX_MAX_BYTES is not reading, and is let go like a dead one - a
- * client that keeps asking (STATS, refused SUBMITs) without reading the
- * answers cannot grow the broker.
+ * bounded, and counted in the byte budget (memory.c): a peer that lets it
+ * grow past --max-outbox messages, past TQI_OUTBOX_MAX_BYTES, or past what
+ * the budget has room for (for a client: its own share) is not reading,
+ * and is let go like a dead one - a client that keeps asking (STATS,
+ * refused SUBMITs) without reading the answers cannot grow the broker.
  *
  * Within a loop turn, what goes to one peer is gathered in its batch and
  * sent at the end of the turn as one frame (frames.h): a peer sent a
@@ -22,6 +23,7 @@
 #include "broker/broker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,27 +32,44 @@ static void outmsg_free(boutmsg *m)
 	free(m);
 }
 
+/* The account a peer's outbox is charged to: a client's share; a worker
+ * counts in the broker's total only. */
+static bacct *acct_of(bpeer *p)
+{
+	return p->role == TQI_ROLE_CLIENT ? tqi_container_of(p, bclient, peer)->acct : NULL;
+}
+
 void tqi_outbox_clear(tqi_broker *b, bpeer *p)
 {
 	tqi_node *n;
 	while ((n = tqi_list_pop_front(&p->outbox)) != NULL)
 		outmsg_free(tqi_container_of(n, boutmsg, node));
+	tqi_budget_release(b, acct_of(p), p->outbox_bytes);
 	p->outbox_bytes = 0;
 	tqi_list_remove(&b->blocked, &p->blocked);
 	tqi_batch_clear(&p->batch);
 	tqi_list_remove(&b->batched, &p->batched);
 }
 
-/* True when p's outbox cannot take `bytes` more: it is not reading. */
-static bool outbox_full(const tqi_broker *b, bpeer *p, size_t bytes)
+/* True when p's outbox cannot take `bytes` more: it is not reading.  why
+ * says which bound it met. */
+static bool outbox_full(const tqi_broker *b, bpeer *p, size_t bytes, char *why, size_t whylen)
 {
 	uint64_t max_msgs = b->opts.max_outbox;
 	if (p->role == TQI_ROLE_WORKER) /* each task it holds: a TASK, a CANCEL */
 		max_msgs += 2 * (uint64_t)tqi_container_of(p, bworker, peer)->load;
-	if (p->outbox.len >= max_msgs)
+	if (p->outbox.len >= max_msgs) {
+		snprintf(why, whylen, "--max-outbox reached");
 		return true;
+	}
 	/* An empty outbox takes any one message: a result may be this big. */
-	return !tqi_list_empty(&p->outbox) && p->outbox_bytes + bytes > TQI_OUTBOX_MAX_BYTES;
+	if (tqi_list_empty(&p->outbox))
+		return false;
+	if (p->outbox_bytes + bytes > TQI_OUTBOX_MAX_BYTES) {
+		snprintf(why, whylen, "%u bytes reached", TQI_OUTBOX_MAX_BYTES);
+		return true;
+	}
+	return tqi_budget_admit(b, acct_of(p), bytes, why, whylen) != TQ_OK;
 }
 
 /* Queues one packed command (len bytes) for p; returns 0, or -1 when out
@@ -65,12 +84,13 @@ static int enqueue(tqi_broker *b, bpeer *p, const uint8_t *cmd, size_t len)
 		tqi_cmd_split(cmd, len, &s);
 		bytes -= s.payload_len;
 	}
-	if (outbox_full(b, p, bytes)) {
+	char why[160];
+	if (outbox_full(b, p, bytes, why, sizeof why)) {
 		tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
-		                "%s %s (%s) is not reading: %zu messages (%zu bytes) wait for it; "
-		                "letting it go",
+		                "%s %s (%s) is not reading: %zu messages (%zu bytes) wait for it "
+		                "(%s); letting it go",
 		                p->role == TQI_ROLE_WORKER ? "worker" : "client", p->name, p->idhex,
-		                p->outbox.len, p->outbox_bytes);
+		                p->outbox.len, p->outbox_bytes, why);
 		tqi_peer_gone(b, p, "not reading what it is sent");
 		return -1;
 	}
@@ -81,6 +101,7 @@ static int enqueue(tqi_broker *b, bpeer *p, const uint8_t *cmd, size_t len)
 	m->len = len;
 	m->bytes = bytes;
 	p->outbox_bytes += bytes;
+	tqi_budget_charge(b, acct_of(p), bytes);
 	tqi_list_push_back(&p->outbox, &m->node);
 	if (!tqi_node_linked(&p->blocked))
 		tqi_list_push_back(&b->blocked, &p->blocked);
@@ -188,6 +209,7 @@ void tqi_outbox_flush(tqi_broker *b)
 			}
 			tqi_list_remove(&p->outbox, n);
 			p->outbox_bytes -= m->bytes;
+			tqi_budget_release(b, acct_of(p), m->bytes);
 			outmsg_free(m);
 		}
 		if (tqi_list_empty(&p->outbox))

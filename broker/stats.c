@@ -88,7 +88,9 @@ tq_err tqi_stats_encode(tqi_broker *b, tqi_wbuf *out)
 	size_t nfuncs = tqi_hmap_count(&b->functions);
 	if (nfuncs > MAX_LISTED)
 		nfuncs = MAX_LISTED;
-	msgpack_pack_map(&pk, 9);
+	msgpack_pack_map(&pk, 10);
+	key(&pk, "connections"); /* clients and workers, now (conns.c) */
+	msgpack_pack_uint64(&pk, b->conns.count);
 	key(&pk, "instance");
 	str(&pk, b->instance_hex);
 	key(&pk, "uptime_ms");

@@ -32,6 +32,7 @@ btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn)
 	t->fn = fn;
 	t->owner = NULL;
 	t->worker = NULL;
+	t->acct = NULL;
 	zmq_msg_init(&t->payload);
 	t->seq = ++b->seq;
 	t->attempt = 0;
@@ -53,6 +54,10 @@ void tqi_task_free(tqi_broker *b, btask *t)
 		tqi_list_remove(&t->owner->tasks, &t->cnode);
 	tqi_heap_remove(&b->deadlines, &t->deadline);
 	tqi_hmap_remove(&b->tasks, &t->hnode);
+	if (t->acct != NULL) {
+		tqi_budget_release(b, t->acct, tqi_task_cost(zmq_msg_size(&t->payload)));
+		tqi_acct_put(&t->acct);
+	}
 	zmq_msg_close(&t->payload);
 	bfunc *fn = t->fn;
 	tqi_slab_free(&b->task_slab, t);
@@ -122,6 +127,7 @@ static void expire(tqi_broker *b, btask *t)
 	 * worker's load stays right. */
 	snprintf(msg, sizeof msg, "deadline passed while running on %s", t->worker->peer.name);
 	tqi_task_fail(b, t, TQ_ETIMEDOUT, msg);
+	t->flags |= TASKF_ANSWERED; /* counted: the worker's confirmation is not */
 	if (t->owner != NULL) {
 		tqi_list_remove(&t->owner->tasks, &t->cnode);
 		t->owner = NULL;

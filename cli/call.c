@@ -21,7 +21,8 @@ static const char start_usage[] =
     "usage: tq start [--broker EP] [--timeout MS] [--retries N] FUNCTION [ARG...]\n"
     "  Submits FUNCTION(ARG...) and returns once the broker has accepted it;\n"
     "  prints the task's reference.\n"
-    "  --timeout   the task's deadline: it is stopped if not done by then [none]\n"
+    "  --timeout   the task's deadline: it is stopped if not done by then\n"
+    "              [the broker's bound, tq-broker --max-task-time]\n"
     "  --retries   re-dispatches allowed if a worker or the broker is lost [0]\n";
 
 typedef struct {
@@ -140,7 +141,7 @@ int tqc_start(int argc, char **argv)
 	if (o.keep)
 		return tqc_usage_error("start", start_usage, "--keep applies to call only");
 	if (o.timeout < 0)
-		o.timeout = 0; /* infinity: no deadline */
+		o.timeout = 0; /* infinity: the broker's bound */
 	tq_client *c;
 	tq_buf *args;
 	if ((rc = connect_and_pack("start", &o, argc, argv, &c, &args)) != 0)

@@ -21,6 +21,7 @@ int tqc_start(int argc, char **argv);
 int tqc_stats(int argc, char **argv);
 int tqc_map(int argc, char **argv);
 int tqc_demo(int argc, char **argv);
+int tqc_cancel(int argc, char **argv);
 
 /* Prints "tq <cmd>: <why>" and the command's usage to stderr; returns
  * TQC_USAGE. */

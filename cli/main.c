@@ -1,5 +1,5 @@
 /*
- * main.c - `tq`, the command line: call, start, map, stats, demo.
+ * main.c - `tq`, the command line: call, start, map, stats, demo, cancel.
  */
 #include "cli/cli.h"
 
@@ -21,10 +21,12 @@ static void usage(FILE *out)
 	        "  map FUNCTION < inputs    run FUNCTION over one argument list per line\n"
 	        "  stats                    the broker's counters, workers and queues\n"
 	        "  demo                     the Elixir Task lesson, step by step, measured\n"
+	        "  cancel REF               an operator stops any task (the broker's --admin)\n"
 	        "\n"
 	        "Arguments that are JSON numbers, arrays, objects or strings are those values;\n"
 	        "anything else is a string.  Results print as JSON.  Every command takes\n"
-	        "--broker EP (default $TQ_BROKER, else tcp://127.0.0.1:5555) and --help.\n"
+	        "--help, and all but cancel --broker EP (default $TQ_BROKER, else\n"
+	        "tcp://127.0.0.1:5555); cancel takes --admin EP (default $TQ_ADMIN).\n"
 	        "\n"
 	        "Exit codes: 0 success, 1 the task failed, 2 usage, 3 timed out, 4 broker lost.\n");
 }
@@ -133,11 +135,8 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} cmds[] = { { "call", tqc_call },
-		     { "start", tqc_start },
-		     { "stats", tqc_stats },
-		     { "map", tqc_map },
-		     { "demo", tqc_demo } };
+	} cmds[] = { { "call", tqc_call }, { "start", tqc_start }, { "stats", tqc_stats },
+		     { "map", tqc_map },   { "demo", tqc_demo },   { "cancel", tqc_cancel } };
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			return cmds[i].fn(argc - 1, argv + 1);

@@ -132,7 +132,7 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	 * the broker timeout to go out.  ZMTP heartbeats drop a connection to a
 	 * vanished broker so that ZeroMQ reconnects instead of writing into a
 	 * dead TCP stream. */
-	c->sock = tqi_dealer_open(c->ctx, id, c->broker, c->broker_timeout_ms, 1000);
+	c->sock = tqi_dealer_open(c->ctx, id, c->broker, c->broker_timeout_ms, 250);
 	if (c->sock == NULL) {
 		err = errno == EINVAL || errno == EPROTONOSUPPORT ? TQ_EINVAL : TQ_ETRANSPORT;
 		goto fail;
@@ -732,6 +732,10 @@ static bool stats_done(tq_client *c, void *arg)
 tq_err tq_client_stats(tq_client *c, int64_t timeout_ms, uint8_t **data, size_t *len)
 {
 	c->stats_ready = false;
+	/* With a session the broker counts this client's STATS apart from
+	 * those of peers without one, which share one allowance. */
+	if (c->last_hello_ms == 0)
+		send_hello(c);
 	tqi_send_stats(c);
 	uint64_t until = timeout_ms < 0 ? UINT64_MAX : tqi_now_ms() + (uint64_t)timeout_ms;
 	tq_err e = tqi_pump(c, until, stats_done, NULL);

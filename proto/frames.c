@@ -161,7 +161,8 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 	uint8_t rid[16];
 	memcpy(rid, id, sizeof rid);
 	rid[0] |= 0x80; /* a routing id may not start with 0 */
-	int zero = 0, rmin = 100, rmax = 5000, hbto = 3 * zmtp_ivl_ms;
+	int zero = 0, rmin = 100, rmax = 5000, hbto = 12 * zmtp_ivl_ms;
+	int ttl = 4 * zmtp_ivl_ms < 100 ? 100 : 4 * zmtp_ivl_ms;
 	zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof rid);
 	zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
 	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);
@@ -171,6 +172,7 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 	if (zmtp_ivl_ms > 0) {
 		zmq_setsockopt(s, ZMQ_HEARTBEAT_IVL, &zmtp_ivl_ms, sizeof zmtp_ivl_ms);
 		zmq_setsockopt(s, ZMQ_HEARTBEAT_TIMEOUT, &hbto, sizeof hbto);
+		zmq_setsockopt(s, ZMQ_HEARTBEAT_TTL, &ttl, sizeof ttl);
 	}
 	if (zmq_connect(s, endpoint) != 0) {
 		int err = errno;

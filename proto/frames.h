@@ -103,8 +103,12 @@ tq_err tqi_frames_decode(tqi_frames *f, tqi_role from, tqi_role to, char *why, s
  * connects it to endpoint: a random 16-byte routing id (never starting with
  * 0), no high-water marks (what it holds is bounded by its tasks), the
  * given linger, reconnection backoff from 100 ms to 5 s, and, when
- * zmtp_ivl_ms > 0, ZMTP heartbeats that drop a connection silent for three
- * intervals.  Returns the socket, or NULL with errno set. */
+ * zmtp_ivl_ms > 0, ZMTP heartbeats every zmtp_ivl_ms that drop a
+ * connection silent for twelve intervals on this side and, by their TTL,
+ * ask the broker to drop it after four intervals (at least 100 ms) without
+ * a word from here: the broker keeps no ZMTP heartbeats of its own
+ * (broker.c), so this is how it tells a frozen peer from a busy one.
+ * Returns the socket, or NULL with errno set. */
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
                       int zmtp_ivl_ms);
 

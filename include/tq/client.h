@@ -72,12 +72,21 @@ TQ_EXPORT tq_err tq_client_new(tq_client **out, const tq_client_opts *opts);
 TQ_EXPORT void tq_client_destroy(tq_client **cp);
 
 typedef struct {
-	/* Task deadline in ms from submission; 0: none.  An async task also
-	 * gets its await's timeout as a deadline when the await starts. */
+	/* Task deadline in ms from submission.  0 is not "for ever" but the
+	 * broker's bound (tq-broker --max-task-time, one hour by default), and
+	 * a longer deadline is cut to that bound: there the task ends with
+	 * TQ_ETIMEDOUT (stopped if it was running), or TQ_ENOWORKER when no
+	 * worker offers its function.  An async task also gets its await's
+	 * timeout as a deadline when the await starts. */
 	int64_t timeout_ms;
 	/* Times the task may be dispatched again when its worker or the
-	 * broker is lost (0..255).  Only for tasks that are safe to run
-	 * twice: a lost worker may have done part of the work. */
+	 * broker is lost (0..255), or the executor process running it is
+	 * killed from outside the worker (SIGKILL from the OOM killer or an
+	 * operator).  A task that fails or crashes by itself (TQ_EFAILED,
+	 * TQ_ETASKCRASHED: SIGSEGV, abort), runs past its deadline or is
+	 * cancelled is not retried: it would end the same way again.  Only
+	 * for tasks that are safe to run twice: a lost worker may have done
+	 * part of the work. */
 	unsigned retries;
 	/* async: when an await times out, leave the task running (an Elixir
 	 * task that is not linked).  Default: the task is cancelled. */
@@ -108,8 +117,10 @@ TQ_EXPORT tq_err tq_client_start_json(tq_client *c, const char *fn, const char *
 
 /* Task.await: waits up to timeout_ms (TQ_INFINITY: no limit) for the
  * task's outcome.  TQ_OK: the result is in tq_task_result.  Otherwise the
- * task's error: TQ_EFAILED (the handler's reason), TQ_ETASKCRASHED,
- * TQ_EWORKERLOST, TQ_EBROKERLOST, TQ_ENOWORKER, TQ_ECANCELLED, or
+ * task's error: TQ_EFAILED (the handler's reason), TQ_ETASKCRASHED (the
+ * handler crashed its executor), TQ_EWORKERLOST (its worker, or its
+ * executor killed from outside, was lost with no retries left),
+ * TQ_EBROKERLOST, TQ_ENOWORKER, TQ_ECANCELLED, or
  * TQ_ETIMEDOUT - after which the task is cancelled unless it was started
  * with keep_on_timeout.  tq_task_error says which task, function and
  * worker, and why.  A task's outcome is returned once: a second await

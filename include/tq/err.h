@@ -47,7 +47,8 @@ extern "C" {
 	X(EEXIST, 27, "task reference already in use")                       \
 	X(ESHUTDOWN, 28, "shutting down")                                    \
 	X(ESYS, 29, "system call failed")                                    \
-	X(EEND, 30, "no more items")
+	X(EEND, 30, "no more items")                                         \
+	X(ENOTFOUND, 31, "no such task")
 
 typedef enum {
 #define TQ_ERR_ENUM_(name, num, text) TQ_##name = num,

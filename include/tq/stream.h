@@ -59,8 +59,10 @@ typedef struct {
 	 * answer or reports none, the number of CPUs online here. */
 	unsigned max_concurrency;
 	bool unordered; /* yield items as they finish, not in input order */
-	/* Per task, from its submission; 0: 5000; TQ_INFINITY: none.  Other
-	 * negative values are TQ_EINVAL. */
+	/* Per task, from its submission; 0: 5000; TQ_INFINITY: none of the
+	 * stream's own (the broker's bound still ends each task, as for a
+	 * tq_task_opts.timeout_ms of 0).  Other negative values are
+	 * TQ_EINVAL. */
 	int64_t timeout_ms;
 	tq_on_timeout on_timeout;
 	unsigned retries; /* per task, as tq_task_opts.retries */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -242,6 +243,11 @@ th_proc *th_spawn(th_env *e, const char *what, const char *const *argv)
 			close(fd);
 		}
 		setenv("TQ_LOG", "debug", 0);
+		if (e->nofile > 0) {
+			struct rlimit rl = { (rlim_t)e->nofile, (rlim_t)e->nofile };
+			if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+				_exit(126);
+		}
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
@@ -684,4 +690,19 @@ uint64_t th_watch_end(th_watch *w, uint64_t *samples)
 		*samples = w->samples;
 	free(w);
 	return max;
+}
+
+uint64_t th_rss_kb(const th_proc *p)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)p->pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	unsigned long long kb = 0;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
 }

@@ -35,6 +35,10 @@ typedef struct {
 	char client_ep[128], worker_ep[128];
 	th_proc *broker;
 	char plugin[512]; /* the test plugin's path */
+	/* When > 0, the processes th_spawn starts from now on run with this
+	 * RLIMIT_NOFILE, soft and hard: how a test puts a broker under a low
+	 * descriptor limit it cannot raise.  0 (th_setup's): the test's own. */
+	int nofile;
 } th_env;
 
 /* cmocka fixtures: *state becomes a th_env. */
@@ -104,6 +108,9 @@ th_watch *th_watch_start(th_env *e, const char *what, bool (*gate)(void *arg), v
 uint64_t th_watch_end(th_watch *w, uint64_t *samples);
 
 uint64_t th_now_ms(void);
+
+/* p's resident memory in KiB (VmRSS), or 0 when it cannot be read. */
+uint64_t th_rss_kb(const th_proc *p);
 
 /* A file that a task creates (the test plugin's touch and mark): how tests
  * see that a task ran, or is running. */

@@ -20,7 +20,8 @@ void raw_open(raw_peer *p, const char *ep)
 	p->sock = zmq_socket(p->ctx, ZMQ_DEALER);
 	int linger = 0;
 	zmq_setsockopt(p->sock, ZMQ_LINGER, &linger, sizeof linger);
-	assert_int_equal(zmq_connect(p->sock, ep), 0);
+	if (ep != NULL)
+		assert_int_equal(zmq_connect(p->sock, ep), 0);
 }
 
 /* A peer that reads slowly, if at all: ZeroMQ holds one message for it,

@@ -22,7 +22,8 @@ typedef struct {
 	size_t off;      /* where its next command starts */
 } raw_peer;
 
-/* Opens p: its own context and a DEALER connected to ep (linger 0). */
+/* Opens p: its own context and a DEALER connected to ep (linger 0); with
+ * ep NULL, not connected yet (the test sets options, then connects). */
 void raw_open(raw_peer *p, const char *ep);
 /* raw_open for a peer that reads slowly, if at all: ZeroMQ holds one
  * message for it, the kernel as little as it allows. */

@@ -110,15 +110,40 @@ static void test_no_broker_is_exit_4(void **state)
 	assert_non_null(strstr(err, "no answer from the broker"));
 	free(out);
 	free(err);
+	/* No broker at the admin endpoint: said so, after --timeout. */
+	const char *cancel[] = { TQ_CLI_BIN,
+		                 "cancel",
+		                 "--admin",
+		                 "tcp://127.0.0.1:9",
+		                 "--timeout",
+		                 "300",
+		                 "0123456789abcdef0123456789abcdef",
+		                 NULL };
+	out = run(e, cancel, 4, &err);
+	assert_non_null(strstr(err, "no answer from the admin endpoint tcp://127.0.0.1:9"));
+	free(out);
+	free(err);
+	/* An ipc:// endpoint with no socket there: said so at once. */
+	const char *noipc[] = { TQ_CLI_BIN,
+		                "cancel",
+		                "--admin",
+		                "ipc:///nonexistent/a.sock",
+		                "0123456789abcdef0123456789abcdef",
+		                NULL };
+	out = run(e, noipc, 4, &err);
+	assert_non_null(strstr(err, "cannot reach the admin endpoint ipc:///nonexistent/a.sock"));
+	free(out);
+	free(err);
 }
 
 static void test_help_everywhere(void **state)
 {
 	th_env *e = *state;
 	const char *cmds[][4] = {
-		{ TQ_CLI_BIN, "--help", NULL, NULL },    { TQ_CLI_BIN, "call", "--help", NULL },
-		{ TQ_CLI_BIN, "start", "--help", NULL }, { TQ_CLI_BIN, "stats", "--help", NULL },
-		{ TQ_BROKER_BIN, "--help", NULL, NULL }, { TQ_WORKER_BIN, "--help", NULL, NULL }
+		{ TQ_CLI_BIN, "--help", NULL, NULL },     { TQ_CLI_BIN, "call", "--help", NULL },
+		{ TQ_CLI_BIN, "start", "--help", NULL },  { TQ_CLI_BIN, "stats", "--help", NULL },
+		{ TQ_CLI_BIN, "cancel", "--help", NULL }, { TQ_BROKER_BIN, "--help", NULL, NULL },
+		{ TQ_WORKER_BIN, "--help", NULL, NULL }
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
 		char *out = run(e, cmds[i], 0, NULL);
@@ -130,6 +155,7 @@ static void test_help_everywhere(void **state)
 static void test_bad_command_lines_get_a_reason_and_the_usage(void **state)
 {
 	th_env *e = *state;
+	unsetenv("TQ_ADMIN"); /* `tq cancel REF` alone then names no endpoint */
 	const char *cases[][8] = {
 		{ TQ_CLI_BIN, NULL },
 		{ TQ_CLI_BIN, "frobnicate", NULL },
@@ -139,6 +165,18 @@ static void test_bad_command_lines_get_a_reason_and_the_usage(void **state)
 		{ TQ_CLI_BIN, "call", "--bogus", "double", NULL },
 		{ TQ_CLI_BIN, "start", "--keep", "double", "1", NULL },
 		{ TQ_CLI_BIN, "stats", "extra", NULL },
+		{ TQ_CLI_BIN, "cancel", "--admin", "ipc:///nonexistent/a.sock", NULL },
+		{ TQ_CLI_BIN, "cancel", "--admin", "ipc:///nonexistent/a.sock", "3f2a1b0c", NULL },
+		{ TQ_CLI_BIN, "cancel", "--admin", "ipc:///nonexistent/a.sock",
+		  "0123456789abcdef0123456789abcdeg", NULL },
+		{ TQ_CLI_BIN, "cancel", "--admin", "ipc:///nonexistent/a.sock",
+		  "0123456789abcdef0123456789abcdef0", NULL },
+		{ TQ_CLI_BIN, "cancel", "--grace", "soon", "--admin", "ipc:///nonexistent/a.sock",
+		  "0123456789abcdef0123456789abcdef", NULL },
+		/* no endpoint */
+		{ TQ_CLI_BIN, "cancel", "0123456789abcdef0123456789abcdef", NULL },
+		{ TQ_BROKER_BIN, "--max-task-time", "999", NULL },
+		{ TQ_BROKER_BIN, "--max-task-time", "2147483648", NULL },
 		{ TQ_BROKER_BIN, "--heartbeat", "fast", NULL },
 		{ TQ_BROKER_BIN, "--liveness", "0", NULL },
 		{ TQ_BROKER_BIN, "--max-tasks", "-5", NULL },

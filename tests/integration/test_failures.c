@@ -179,6 +179,42 @@ static void test_killed_client_tasks_are_cancelled_but_started_ones_run_on(void 
 	assert_int_equal(completed, 1);
 }
 
+/* For th_wait_for: true once the clock passes *(uint64_t *)arg. */
+static bool clock_passed(void *arg)
+{
+	return th_now_ms() >= *(uint64_t *)arg;
+}
+
+/* An owner frozen while it awaits (SIGSTOP: its process, libzmq's thread
+ * and all, stands still while its TCP connection stays up) is told from a
+ * busy one by the ZMTP heartbeats it sends: their TTL makes the broker
+ * close the connection a second after the last one, and its task is
+ * cancelled as a dead owner's.  The owner has waited a second first, so
+ * its last word was a heartbeat (one frozen within 250 ms of a message
+ * is not found this way: PROTOCOL.md section 1). */
+static void test_frozen_client_tasks_are_cancelled(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", one));
+	th_path run;
+	snprintf(run.path, sizeof run.path, "%s/owned", e->dir);
+	const char *call[] = { TQ_CLI_BIN, "call", "--broker", e->client_ep, "--timeout",
+		               "60000",    "mark", run.path,   "20000",      NULL };
+	th_proc *owner = th_spawn(e, "owner", call);
+	assert_true(th_wait_for(th_file_exists, &run, 5000));
+	uint64_t awaited = th_now_ms() + 1000;
+	assert_true(th_wait_for(clock_passed, &awaited, 2000));
+	uint64_t t0 = th_now_ms();
+	th_signal(owner, SIGSTOP);
+	assert_true(th_stat_reaches(e, "counters.owners_lost", 1, 10000));
+	assert_true(th_stat_reaches(e, "counters.cancelled", 1, 5000));
+	printf("frozen owner found after %llu ms\n", (unsigned long long)(th_now_ms() - t0));
+	/* The worker confirmed the stop and is free. */
+	assert_true(th_stat_is(e, "load", 0, 5000));
+	th_signal(owner, SIGKILL);
+}
+
 static void test_broker_killed_and_restarted_under_load(void **state)
 {
 	th_env *e = *state;
@@ -296,6 +332,137 @@ static void test_worker_drains_on_sigterm(void **state)
 	tq_client_destroy(&c);
 }
 
+/* ---- an executor killed from outside the worker (issue 13, finding 9) ---- */
+
+/* Submits `pidfile PATH ms` with PATH in the test's directory, named tag. */
+static tq_task *pidfile_task(th_env *e, tq_client *c, th_path *fw, const char *tag, int ms,
+                             unsigned retries)
+{
+	snprintf(fw->path, sizeof fw->path, "%s/%s", e->dir, tag);
+	char args[640];
+	snprintf(args, sizeof args, "[\"%s\", %d]", fw->path, ms);
+	tq_task_opts o = { .retries = retries };
+	tq_task *t = th_async(c, "pidfile", args, &o);
+	assert_non_null(t);
+	return t;
+}
+
+/* The pid `pidfile` wrote to fw once the file is there (asserted, 5 s at
+ * most): the executor running the task. */
+static pid_t executor_pid(const th_path *fw)
+{
+	assert_true(th_wait_for(th_file_exists, (void *)fw, 5000));
+	FILE *f = fopen(fw->path, "r");
+	assert_non_null(f);
+	int pid = 0;
+	int got = fscanf(f, "%d", &pid);
+	fclose(f);
+	assert_int_equal(got, 1);
+	assert_true(pid > 1);
+	return (pid_t)pid;
+}
+
+static uint64_t stat_of(th_env *e, const char *what)
+{
+	uint64_t v = 0;
+	assert_int_equal(th_stat(e, what, &v), 0);
+	return v;
+}
+
+/* The OOM killer's SIGKILL, played by the test: not the task's fault, so a
+ * task with retries runs again - here on a fresh executor of the same
+ * worker, which serves on and is not counted lost. */
+static void test_executor_killed_from_outside_is_retried(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	th_path fw;
+	tq_task *t = pidfile_task(e, c, &fw, "oom-retried", 1500, 1);
+	pid_t victim = executor_pid(&fw);
+	assert_int_not_equal(victim, w1->pid);
+	unlink(fw.path); /* attempt 2 writes it again */
+	assert_int_equal(kill(victim, SIGKILL), 0);
+	assert_int_equal(tq_task_await(t, 10000), TQ_OK);
+	assert_int_equal(th_result_int(t), 1500);
+	assert_int_equal(tq_task_attempt(t), 2);
+	assert_string_equal(tq_task_worker(t), "w1");
+	pid_t second = executor_pid(&fw);
+	assert_int_not_equal(second, victim);
+	assert_true(th_log_has(w1, "killed by SIGKILL from outside the worker", 2000));
+	assert_true(th_log_has_line(e->broker, "attempt 1 lost on worker w1 (",
+	                            "): executor killed by SIGKILL from outside the worker", 2000));
+	assert_int_equal(stat_of(e, "counters.retried"), 1);
+	assert_int_equal(stat_of(e, "counters.crashed"), 0);
+	assert_int_equal(stat_of(e, "counters.worker_lost"), 0);
+	assert_int_equal(stat_of(e, "counters.workers_lost"), 0);
+	assert_int_equal(kill(w1->pid, 0), 0);
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+/* Without retries the same kill ends the task as a lost worker would,
+ * naming the cause; the worker serves on. */
+static void test_executor_killed_from_outside_without_retries_is_lost(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	th_path fw;
+	tq_task *t = pidfile_task(e, c, &fw, "oom-lost", 20000, 0);
+	pid_t victim = executor_pid(&fw);
+	assert_int_not_equal(victim, w1->pid);
+	assert_int_equal(kill(victim, SIGKILL), 0);
+	assert_int_equal(tq_task_await(t, 10000), TQ_EWORKERLOST);
+	const char *why = tq_task_error(t);
+	printf("%s\n", why);
+	assert_non_null(
+	    strstr(why, "worker w1: executor killed by SIGKILL from outside the worker"));
+	assert_int_equal(tq_task_attempt(t), 1);
+	assert_int_equal(stat_of(e, "counters.worker_lost"), 1);
+	assert_int_equal(stat_of(e, "counters.retried"), 0);
+	assert_int_equal(stat_of(e, "counters.crashed"), 0);
+	th_expect_int(c, "double", "[21]", 42, "w1");
+	assert_int_equal(stat_of(e, "counters.workers_lost"), 0);
+	assert_int_equal(kill(w1->pid, 0), 0);
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
+/* A handler that crashes by itself would crash again: its task ends
+ * crashed after one run, retries or not. */
+static void test_task_crashing_by_itself_is_not_retried(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	th_proc *w1 = th_worker(e, "w1", one);
+	assert_non_null(w1);
+	tq_client *c = th_client(e, 0);
+	char path[512], args[640];
+	snprintf(path, sizeof path, "%s/tally", e->dir);
+	snprintf(args, sizeof args, "[\"%s\"]", path);
+	tq_task_opts o = { .retries = 1 };
+	tq_task *t = th_async(c, "tally", args, &o);
+	assert_non_null(t);
+	assert_int_equal(tq_task_await(t, 5000), TQ_ETASKCRASHED);
+	assert_non_null(strstr(tq_task_error(t), "SIGABRT"));
+	assert_int_equal(tq_task_attempt(t), 1);
+	/* A retry would be queued ahead of this probe on w1's one executor:
+	 * once the probe is answered, the file has counted every run. */
+	th_expect_int(c, "double", "[1]", 2, "w1");
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 1);
+	assert_int_equal(stat_of(e, "counters.crashed"), 1);
+	assert_int_equal(stat_of(e, "counters.retried"), 0);
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -309,6 +476,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_queued_task_with_no_worker_left_times_out_at_its_deadline, th_setup,
 		    th_teardown),
+		cmocka_unit_test_setup_teardown(test_frozen_client_tasks_are_cancelled, th_setup,
+		                                th_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_killed_client_tasks_are_cancelled_but_started_ones_run_on, th_setup,
 		    th_teardown),
@@ -320,6 +489,13 @@ int main(void)
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_worker_drains_on_sigterm, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_executor_killed_from_outside_is_retried,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_executor_killed_from_outside_without_retries_is_lost, th_setup,
+		    th_teardown),
+		cmocka_unit_test_setup_teardown(test_task_crashing_by_itself_is_not_retried,
+		                                th_setup, th_teardown),
 	};
 	return cmocka_run_group_tests_name("failures", tests, NULL, NULL);
 }
