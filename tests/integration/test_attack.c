@@ -93,6 +93,20 @@ static void broker_alive(th_env *e)
 
 /* ---- the broker's memory, watched while an attack runs ---- */
 
+/* Under AddressSanitizer a process's resident size says little about what
+ * it holds (freed memory waits in a quarantine, the shadow maps memory of
+ * its own): the sizes are printed, and checked only without it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_MEANINGFUL 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_MEANINGFUL 0
+#endif
+#endif
+#ifndef RSS_MEANINGFUL
+#define RSS_MEANINGFUL 1
+#endif
+
 typedef struct {
 	const th_proc *p;
 	volatile int stop;
@@ -213,7 +227,7 @@ static void test_stats_flood_from_clients_that_never_read(void **state)
 	fprintf(stderr, "broker: %llu MiB before, %llu MiB at most during the flood\n",
 	        (unsigned long long)base_mb, (unsigned long long)peak_mb);
 	assert_true(stat_of(e, "counters.throttled") > 0);
-	assert_true(peak_mb < base_mb + 64);
+	assert_true(!RSS_MEANINGFUL || peak_mb < base_mb + 64);
 }
 
 /* A peer connects twice under one routing id (ZeroMQ hands the id over to
@@ -335,7 +349,7 @@ static void test_a_byte_budget_with_client_shares(void **state)
 	uint64_t peak_mb = rss_end(&w);
 	fprintf(stderr, "broker: %llu MiB before, %llu MiB at most (budget 64 MiB)\n",
 	        (unsigned long long)base_mb, (unsigned long long)peak_mb);
-	assert_true(peak_mb < base_mb + 64 + 32);
+	assert_true(!RSS_MEANINGFUL || peak_mb < base_mb + 64 + 32);
 	/* The owners leave: their tasks are cancelled, and the memory goes
 	 * back to the system. */
 	for (int a = 0; a < ATTACKERS; a++) {
@@ -346,7 +360,7 @@ static void test_a_byte_budget_with_client_shares(void **state)
 	free(ts);
 	assert_true(th_stat_is(e, "tasks", 0, 10000));
 	uint64_t want[2] = { (uint64_t)e->broker->pid, base_mb + 16 };
-	assert_true(th_wait_for(rss_at_most, want, 10000));
+	assert_true(!RSS_MEANINGFUL || th_wait_for(rss_at_most, want, 10000));
 	broker_alive(e);
 }
 
@@ -386,7 +400,7 @@ static void test_one_frame_of_100000_stats(void **state)
 	uint64_t peak_mb = rss_end(&w);
 	fprintf(stderr, "broker: %llu MiB before, %llu MiB at most\n", (unsigned long long)base_mb,
 	        (unsigned long long)peak_mb);
-	assert_true(peak_mb < base_mb + 32);
+	assert_true(!RSS_MEANINGFUL || peak_mb < base_mb + 32);
 	raw_close(&with);
 	raw_close(&without);
 	broker_alive(e);
