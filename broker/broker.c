@@ -97,7 +97,8 @@ bpeer *tqi_peer_find(tqi_hmap *map, bpeer **last, const zmq_msg_t *id)
  *    is bounded by the broker's own budgets (memory.c), checked on every
  *    message it reads; what libzmq buffers ahead of the loop is kept short
  *    by the loop's priority over libzmq's thread (lower_io_priority) and by
- *    cutting off a connection that floods it with junk (tqi_conns_junk);
+ *    cutting off a connection that floods it with commands that start no
+ *    work (tqi_conns_chatter);
  *  - no ZMTP heartbeats of the broker's own: no timer ever writes on a
  *    connection.  A frozen or vanished owner is found instead by (a) the
  *    TTL of the ZMTP heartbeats tq's client sends (PROTOCOL.md section 1:
@@ -356,8 +357,8 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	const char *addr = zmq_msg_gets((zmq_msg_t *)f->frame, "Peer-Address");
 	b->n.malformed++;
 	if (sock == b->clients_sock || sock == b->workers_sock)
-		tqi_conns_junk(b, sock == b->workers_sock ? TQI_ROLE_WORKER : TQI_ROLE_CLIENT,
-		               f->frame);
+		tqi_conns_chatter(b, sock == b->workers_sock ? TQI_ROLE_WORKER : TQI_ROLE_CLIENT,
+		                  f->frame);
 	tqi_log_limited(&b->bad_log, TQI_LOG_WARN,
 	                "dropped malformed command from %s %s (%s): %s: %s", role, idhex,
 	                addr ? addr : "address unknown", tq_errname(code), why);
@@ -385,6 +386,10 @@ static void drain_socket(tqi_broker *b, tqi_rx *rx, bool workers)
 		else
 			tqi_client_message(b, &f);
 		tqi_frames_close(&f);
+		if (b->conns.just_cut) { /* what else it packed in the frame goes unread */
+			b->conns.just_cut = false;
+			tqi_rx_skip_frame(rx);
+		}
 	}
 }
 

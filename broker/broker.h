@@ -238,15 +238,17 @@ typedef struct {
 	uint16_t port;    /* tcp: the listener's port */
 	char path[108];   /* ipc: its path ('\0' first for an abstract name) */
 	size_t pathlen;
-	uint8_t *state;      /* by descriptor: what it is to this listener */
-	tqi_ratelimit *junk; /* by descriptor: junk it may still send (tqi_conns_junk) */
-	size_t nstate;       /* of both */
+	uint8_t *state;         /* by descriptor: what it is to this listener */
+	tqi_ratelimit *chatter; /* by descriptor: what it may still send (tqi_conns_chatter) */
+	size_t nstate;          /* of both */
+	uint32_t ncut;          /* descriptors FD_CUT: shut down, their DISCONNECTED to come */
 } tqi_conn_watch;
 
 typedef struct {
 	uint64_t fd_limit; /* the soft RLIMIT_NOFILE, once raised */
 	uint64_t max;      /* connections at once, clients and workers together */
 	uint64_t count;    /* connections open now (at most max) */
+	bool just_cut;     /* a connection was cut off by the command just handled */
 	tqi_conn_watch clients, workers;
 	tqi_ratelimit refused_log, accept_log;
 } tqi_conns;
@@ -412,13 +414,16 @@ tq_err tqi_conns_init(tqi_broker *b);
  * readable for the loop's zmq_poll while more wait), keeps conns.count,
  * and shuts down each connection accepted at the cap.  Never blocks. */
 void tqi_conns_read(tqi_broker *b);
-/* Counts one command of junk - malformed, throttled, or for a session
- * the peer does not have - against the connection `frame` came on (of
- * role's listener), and shuts that connection down (counted in cut_off,
- * logged at a bounded rate) once it sends more than a peer of tq ever
- * would.  The peer may connect again; what it had sent is read and
- * dropped. */
-void tqi_conns_junk(tqi_broker *b, tqi_role role, const zmq_msg_t *frame);
+/* Counts one command that starts no work (anything but an accepted SUBMIT
+ * or a worker's DONE of a task it holds) against the connection `frame`
+ * came on (of role's listener), and shuts that connection down (counted
+ * in cut_off, logged at a bounded rate) once it sends more than a peer of
+ * tq ever would; then sets conns.just_cut, and the loop's reader drops the
+ * rest of the frame.  The peer may connect again. */
+void tqi_conns_chatter(tqi_broker *b, tqi_role role, const zmq_msg_t *frame);
+/* True when `frame` came on a connection that was cut off and is not yet
+ * closed: its commands are dropped unread.  Free while none is. */
+bool tqi_conns_dropping(tqi_broker *b, tqi_role role, const zmq_msg_t *frame);
 /* Closes the watches' sockets and frees their state; accepts a broker
  * whose tqi_conns_init failed or never ran.  Before the ROUTERs close. */
 void tqi_conns_close(tqi_broker *b);

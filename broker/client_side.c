@@ -122,38 +122,38 @@ static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 	tqi_send_to(b, b->clients_sock, &c->peer, &w, NULL, 0);
 }
 
-static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
+/* Handles a SUBMIT; true when the task was accepted. */
+static bool on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 {
 	char msg[TQI_MAX_NAME + 64];
 	if (c == NULL || c->peer.gone || c->session != e->session) {
-		tqi_conns_junk(b, TQI_ROLE_CLIENT, f->frame);
 		refuse(b, c, &f->id, e->ref, TQ_ESESSION, "no such session: send HELLO first");
-		return;
+		return false;
 	}
 	if (b->stop) {
 		refuse(b, c, &f->id, e->ref, TQ_ESHUTDOWN, "broker shutting down");
-		return;
+		return false;
 	}
 	if (tqi_task_find(b, e->ref) != NULL) {
 		refuse(b, c, &f->id, e->ref, TQ_EEXIST, "task reference already in use");
-		return;
+		return false;
 	}
 	if (b->ntasks >= b->opts.max_tasks) {
 		snprintf(msg, sizeof msg, "broker holds its maximum of %llu tasks",
 		         (unsigned long long)b->opts.max_tasks);
 		refuse(b, c, &f->id, e->ref, TQ_EBUSY, msg);
-		return;
+		return false;
 	}
 	if (f->payload_len > b->opts.max_payload) {
 		snprintf(msg, sizeof msg, "arguments of %zu bytes exceed the limit of %llu",
 		         f->payload_len, (unsigned long long)b->opts.max_payload);
 		refuse(b, c, &f->id, e->ref, TQ_ETOOBIG, msg);
-		return;
+		return false;
 	}
 	uint64_t cost = tqi_task_cost(f->payload_len);
 	if (tqi_budget_admit(b, c->acct, cost, msg, sizeof msg) != TQ_OK) {
 		refuse(b, c, &f->id, e->ref, TQ_EBUSY, msg);
-		return;
+		return false;
 	}
 	zmq_msg_t args; /* out of the frame, to stay with the task */
 	bfunc *fn = NULL;
@@ -166,7 +166,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 			tqi_func_release(b, fn);
 		zmq_msg_close(&args);
 		refuse(b, c, &f->id, e->ref, TQ_ENOMEM, "broker out of memory");
-		return;
+		return false;
 	}
 	b->n.submitted++;
 	zmq_msg_move(&t->payload, &args);
@@ -198,6 +198,7 @@ static void on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		}
 	}
 	tqi_enqueue(b, t, false);
+	return true;
 }
 
 static btask *owned(tqi_broker *b, bclient *c, const uint8_t *ref)
@@ -261,7 +262,6 @@ static bool stats_allowed(tqi_broker *b, bclient *c, tqi_frames *f)
 	if (tqi_ratelimit_take(rl, b->now_ms, STATS_PER_SEC, STATS_BURST))
 		return true;
 	b->n.throttled++;
-	tqi_conns_junk(b, TQI_ROLE_CLIENT, f->frame);
 	if (tqi_ratelimit_take(&b->bad_reply, b->now_ms, TQI_BAD_REPLY_PER_SEC,
 	                       TQI_BAD_REPLY_BURST)) {
 		static const char why[] = "STATS asked for more than 10 times a second";
@@ -286,6 +286,8 @@ static void on_stats(tqi_broker *b, bclient *c, tqi_frames *f)
 
 void tqi_client_message(tqi_broker *b, tqi_frames *f)
 {
+	if (tqi_conns_dropping(b, TQI_ROLE_CLIENT, f->frame))
+		return; /* from a connection cut off for its chatter */
 	char why[256];
 	tq_err err = tqi_frames_decode(f, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, why, sizeof why);
 	if (err != TQ_OK) {
@@ -296,12 +298,12 @@ void tqi_client_message(tqi_broker *b, tqi_frames *f)
 	bclient *c = find_client(b, &f->id);
 	if (c != NULL && !c->peer.gone)
 		c->peer.last_seen_ms = b->now_ms;
+	if (e->cmd == TQI_SUBMIT && on_submit(b, f, c, e))
+		return; /* work: the only command not counted as chatter */
+	tqi_conns_chatter(b, TQI_ROLE_CLIENT, f->frame);
 	switch (e->cmd) {
 	case TQI_HELLO:
 		on_hello(b, f, c, e);
-		break;
-	case TQI_SUBMIT:
-		on_submit(b, f, c, e);
 		break;
 	case TQI_CANCEL:
 		on_cancel(b, c, e);

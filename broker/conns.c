@@ -64,7 +64,7 @@ enum {
 	FD_LIVE,     /* a connection, counted */
 	FD_REFUSING, /* accepted at the cap in this batch: to be shut down */
 	FD_REFUSED,  /* shut down; its DISCONNECTED is still to come */
-	FD_CUT       /* counted, and shut down for sending junk (tqi_conns_junk) */
+	FD_CUT       /* counted, and shut down for its chatter (tqi_conns_chatter) */
 };
 
 /* Used when the hard limit is infinite: Linux's default fs.nr_open, above
@@ -192,8 +192,9 @@ void tqi_conns_close(tqi_broker *b)
 		ws[i]->monitor = NULL;
 		free(ws[i]->state);
 		ws[i]->state = NULL;
-		free(ws[i]->junk);
-		ws[i]->junk = NULL;
+		free(ws[i]->chatter);
+		ws[i]->chatter = NULL;
+		ws[i]->ncut = 0;
 		ws[i]->nstate = 0;
 	}
 }
@@ -211,11 +212,11 @@ static bool reserve_state(tqi_conn_watch *w, int fd)
 		return false;
 	memset(s + w->nstate, FD_NONE, n - w->nstate);
 	w->state = s;
-	tqi_ratelimit *j = realloc(w->junk, n * sizeof *j);
+	tqi_ratelimit *j = realloc(w->chatter, n * sizeof *j);
 	if (j == NULL)
 		return false; /* nstate unchanged: state's new room is unused */
 	memset(j + w->nstate, 0, (n - w->nstate) * sizeof *j);
-	w->junk = j;
+	w->chatter = j;
 	w->nstate = n;
 	return true;
 }
@@ -352,9 +353,11 @@ static void read_events(tqi_broker *b, tqi_conn_watch *w)
 			}
 			if (w->state[fd] == FD_LIVE || w->state[fd] == FD_CUT)
 				c->count--; /* closed unseen, its number reused */
+			if (w->state[fd] == FD_CUT)
+				w->ncut--;
 			if (c->count < c->max) {
 				w->state[fd] = FD_LIVE;
-				memset(&w->junk[fd], 0, sizeof w->junk[fd]);
+				memset(&w->chatter[fd], 0, sizeof w->chatter[fd]);
 				c->count++;
 			} else {
 				w->state[fd] = FD_REFUSING;
@@ -366,6 +369,8 @@ static void read_events(tqi_broker *b, tqi_conn_watch *w)
 			if (fd >= 0 && (size_t)fd < w->nstate) {
 				if (w->state[fd] == FD_LIVE || w->state[fd] == FD_CUT)
 					c->count--;
+				if (w->state[fd] == FD_CUT)
+					w->ncut--;
 				w->state[fd] = FD_NONE;
 			}
 			break;
@@ -392,21 +397,31 @@ void tqi_conns_read(tqi_broker *b)
 		read_events(b, &b->conns.workers);
 }
 
-/* A connection may send this much junk - commands that are malformed,
- * throttled, or for a session it does not have - a second, after a burst,
- * before it is cut off: a tq peer sends none, and a flood of it would
- * otherwise cost the broker what libzmq's I/O thread buffers ahead of the
- * loop (make_router: no receive high-water mark). */
-#define JUNK_PER_SEC 1000.0
-#define JUNK_BURST 10000.0
+/* A connection may send this many commands that start no work - anything
+ * but an accepted SUBMIT from a client or a DONE of a task it holds from a
+ * worker: HELLO, STATS, CANCEL, refused SUBMITs, PINGs, malformed ones - a
+ * second, after a burst, before it is cut off.  A tq peer sends a few a
+ * second (its heartbeats), and in bursts one per task at most (the CANCELs
+ * of an await_many that timed out); a flood of them - cheap to send in
+ * frames of thousands, each costing the loop more than libzmq's thread -
+ * would otherwise grow what that thread buffers ahead of the loop without
+ * bound (make_router: no receive high-water mark).  What a flood costs is
+ * then the burst, and the little the thread read ahead meanwhile. */
+#define CHATTER_PER_SEC 5000.0
+#define CHATTER_BURST 50000.0
 
-void tqi_conns_junk(tqi_broker *b, tqi_role role, const zmq_msg_t *frame)
+static tqi_conn_watch *watch_of(tqi_broker *b, tqi_role role)
 {
-	tqi_conn_watch *w = role == TQI_ROLE_WORKER ? &b->conns.workers : &b->conns.clients;
+	return role == TQI_ROLE_WORKER ? &b->conns.workers : &b->conns.clients;
+}
+
+void tqi_conns_chatter(tqi_broker *b, tqi_role role, const zmq_msg_t *frame)
+{
+	tqi_conn_watch *w = watch_of(b, role);
 	int fd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
 	if (w->monitor == NULL || fd < 0 || (size_t)fd >= w->nstate || w->state[fd] != FD_LIVE)
 		return;
-	if (tqi_ratelimit_take(&w->junk[fd], b->now_ms, JUNK_PER_SEC, JUNK_BURST))
+	if (tqi_ratelimit_take(&w->chatter[fd], b->now_ms, CHATTER_PER_SEC, CHATTER_BURST))
 		return;
 	/* Still this listener's live connection, as far as the events read
 	 * so far say; checked again, as a refusal is. */
@@ -417,9 +432,20 @@ void tqi_conns_junk(tqi_broker *b, tqi_role role, const zmq_msg_t *frame)
 	if (shutdown(fd, SHUT_RDWR) != 0)
 		return;
 	w->state[fd] = FD_CUT;
+	w->ncut++;
+	b->conns.just_cut = true;
 	b->n.cut_off++;
 	tqi_log_limited(&b->conns.refused_log, TQI_LOG_WARN,
-	                "cut off a connection from %s (%s endpoint): more than %.0f malformed, "
-	                "throttled or sessionless commands a second",
-	                addr, w->role, JUNK_PER_SEC);
+	                "cut off a connection from %s (%s endpoint): more than %.0f commands a "
+	                "second that start no work",
+	                addr, w->role, CHATTER_PER_SEC);
+}
+
+bool tqi_conns_dropping(tqi_broker *b, tqi_role role, const zmq_msg_t *frame)
+{
+	tqi_conn_watch *w = watch_of(b, role);
+	if (w->ncut == 0)
+		return false;
+	int fd = zmq_msg_get((zmq_msg_t *)frame, ZMQ_SRCFD);
+	return fd >= 0 && (size_t)fd < w->nstate && w->state[fd] == FD_CUT;
 }

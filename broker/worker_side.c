@@ -284,6 +284,7 @@ static void done_and_progress(tqi_broker *b, bworker *w, tqi_frames *f, const tq
 	uint64_t fresh_ms = w->fresh_ms;
 	w->fresh = NULL;
 	if (!on_done(b, w, f, e)) {
+		tqi_conns_chatter(b, TQI_ROLE_WORKER, f->frame);
 		w->fresh = fresh;
 		w->fresh_ms = fresh_ms;
 	} else if (w->stalled) {
@@ -294,6 +295,8 @@ static void done_and_progress(tqi_broker *b, bworker *w, tqi_frames *f, const tq
 
 void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 {
+	if (tqi_conns_dropping(b, TQI_ROLE_WORKER, f->frame))
+		return; /* from a connection cut off for its chatter */
 	char why[256];
 	tq_err err = tqi_frames_decode(f, TQI_ROLE_WORKER, TQI_ROLE_BROKER, why, sizeof why);
 	if (err != TQ_OK) {
@@ -301,6 +304,8 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 		return;
 	}
 	const tqi_env *e = &f->e;
+	if (e->cmd != TQI_DONE)
+		tqi_conns_chatter(b, TQI_ROLE_WORKER, f->frame);
 	if (e->cmd == TQI_READY) {
 		on_ready(b, f, e);
 		return;
@@ -309,7 +314,10 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 	if (w == NULL || w->peer.gone) {
 		/* A worker we do not know (the broker restarted, or we gave it
 		 * up for dead): tell it to register again. */
-		b->n.fenced += e->cmd == TQI_DONE;
+		if (e->cmd == TQI_DONE) {
+			b->n.fenced++;
+			tqi_conns_chatter(b, TQI_ROLE_WORKER, f->frame);
+		}
 		if (e->cmd != TQI_BYE)
 			disconnect(b, &f->id, "unknown worker: register with READY");
 		return;

@@ -86,6 +86,14 @@ static inline bool tqi_rx_pending(const tqi_rx *rx)
 	return rx->open && rx->off < rx->size;
 }
 
+/* Drops the commands left in the frame being read (a reader whose peer
+ * was cut off does not read on); the next tqi_rx_recv reads the next
+ * frame.  Call it after tqi_frames_close of the command last handed out. */
+static inline void tqi_rx_skip_frame(tqi_rx *rx)
+{
+	rx->off = rx->size;
+}
+
 void tqi_frames_close(tqi_frames *f);
 
 /* Copies the command's payload into *out (initialised here; empty when
