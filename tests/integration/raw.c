@@ -141,13 +141,14 @@ void raw_expect(raw_peer *p, uint8_t cmd, raw_msg *m)
 }
 
 /* A raw worker: READY with one function, and the WELCOME that answers it. */
-void raw_worker_ready(raw_peer *w, const char *fn, uint32_t concurrency, uint32_t capacity)
+void raw_worker_ready_as(raw_peer *w, const char *name, const char *fn, uint32_t concurrency,
+                         uint32_t capacity)
 {
 	tqi_wbuf fns;
 	tqi_wbuf_init(&fns);
 	assert_int_equal(tqi_raw_add_str(&fns, fn, strlen(fn)), 0);
 	tqi_env e = { .cmd = TQI_READY,
-		      .name = { "raw", 3 },
+		      .name = { name, (uint32_t)strlen(name) },
 		      .concurrency = concurrency,
 		      .capacity = capacity,
 		      .heartbeat_ms = TQI_MAX_HEARTBEAT_MS, /* its silence is not death */
@@ -157,6 +158,11 @@ void raw_worker_ready(raw_peer *w, const char *fn, uint32_t concurrency, uint32_
 	raw_msg m;
 	raw_expect(w, TQI_WELCOME, &m);
 	raw_msg_close(&m);
+}
+
+void raw_worker_ready(raw_peer *w, const char *fn, uint32_t concurrency, uint32_t capacity)
+{
+	raw_worker_ready_as(w, "raw", fn, concurrency, capacity);
 }
 
 /* A raw worker receives one TASK; *ref and *attempt say which. */

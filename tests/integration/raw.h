@@ -53,6 +53,9 @@ void raw_expect(raw_peer *p, uint8_t cmd, raw_msg *m);
 
 /* A raw worker: READY with one function, and the WELCOME that answers it. */
 void raw_worker_ready(raw_peer *w, const char *fn, uint32_t concurrency, uint32_t capacity);
+/* raw_worker_ready under the worker name `name` (raw_worker_ready's: "raw"). */
+void raw_worker_ready_as(raw_peer *w, const char *name, const char *fn, uint32_t concurrency,
+                         uint32_t capacity);
 /* A raw worker receives one TASK; *ref and *attempt say which. */
 void raw_worker_take(raw_peer *w, uint8_t ref[TQI_REF_LEN], uint32_t *attempt);
 /* A raw worker reports a task done with result (len bytes: a msgpack value). */

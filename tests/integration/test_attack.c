@@ -772,26 +772,6 @@ static void test_an_operator_cancels_any_task(void **state)
 
 /* ---- 6. a worker that lies about its capacity, or sits on its tasks ---- */
 
-/* A raw worker named `name`: READY for fn, and the WELCOME. */
-static void liar_ready(raw_peer *w, const char *name, const char *fn, uint32_t concurrency,
-                       uint32_t capacity)
-{
-	tqi_wbuf fns;
-	tqi_wbuf_init(&fns);
-	assert_int_equal(tqi_raw_add_str(&fns, fn, strlen(fn)), 0);
-	tqi_env e = { .cmd = TQI_READY,
-		      .name = { name, (uint32_t)strlen(name) },
-		      .concurrency = concurrency,
-		      .capacity = capacity,
-		      .heartbeat_ms = TQI_MAX_HEARTBEAT_MS, /* its silence is not death */
-		      .functions = tqi_raw_of(&fns, 1) };
-	raw_send_env(w, &e, NULL, 0);
-	tqi_wbuf_free(&fns);
-	raw_msg m;
-	raw_expect(w, TQI_WELCOME, &m);
-	raw_msg_close(&m);
-}
-
 /* Reads `key` (a uint) of the worker named `name` from the broker's stats;
  * 0 or -1. */
 static int worker_stat(th_env *e, const char *name, const char *key, uint64_t *out)
@@ -873,9 +853,9 @@ static void test_a_worker_that_lies_about_its_capacity(void **state)
 	assert_non_null(th_broker(e, bargs));
 	raw_peer hoarder, prefetcher;
 	raw_open(&hoarder, e->worker_ep);
-	liar_ready(&hoarder, "hoarder", "double", 65535, 262140);
+	raw_worker_ready_as(&hoarder, "hoarder", "double", 65535, 262140);
 	raw_open(&prefetcher, e->worker_ep);
-	liar_ready(&prefetcher, "prefetcher", "double", 1, 262140);
+	raw_worker_ready_as(&prefetcher, "prefetcher", "double", 1, 262140);
 	assert_non_null(th_worker(e, "w1", NULL));
 	tq_client *c = th_client(e, 0);
 	assert_non_null(c);
@@ -955,7 +935,7 @@ static void test_a_worker_that_sits_on_its_tasks_loses_them(void **state)
 	assert_non_null(th_broker(e, NULL));
 	raw_peer sitter;
 	raw_open(&sitter, e->worker_ep);
-	liar_ready(&sitter, "sitter", "echo", 1, 50);
+	raw_worker_ready_as(&sitter, "sitter", "echo", 1, 50);
 	tq_client *c = th_client(e, 0);
 	assert_non_null(c);
 	tq_task_opts o = { .timeout_ms = 20000 };

@@ -304,28 +304,33 @@ static void test_client_that_never_reads(void **state)
 	raw_peer c;
 	raw_open_reluctant(&c, e->client_ep);
 	raw_client_hello(&c, 99);
-	/* It asks for what is answered in full - a HELLO resuming its
-	 * session, answered with WELCOME (STATS would be throttled).  The
+	/* It submits tasks for a function no worker offers - accepted work,
+	 * each answered with a NOTICE - and reads none of the answers.  The
 	 * broker's socket holds 64 messages (its high-water mark) of up to
 	 * 256 answers, the kernel some more, then the outbox 1000: some tens
 	 * of thousands of requests get there.  The bound only stops a broken
 	 * broker. */
-	tqi_env hello = { .cmd = TQI_HELLO, .session = 99, .name = { "raw", 3 } };
+	tqi_env sub = { .cmd = TQI_SUBMIT, .session = 99, .function = { "nobody", 6 } };
 	tqi_wbuf w;
 	tqi_wbuf_init(&w);
-	assert_int_equal(tqi_cmd_append(&hello, NULL, 0, &w), TQ_OK);
 	bool let_go = false;
+	uint64_t n = 0;
 	for (int batch = 0; batch < 400 && !let_go; batch++) {
-		for (int i = 0; i < 5000; i++)
+		for (int i = 0; i < 5000; i++, n++) {
+			memset(sub.ref, 0x5a, TQI_REF_LEN);
+			memcpy(sub.ref, &n, sizeof n); /* a ref each */
+			tqi_wbuf_reset(&w);
+			assert_int_equal(tqi_cmd_append(&sub, "\x90", 1, &w), TQ_OK);
 			raw_send(&c, 1, w.data, w.len);
+		}
 		let_go = th_log_has(e->broker, "is not reading", 0);
 	}
 	tqi_wbuf_free(&w);
 	assert_true(let_go);
 	assert_true(th_log_has(e->broker, "lost: not reading what it is sent", 5000));
 	assert_true(th_stat_reaches(e, "counters.owners_lost", 1, 5000));
-	/* Each HELLO it sent after that opened a session again, let go in
-	 * its turn; once it is gone the broker serves others as before. */
+	/* Its tasks went with it (the owner is gone); once it is gone the
+	 * broker serves others as before. */
 	raw_close(&c);
 	assert_non_null(th_worker(e, "w1", NULL));
 	still_serves(e);
