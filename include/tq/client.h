@@ -120,7 +120,9 @@ TQ_EXPORT tq_err tq_client_start_json(tq_client *c, const char *fn, const char *
  * task's error: TQ_EFAILED (the handler's reason), TQ_ETASKCRASHED (the
  * handler crashed its executor), TQ_EWORKERLOST (its worker, or its
  * executor killed from outside, was lost with no retries left),
- * TQ_EBROKERLOST, TQ_ENOWORKER, TQ_ECANCELLED, or
+ * TQ_EBROKERLOST, TQ_ENOWORKER, TQ_ECANCELLED, TQ_EBUSY (the broker did
+ * not accept it: it holds its maximum of tasks, or of bytes - its own
+ * budget, or this client's share of it; the task never ran), or
  * TQ_ETIMEDOUT - after which the task is cancelled unless it was started
  * with keep_on_timeout.  tq_task_error says which task, function and
  * worker, and why.  A task's outcome is returned once: a second await
