@@ -603,6 +603,13 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 	return rc;
 }
 
+uint64_t th_stat_of(th_env *e, const char *what)
+{
+	uint64_t v = 0;
+	assert_int_equal(th_stat(e, what, &v), 0);
+	return v;
+}
+
 typedef struct {
 	th_env *e;
 	const char *what;

@@ -93,6 +93,8 @@ bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout
  * (tasks all workers may hold), "clients".
  * Returns 0 or -1. */
 int th_stat(th_env *e, const char *what, uint64_t *out);
+/* Stat `what` as th_stat reads it, asserted to be there. */
+uint64_t th_stat_of(th_env *e, const char *what);
 /* Waits until stat `what` is >= want; true if it got there. */
 bool th_stat_reaches(th_env *e, const char *what, uint64_t want, int timeout_ms);
 /* Waits until stat `what` is exactly want; true if it got there. */

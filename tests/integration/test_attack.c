@@ -153,13 +153,6 @@ static bool rss_at_most(void *arg)
 	return kb > 0 && kb / 1024 <= a[1];
 }
 
-static uint64_t stat_of(th_env *e, const char *what)
-{
-	uint64_t v = 0;
-	assert_int_equal(th_stat(e, what, &v), 0);
-	return v;
-}
-
 /* ---- 1. a remote crash: floods of STATS from clients that never read ---- */
 
 typedef struct {
@@ -233,7 +226,7 @@ static void test_stats_flood_from_clients_that_never_read(void **state)
 	 * broker's memory barely moves. */
 	fprintf(stderr, "broker: %llu MiB before, %llu MiB at most during the flood\n",
 	        (unsigned long long)base_mb, (unsigned long long)peak_mb);
-	assert_true(stat_of(e, "counters.throttled") > 0);
+	assert_true(th_stat_of(e, "counters.throttled") > 0);
 	assert_true(!RSS_MEANINGFUL || peak_mb < base_mb + 64);
 }
 
@@ -468,7 +461,7 @@ static void test_one_frame_of_100000_stats(void **state)
 		th_expect_int(other, "double", "[4]", 8, NULL);
 	tq_client_destroy(&other);
 	assert_true(th_stat_reaches(e, "counters.cut_off", 2, 10000));
-	uint64_t throttled = stat_of(e, "counters.throttled");
+	uint64_t throttled = th_stat_of(e, "counters.throttled");
 	fprintf(stderr, "%llu STATS throttled, the rest dropped\n", (unsigned long long)throttled);
 	assert_true(throttled >= 2 * 40000 && throttled < 2 * N);
 	uint64_t peak_mb = rss_end(&w);

@@ -362,13 +362,6 @@ static pid_t executor_pid(const th_path *fw)
 	return (pid_t)pid;
 }
 
-static uint64_t stat_of(th_env *e, const char *what)
-{
-	uint64_t v = 0;
-	assert_int_equal(th_stat(e, what, &v), 0);
-	return v;
-}
-
 /* The OOM killer's SIGKILL, played by the test: not the task's fault, so a
  * task with retries runs again - here on a fresh executor of the same
  * worker, which serves on and is not counted lost. */
@@ -394,10 +387,10 @@ static void test_executor_killed_from_outside_is_retried(void **state)
 	assert_true(th_log_has(w1, "killed by SIGKILL from outside the worker", 2000));
 	assert_true(th_log_has_line(e->broker, "attempt 1 lost on worker w1 (",
 	                            "): executor killed by SIGKILL from outside the worker", 2000));
-	assert_int_equal(stat_of(e, "counters.retried"), 1);
-	assert_int_equal(stat_of(e, "counters.crashed"), 0);
-	assert_int_equal(stat_of(e, "counters.worker_lost"), 0);
-	assert_int_equal(stat_of(e, "counters.workers_lost"), 0);
+	assert_int_equal(th_stat_of(e, "counters.retried"), 1);
+	assert_int_equal(th_stat_of(e, "counters.crashed"), 0);
+	assert_int_equal(th_stat_of(e, "counters.worker_lost"), 0);
+	assert_int_equal(th_stat_of(e, "counters.workers_lost"), 0);
 	assert_int_equal(kill(w1->pid, 0), 0);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
@@ -423,11 +416,11 @@ static void test_executor_killed_from_outside_without_retries_is_lost(void **sta
 	assert_non_null(
 	    strstr(why, "worker w1: executor killed by SIGKILL from outside the worker"));
 	assert_int_equal(tq_task_attempt(t), 1);
-	assert_int_equal(stat_of(e, "counters.worker_lost"), 1);
-	assert_int_equal(stat_of(e, "counters.retried"), 0);
-	assert_int_equal(stat_of(e, "counters.crashed"), 0);
+	assert_int_equal(th_stat_of(e, "counters.worker_lost"), 1);
+	assert_int_equal(th_stat_of(e, "counters.retried"), 0);
+	assert_int_equal(th_stat_of(e, "counters.crashed"), 0);
 	th_expect_int(c, "double", "[21]", 42, "w1");
-	assert_int_equal(stat_of(e, "counters.workers_lost"), 0);
+	assert_int_equal(th_stat_of(e, "counters.workers_lost"), 0);
 	assert_int_equal(kill(w1->pid, 0), 0);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
@@ -457,8 +450,8 @@ static void test_task_crashing_by_itself_is_not_retried(void **state)
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 1);
-	assert_int_equal(stat_of(e, "counters.crashed"), 1);
-	assert_int_equal(stat_of(e, "counters.retried"), 0);
+	assert_int_equal(th_stat_of(e, "counters.crashed"), 1);
+	assert_int_equal(th_stat_of(e, "counters.retried"), 0);
 	tq_task_destroy(&t);
 	tq_client_destroy(&c);
 }
