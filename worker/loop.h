@@ -72,6 +72,7 @@ struct tqi_exec {
 	uint32_t held;                  /* tasks (not withdrawn) in the pipe */
 	tq_err stop_code;               /* why we signalled it; TQ_OK if we did not */
 	uint64_t kill_at;               /* SIGKILL due (after a grace period); 0 = none */
+	bool killed_late;               /* that SIGKILL went out: its grace ran out */
 	uint64_t respawn_at;
 	/* writing: the first entry not fully written, and how far */
 	pentry *wcur;

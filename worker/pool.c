@@ -526,7 +526,15 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 		tq_err code = ex->stop_code;
 		switch (code) {
 		case TQ_ECANCELLED:
-			snprintf(text, sizeof text, "cancelled while running");
+			/* Elixir's Task.shutdown tells these apart: a task that
+			 * still ran when its grace ran out was killed. */
+			if (ex->killed_late && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+				code = TQ_EKILLED;
+				snprintf(text, sizeof text,
+				         "killed: still running when its grace period ran out");
+			} else {
+				snprintf(text, sizeof text, "cancelled while running");
+			}
 			break;
 		case TQ_ETIMEDOUT:
 			snprintf(text, sizeof text, "stopped: ran past its deadline");
@@ -563,6 +571,7 @@ static void on_exit_event(tq_worker *w, tqi_exec *ex, int status)
 	ex->woff = 0;
 	ex->stop_code = TQ_OK;
 	ex->kill_at = 0;
+	ex->killed_late = false;
 	ex->state = EX_DEAD;
 	ex->respawn_at = w->now; /* a fresh one at once */
 }
@@ -784,6 +793,7 @@ uint64_t tqi_pool_timers(tq_worker *w)
 				if (ex->pid > 0)
 					kill(ex->pid, SIGKILL);
 				ex->kill_at = 0;
+				ex->killed_late = true;
 			} else if (ex->kill_at < next) {
 				next = ex->kill_at;
 			}

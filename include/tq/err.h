@@ -48,7 +48,8 @@ extern "C" {
 	X(ESHUTDOWN, 28, "shutting down")                                    \
 	X(ESYS, 29, "system call failed")                                    \
 	X(EEND, 30, "no more items")                                         \
-	X(ENOTFOUND, 31, "no such task")
+	X(ENOTFOUND, 31, "no such task")                                     \
+	X(EKILLED, 32, "task killed: it outlived its grace period")
 
 typedef enum {
 #define TQ_ERR_ENUM_(name, num, text) TQ_##name = num,
