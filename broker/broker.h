@@ -82,6 +82,13 @@ typedef struct tqi_broker_opts {
 #define TQI_BAD_REPLY_BURST 100.0
 #define TQI_BAD_REPLY_PER_SEC 20.0
 
+/* DISCONNECT answers to commands from workers the broker does not know,
+ * all such peers together, apart from ERROR's allowance: a burst of 100,
+ * then 20 a second.  Beyond, the command is not answered (counted as
+ * throttled); the worker finds the broker lost by its silence instead. */
+#define TQI_DISCONNECT_BURST 100.0
+#define TQI_DISCONNECT_PER_SEC 20.0
+
 /* The counters `tq stats` prints (PROTOCOL.md, STATS_REPLY). */
 #define TQI_COUNTERS(X)        \
 	X(submitted)           \
@@ -202,7 +209,8 @@ enum {
 	TASKF_DETACHED = 1,   /* start: nobody awaits it */
 	TASKF_ANSWERED = 2,   /* its outcome is settled: counted, and told to its owner if any */
 	TASKF_CANCELLING = 4, /* a CANCEL went to its worker */
-	TASKF_NOWORKER = 8    /* queued when no worker offered its function */
+	TASKF_NOWORKER = 8    /* its owner was told no worker serves its function
+	                       * (NOTICE{ENOWORKER}); cleared when it is dispatched */
 };
 
 typedef struct btask {
@@ -291,10 +299,11 @@ typedef struct tqi_broker {
 	tqi_slab task_slab; /* task records: on huge pages (base/slab.h) */
 
 	tqi_counters n;
-	tqi_ratelimit bad_log;  /* misbehaving peers */
-	tqi_ratelimit peer_log; /* peers' comings and goings, which a peer can repeat */
-	tqi_ratelimit bad_reply;
-	tqi_ratelimit stats_anon; /* STATS from peers without a session, all together */
+	tqi_ratelimit bad_log;     /* misbehaving peers */
+	tqi_ratelimit peer_log;    /* peers' comings and goings, which a peer can repeat */
+	tqi_ratelimit bad_reply;   /* ERROR answers (TQI_BAD_REPLY_*) */
+	tqi_ratelimit disconnects; /* to unknown workers (TQI_DISCONNECT_*) */
+	tqi_ratelimit stats_anon;  /* STATS from peers without a session, all together */
 	struct {
 		uint64_t held; /* bytes of tasks and outboxes (memory.c) */
 		uint64_t peak; /* of held since the last trim */
@@ -342,6 +351,9 @@ void tqi_task_free(tqi_broker *b, btask *t);
 void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms);
 /* Tells t's owner (if any, and not told yet) that t failed. */
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg);
+/* The same, told to the client peer `to` (an owner's new session, which
+ * has the owner's routing id) unless t was answered already. */
+void tqi_task_fail_to(tqi_broker *b, btask *t, bpeer *to, tq_err code, const char *msg);
 /* Expires every task whose deadline has passed. */
 void tqi_tasks_expire(tqi_broker *b);
 /* Milliseconds left before t's deadline, 0 for none; at least 1 if set,
@@ -352,7 +364,16 @@ uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t);
 bfunc *tqi_func_get(tqi_broker *b, const char *name, uint32_t len, bool create);
 /* Frees f if nothing refers to it any more. */
 void tqi_func_release(tqi_broker *b, bfunc *f);
-/* Queues t (at the front for a retry) and dispatches what can be. */
+/* True when a worker that is neither gone nor draining offers f: one that
+ * serves it.  O(the workers that offer f). */
+bool tqi_func_served(const bfunc *f);
+/* f has just lost the last worker that served it: each task in its queue
+ * is marked TASKF_NOWORKER, and its owner told NOTICE{ENOWORKER}, unless
+ * it was told already.  O(f's queue); for the moment of that loss only. */
+void tqi_func_unserved(tqi_broker *b, bfunc *f);
+/* Queues t (at the front for a retry) and dispatches what can be.  A task
+ * left queued while no worker serves its function is marked and its owner
+ * told, as tqi_func_unserved does. */
 void tqi_enqueue(tqi_broker *b, btask *t, bool front);
 /* Gives queued work to worker w while it has room. */
 void tqi_worker_pull(tqi_broker *b, bworker *w);

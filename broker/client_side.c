@@ -79,35 +79,55 @@ void tqi_client_free(tqi_broker *b, bclient *c)
 	free(c);
 }
 
+/* Opens a session for the peer `id`, not yet in the tables; NULL when out
+ * of memory. */
+static bclient *session_new(tqi_broker *b, const zmq_msg_t *id, const tqi_env *e)
+{
+	bclient *c = calloc(1, sizeof *c);
+	bacct *acct = tqi_acct_new();
+	if (c == NULL || acct == NULL) {
+		free(c);
+		tqi_acct_put(&acct);
+		tqi_log_limited(&b->bad_log, TQI_LOG_ERROR, "out of memory opening a session");
+		return NULL;
+	}
+	c->acct = acct;
+	tqi_peer_init(&c->peer, TQI_ROLE_CLIENT, id);
+	memcpy(c->peer.name, e->name.p, e->name.n);
+	c->peer.name[e->name.n] = '\0';
+	c->session = e->session;
+	tqi_list_init(&c->tasks);
+	return c;
+}
+
 static void on_hello(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
 {
-	bool resumed = false;
-	if (c != NULL && (c->peer.gone || c->session != e->session)) {
-		/* A new session replaces the old: the client has given up on
-		 * what the old one held. */
-		if (!c->peer.gone)
-			tqi_peer_gone(b, &c->peer, "started a new session");
-		tqi_peers_reap(b);
-		c = NULL;
-	}
-	if (c != NULL) {
-		resumed = true;
-	} else {
-		c = calloc(1, sizeof *c);
-		bacct *acct = tqi_acct_new();
-		if (c == NULL || acct == NULL) {
-			free(c);
-			tqi_acct_put(&acct);
-			tqi_log_limited(&b->bad_log, TQI_LOG_ERROR,
-			                "out of memory opening a session");
-			return;
+	bool resumed = c != NULL && !c->peer.gone && c->session == e->session;
+	if (!resumed) {
+		bclient *old = c;
+		c = session_new(b, &f->id, e);
+		if (old != NULL && !old->peer.gone) {
+			/* A new session replaces the old: the client has given up
+			 * on what the old one held, which is cancelled.  It hears
+			 * so for each task, before WELCOME, on the new session
+			 * (same routing id): ECANCELLED, as for a CANCEL - the
+			 * client's own act ended them, and ESESSION would say they
+			 * were never accepted. */
+			tqi_node *it, *nx;
+			tqi_list_each(&old->tasks, it, nx)
+			{
+				if (c == NULL)
+					break; /* out of memory: no session to tell */
+				tqi_task_fail_to(b, tqi_container_of(it, btask, cnode), &c->peer,
+				                 TQ_ECANCELLED,
+				                 "its session was replaced by a new HELLO");
+			}
+			tqi_peer_gone(b, &old->peer, "started a new session");
 		}
-		c->acct = acct;
-		tqi_peer_init(&c->peer, TQI_ROLE_CLIENT, &f->id);
-		memcpy(c->peer.name, e->name.p, e->name.n);
-		c->peer.name[e->name.n] = '\0';
-		c->session = e->session;
-		tqi_list_init(&c->tasks);
+		if (old != NULL)
+			tqi_peers_reap(b);
+		if (c == NULL)
+			return;
 		tqi_hmap_insert(&b->clients, &c->peer.hnode, c->peer.id, c->peer.idlen);
 		tqi_list_push_back(&b->client_list, &c->all);
 		tqi_log_limited(&b->peer_log, TQI_LOG_DEBUG, "client %s (%s) opened a session",
@@ -189,15 +209,7 @@ static bool on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 		t->owner = c;
 		tqi_list_push_back(&c->tasks, &t->cnode);
 	}
-	if (tqi_list_empty(&fn->offers)) {
-		t->flags |= TASKF_NOWORKER;
-		if (t->owner != NULL) {
-			tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_ENOWORKER };
-			memcpy(n.ref, t->ref, TQI_REF_LEN);
-			tqi_send_to(b, b->clients_sock, &c->peer, &n, NULL, 0);
-		}
-	}
-	tqi_enqueue(b, t, false);
+	tqi_enqueue(b, t, false); /* NOTICE{ENOWORKER} if no worker serves fn */
 	return true;
 }
 

@@ -7,6 +7,14 @@
  * oldest task among the queues of the functions it offers.  Retries go to
  * the front of their queue: they have waited longest, and so do tasks
  * taken back from a worker that did not start them (tqi_reclaim).
+ *
+ * A function is *served* while a worker that is neither gone nor draining
+ * offers it.  Invariant: every queued task of a function that is not
+ * served has TASKF_NOWORKER, and its owner was told NOTICE{ENOWORKER} -
+ * when it was queued, or when the function lost its last such worker (at
+ * its DRAIN, or where the worker is freed at the end of the loop turn
+ * that found it gone: tqi_func_unserved) - so no wait for a worker is
+ * silent.
  */
 #include "broker/broker.h"
 
@@ -89,7 +97,7 @@ static void assign(tqi_broker *b, btask *t, bworker *w)
 	b->nassigned++;
 	t->fn->running++;
 	if (t->flags & TASKF_NOWORKER) {
-		/* The owner was told no worker offered the function; now one
+		/* The owner was told no worker served the function; now one
 		 * does. */
 		t->flags &= (uint8_t)~TASKF_NOWORKER;
 		if (t->owner != NULL) {
@@ -130,6 +138,40 @@ void tqi_unassign(tqi_broker *b, btask *t)
 	t->state = TASK_QUEUED; /* in no queue until someone queues it */
 }
 
+bool tqi_func_served(const bfunc *f)
+{
+	tqi_node *it, *nx;
+	tqi_list_each(&f->offers, it, nx)
+	{
+		const bworker *w = tqi_container_of(it, boffer, fnode)->worker;
+		if (!w->peer.gone && !w->draining)
+			return true;
+	}
+	return false;
+}
+
+/* Tells t's owner, once, that no worker serves t's function now. */
+static void notice_no_worker(tqi_broker *b, btask *t)
+{
+	if (t->flags & TASKF_NOWORKER)
+		return;
+	t->flags |= TASKF_NOWORKER;
+	if (t->owner == NULL)
+		return;
+	tqi_env n = { .cmd = TQI_NOTICE, .code = TQ_ENOWORKER };
+	memcpy(n.ref, t->ref, TQI_REF_LEN);
+	tqi_send_to(b, b->clients_sock, &t->owner->peer, &n, NULL, 0);
+}
+
+void tqi_func_unserved(tqi_broker *b, bfunc *f)
+{
+	tqi_node *it, *nx;
+	tqi_list_each(&f->queue, it, nx)
+	{
+		notice_no_worker(b, tqi_container_of(it, btask, qnode));
+	}
+}
+
 void tqi_enqueue(tqi_broker *b, btask *t, bool front)
 {
 	t->state = TASK_QUEUED;
@@ -142,6 +184,8 @@ void tqi_enqueue(tqi_broker *b, btask *t, bool front)
 	bworker *w = least_loaded(t->fn);
 	if (w != NULL)
 		assign(b, t, w);
+	else if (!tqi_func_served(t->fn))
+		notice_no_worker(b, t);
 }
 
 /* The oldest queued task among the functions w offers. */

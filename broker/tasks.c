@@ -88,7 +88,13 @@ uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t)
 
 void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg)
 {
-	if (t->owner == NULL || (t->flags & TASKF_ANSWERED))
+	if (t->owner != NULL)
+		tqi_task_fail_to(b, t, &t->owner->peer, code, msg);
+}
+
+void tqi_task_fail_to(tqi_broker *b, btask *t, bpeer *to, tq_err code, const char *msg)
+{
+	if (t->flags & TASKF_ANSWERED)
 		return;
 	t->flags |= TASKF_ANSWERED;
 	const char *wname = t->worker ? t->worker->peer.name : "";
@@ -98,7 +104,7 @@ void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg)
 		      .name = { wname, (uint32_t)strlen(wname) },
 		      .attempt = t->attempt };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
-	tqi_send_to(b, b->clients_sock, &t->owner->peer, &e, NULL, 0);
+	tqi_send_to(b, b->clients_sock, to, &e, NULL, 0);
 }
 
 static void expire(tqi_broker *b, btask *t)
@@ -108,12 +114,15 @@ static void expire(tqi_broker *b, btask *t)
 		return; /* already being stopped; its worker will confirm */
 	b->n.expired++;
 	if (t->state == TASK_QUEUED) {
-		/* A task queued for a function no worker has offered since it
-		 * arrived names that cause; otherwise it simply ran out of time. */
-		bool none = (t->flags & TASKF_NOWORKER) && tqi_list_empty(&t->fn->offers);
+		/* A task that waited for a function no worker serves now (none
+		 * offers it, or those that do are draining) names that cause;
+		 * otherwise it waited behind others and ran out of time. */
+		bool none = !tqi_func_served(t->fn);
 		if (none) {
 			b->n.no_worker++;
-			snprintf(msg, sizeof msg, "no worker offers '%s'", t->fn->name);
+			snprintf(msg, sizeof msg, "no worker offers '%s'%s", t->fn->name,
+			         tqi_list_empty(&t->fn->offers) ? ""
+			                                        : " (those that did are draining)");
 		} else {
 			snprintf(msg, sizeof msg, "deadline passed while queued for '%s'",
 			         t->fn->name);

@@ -53,10 +53,29 @@ static void welcome(tqi_broker *b, bworker *w)
 	tqi_send_to(b, b->workers_sock, &w->peer, &e, NULL, 0);
 }
 
+/* Tells the peer `id`, which is not a registered worker, to register -
+ * within the DISCONNECT allowance (TQI_DISCONNECT_*), so that a peer that
+ * floods the broker without registering is not answered each time. */
 static void disconnect(tqi_broker *b, const zmq_msg_t *id, const char *why)
 {
+	if (!tqi_ratelimit_take(&b->disconnects, b->now_ms, TQI_DISCONNECT_PER_SEC,
+	                        TQI_DISCONNECT_BURST)) {
+		b->n.throttled++;
+		return;
+	}
 	tqi_env e = { .cmd = TQI_DISCONNECT, .text = { why, (uint32_t)strlen(why) } };
 	tqi_send_raw(b, b->workers_sock, id, &e);
+}
+
+/* w, which served its functions until now (it was neither gone nor
+ * draining), stops serving them: each that no other worker serves has its
+ * queue told so (tqi_func_unserved).  O(w's functions x their workers),
+ * plus the queues of the functions left with no worker. */
+static void stop_serving(tqi_broker *b, bworker *w)
+{
+	for (uint32_t i = 0; i < w->noffers; i++)
+		if (!tqi_func_served(w->offers[i].fn))
+			tqi_func_unserved(b, w->offers[i].fn);
 }
 
 /* The worker's tasks after its death: retry or fail each. */
@@ -115,6 +134,8 @@ void tqi_worker_free(tqi_broker *b, bworker *w)
 	if (b->last_worker == &w->peer)
 		b->last_worker = NULL;
 	orphan_tasks(b, w);
+	if (!w->draining)
+		stop_serving(b, w); /* gone: it serves nothing */
 	for (uint32_t i = 0; i < w->noffers; i++) {
 		tqi_list_remove(&w->offers[i].fn->offers, &w->offers[i].fnode);
 		tqi_func_release(b, w->offers[i].fn);
@@ -192,6 +213,7 @@ static void count_outcome(tqi_broker *b, uint32_t code)
 		b->n.crashed++;
 		break;
 	case TQ_ECANCELLED:
+	case TQ_EKILLED: /* cancelled, and killed when its grace ran out */
 		b->n.cancelled++;
 		break;
 	case TQ_ETIMEDOUT:
@@ -339,7 +361,10 @@ void tqi_worker_message(tqi_broker *b, tqi_frames *f)
 			tqi_log_limited(&b->peer_log, TQI_LOG_INFO,
 			                "worker %s draining (%u tasks left)", w->peer.name,
 			                w->load);
-		w->draining = true;
+		if (!w->draining) {
+			w->draining = true;
+			stop_serving(b, w);
+		}
 		break;
 	case TQI_BYE:
 		tqi_peer_gone(b, &w->peer, "left");

@@ -37,6 +37,12 @@ static void prefetch_pending(void *arg, const uint8_t ref[TQI_REF_LEN])
 	tqi_hmap_prefetch(&((tq_client *)arg)->pending, ref, TQI_REF_LEN);
 }
 
+static int dropped_eq(const tqi_hnode *n, const void *key, size_t len)
+{
+	(void)len;
+	return memcmp(tqi_container_of(n, cdropped, hnode)->ref, key, TQI_REF_LEN) == 0;
+}
+
 static int name_eq(const tqi_hnode *n, const void *key, size_t len)
 {
 	const cname *c = tqi_container_of(n, cname, hnode);
@@ -117,6 +123,8 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	tqi_wbuf_init(&c->scratch);
 	tqi_hmap_init(&c->pending, ref_eq);
 	tqi_hmap_init(&c->names, name_eq);
+	tqi_hmap_init(&c->dropped, dropped_eq);
+	tqi_list_init(&c->dropped_order);
 	tqi_list_init(&c->tasks);
 	tqi_list_init(&c->orphans);
 	tqi_list_init(&c->waiting);
@@ -149,6 +157,43 @@ fail:
 	return err;
 }
 
+/* ---- tasks cancelled and dropped (see cdropped) ---- */
+
+static void forget_dropped(tq_client *c, cdropped *d)
+{
+	tqi_hmap_remove(&c->dropped, &d->hnode);
+	tqi_list_remove(&c->dropped_order, &d->order);
+	free(d);
+}
+
+/* Forgets the refs kept too long, and the oldest while there are `keep`
+ * or more. */
+static void expire_dropped(tq_client *c, uint64_t now, size_t keep)
+{
+	tqi_node *n;
+	while ((n = tqi_list_front(&c->dropped_order)) != NULL) {
+		cdropped *d = tqi_container_of(n, cdropped, order);
+		if (tqi_hmap_count(&c->dropped) < keep && now - d->at_ms < TQI_DROPPED_MS)
+			break;
+		forget_dropped(c, d);
+	}
+}
+
+static void remember_dropped(tq_client *c, const uint8_t ref[TQI_REF_LEN])
+{
+	uint64_t now = tqi_now_ms();
+	expire_dropped(c, now, TQI_DROPPED_MAX);
+	if (tqi_hmap_find(&c->dropped, ref, TQI_REF_LEN) != NULL)
+		return;
+	cdropped *d = malloc(sizeof *d);
+	if (d == NULL)
+		return; /* its answer will be counted as a stray */
+	memcpy(d->ref, ref, TQI_REF_LEN);
+	d->at_ms = now;
+	tqi_hmap_insert(&c->dropped, &d->hnode, d->ref, TQI_REF_LEN);
+	tqi_list_push_back(&c->dropped_order, &d->order);
+}
+
 static void free_name(tqi_hnode *n, void *arg)
 {
 	tq_client *c = arg;
@@ -176,6 +221,7 @@ void tq_client_destroy(tq_client **cp)
 		t->worker = NULL;
 		t->client = NULL;
 	}
+	expire_dropped(c, tqi_now_ms(), 0);
 	if (c->sock) {
 		tqi_rx_close(&c->rx);
 		zmq_close(c->sock);
@@ -184,6 +230,7 @@ void tq_client_destroy(tq_client **cp)
 		zmq_ctx_term(c->ctx);
 	tqi_hmap_foreach(&c->names, free_name, c);
 	tqi_hmap_destroy(&c->names);
+	tqi_hmap_destroy(&c->dropped);
 	tqi_hmap_destroy(&c->pending);
 	tqi_wbuf_free(&c->scratch);
 	free(c->stats);
@@ -232,6 +279,7 @@ tq_err tqi_submit(tq_client *c, tq_task *t)
 	t->seq = ++c->seq;
 	t->submitted_ms = now;
 	t->deadline_sent = false;
+	t->cancel_owed = false; /* a CANCEL before this SUBMIT is not answered for it */
 	tqi_env e = { .cmd = TQI_SUBMIT,
 		      .session = c->session,
 		      .function = { t->fn->s, t->fn->len },
@@ -244,8 +292,9 @@ tq_err tqi_submit(tq_client *c, tq_task *t)
 	return rc == 0 ? TQ_OK : TQ_ETRANSPORT;
 }
 
-void tqi_send_cancel(tq_client *c, const tq_task *t, uint32_t grace_ms)
+void tqi_send_cancel(tq_client *c, tq_task *t, uint32_t grace_ms)
 {
+	t->cancel_owed = true;
 	tqi_env e = { .cmd = TQI_CANCEL, .grace_ms = grace_ms };
 	memcpy(e.ref, t->ref, TQI_REF_LEN);
 	send_cmd(c, &e, NULL, 0);
@@ -312,6 +361,12 @@ void tqi_task_unlink(tq_task *t)
 	tq_client *c = t->client;
 	if (c == NULL)
 		return;
+	if (t->state == CT_SUBMITTED && t->cancel_owed) {
+		/* Given up on before the broker confirmed the cancel: its
+		 * answer is still to come. */
+		remember_dropped(c, t->ref);
+		t->cancel_owed = false;
+	}
 	if (t->state == CT_SUBMITTED || t->state == CT_WAITING)
 		tqi_hmap_remove(&c->pending, &t->hnode);
 	if (t->state == CT_WAITING)
@@ -371,6 +426,9 @@ static void explain(const tq_task *t, tq_err code, const char *worker, const cha
 		break;
 	case TQ_ETIMEDOUT:
 		fit(out, n, "%s timed out: %s", head, detail);
+		break;
+	case TQ_EKILLED:
+		fit(out, n, "%s was killed%s%s: %s", head, on, worker, detail);
 		break;
 	case TQ_ENOWORKER:
 		fit(out, n, "%s found no worker: %s", head, detail);
@@ -513,14 +571,22 @@ static tq_task *find_pending(tq_client *c, const uint8_t *ref)
 	return n ? tqi_container_of(n, tq_task, hnode) : NULL;
 }
 
-/* The pending task an answer is for; an answer for none is a stray:
- * late, duplicate, or for a task given up on. */
+/* The pending task an answer is for.  An answer for none is either the
+ * expected answer to a cancel of a task given up on (see cdropped), or a
+ * stray: late, duplicate, or for a task this client never had. */
 static tq_task *pending_task(tq_client *c, const uint8_t *ref)
 {
 	tq_task *t = find_pending(c, ref);
-	if (t == NULL)
+	if (t != NULL) {
+		t->cancel_owed = false;
+		return t;
+	}
+	tqi_hnode *n = tqi_hmap_find(&c->dropped, ref, TQI_REF_LEN);
+	if (n != NULL)
+		forget_dropped(c, tqi_container_of(n, cdropped, hnode));
+	else
 		c->strays++;
-	return t;
+	return NULL;
 }
 
 /* Handles one message; false when it was malformed (and ignored). */

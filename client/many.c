@@ -33,7 +33,7 @@ static tq_err join(waitset *ws, tq_task **tasks, size_t n, bool stop_at_failure)
 	ws->g.first_bad = SIZE_MAX;
 	ws->n = n;
 	ws->stop_at_failure = stop_at_failure;
-	tq_client *c = tasks[0]->client;
+	tq_client *c = tasks[0] != NULL ? tasks[0]->client : NULL;
 	for (size_t i = 0; i < n; i++) {
 		tq_task *t = tasks[i];
 		if (t == NULL || t->client == NULL || t->client != c)

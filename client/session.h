@@ -31,8 +31,23 @@ typedef enum {
 	CT_SUBMITTED, /* sent; the broker has it or will answer for it */
 	CT_WAITING,   /* lost with a broker; resubmitted when one is back */
 	CT_DONE,      /* outcome known, not yet returned to the caller */
-	CT_CONSUMED   /* outcome returned (or given up); answers are strays */
+	CT_CONSUMED   /* outcome returned (or given up); answers are strays, but for
+	               * the one owed to a cancel (cdropped) */
 } ct_state;
+
+/* The ref of a task the client cancelled and stopped waiting for before
+ * the broker answered: that answer, when it comes, is expected and not a
+ * stray.  Kept until the answer comes, for TQI_DROPPED_MS at most, and
+ * TQI_DROPPED_MAX at once (the oldest forgotten first). */
+typedef struct {
+	tqi_hnode hnode; /* in client.dropped */
+	tqi_node order;  /* in client.dropped_order, oldest first */
+	uint64_t at_ms;  /* when it was dropped (monotonic) */
+	uint8_t ref[TQI_REF_LEN];
+} cdropped;
+
+#define TQI_DROPPED_MAX 16384
+#define TQI_DROPPED_MS 60000
 
 /* An interned name (function or worker): tasks point at these. */
 typedef struct {
@@ -72,7 +87,8 @@ struct tq_task {
 	bool keep_on_timeout;
 	bool noworker; /* the broker said no worker offers fn */
 	bool deadline_sent;
-	bool orphan; /* ignored before the broker confirmed it: no handle */
+	bool orphan;      /* ignored before the broker confirmed it: no handle */
+	bool cancel_owed; /* a CANCEL went out and no answer has come since */
 	cgroup *group;
 	size_t group_index;
 };
@@ -101,10 +117,12 @@ struct tq_client {
 	uint64_t last_heard_ms;
 	uint64_t waiting_since_ms; /* when pending went from none to some */
 
-	tqi_hmap pending; /* tq_task by ref: SUBMITTED and WAITING */
-	tqi_list tasks;   /* every live handle */
-	tqi_list orphans; /* tasks ignored but not yet confirmed (see task.c) */
-	tqi_list waiting; /* CT_WAITING */
+	tqi_hmap pending;       /* tq_task by ref: SUBMITTED and WAITING */
+	tqi_list tasks;         /* every live handle */
+	tqi_list orphans;       /* tasks ignored but not yet confirmed (see task.c) */
+	tqi_list waiting;       /* CT_WAITING */
+	tqi_hmap dropped;       /* cdropped by ref */
+	tqi_list dropped_order; /* cdropped, oldest first */
 	tqi_hmap names;
 	const cname *last_name; /* the last one interned or found */
 
@@ -132,8 +150,10 @@ static inline uint64_t tqi_hb_ms(const tq_client *c)
 const cname *tqi_intern(tq_client *c, const char *s, size_t len);
 /* Sends SUBMIT for t under the current session with a new seq. */
 tq_err tqi_submit(tq_client *c, tq_task *t);
-/* Sends a CANCEL / DETACH / DEADLINE. */
-void tqi_send_cancel(tq_client *c, const tq_task *t, uint32_t grace_ms);
+/* Sends a CANCEL / DETACH / DEADLINE.  A task that leaves `pending`
+ * after its CANCEL went out and before an answer came has its ref kept in
+ * `dropped` (see cdropped). */
+void tqi_send_cancel(tq_client *c, tq_task *t, uint32_t grace_ms);
 void tqi_send_detach(tq_client *c, const tq_task *t);
 void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout_ms);
 void tqi_send_stats(tq_client *c);

@@ -4,7 +4,8 @@
  *
  * Invariant: an outcome reaches the caller once.  A task moves
  * SUBMITTED -> DONE when its answer arrives and DONE -> CONSUMED when a
- * call returns it; answers for a CONSUMED task are strays.  A task that is
+ * call returns it; answers for a CONSUMED task are strays, except the
+ * answer owed to a cancel the client sent (see cdropped).  A task that is
  * ignored before the broker confirmed it has no handle: it is an orphan,
  * owned by the client until it ends.
  */
@@ -357,6 +358,13 @@ tq_err tq_task_status(const tq_task *t)
 {
 	if (t == NULL)
 		return TQ_EINVAL;
+	if (t->client != NULL && (t->state == CT_SUBMITTED || t->state == CT_WAITING)) {
+		/* Reads what has arrived, without waiting: `until` is now.  The
+		 * task is the caller's to change; const says only that this
+		 * call does not consume its outcome. */
+		tq_task *mt = (tq_task *)t;
+		tqi_pump(mt->client, tqi_now_ms(), ended, mt);
+	}
 	return t->state == CT_DONE || t->state == CT_CONSUMED ? t->outcome : TQ_ERUNNING;
 }
 

@@ -23,7 +23,8 @@
  * socket); clients share nothing.
  *
  * Blocking.  Only the calls that wait (await, yield, shutdown, start, the
- * _many forms, stats) block, for at most their timeout.  While a call
+ * _many forms, stats) block, for at most their timeout; tq_task_status
+ * reads what has arrived without waiting.  While a call
  * waits it also watches the broker: if the broker goes silent or restarts,
  * tasks submitted with retries are resubmitted, and the others end with
  * TQ_EBROKERLOST, well before their timeout.
@@ -76,7 +77,7 @@ typedef struct {
 	 * broker's bound (tq-broker --max-task-time, one hour by default), and
 	 * a longer deadline is cut to that bound: there the task ends with
 	 * TQ_ETIMEDOUT (stopped if it was running), or TQ_ENOWORKER when no
-	 * worker offers its function.  An async task also gets its await's
+	 * worker that is not draining offers it.  An async task also gets its await's
 	 * timeout as a deadline when the await starts. */
 	int64_t timeout_ms;
 	/* Times the task may be dispatched again when its worker or the
@@ -120,7 +121,12 @@ TQ_EXPORT tq_err tq_client_start_json(tq_client *c, const char *fn, const char *
  * task's error: TQ_EFAILED (the handler's reason), TQ_ETASKCRASHED (the
  * handler crashed its executor), TQ_EWORKERLOST (its worker, or its
  * executor killed from outside, was lost with no retries left),
- * TQ_EBROKERLOST, TQ_ENOWORKER, TQ_ECANCELLED, TQ_EBUSY (the broker did
+ * TQ_EBROKERLOST, TQ_ENOWORKER (no worker offers the function: known only
+ * when the wait ends - at this timeout, or at the task's own deadline,
+ * which without timeout_ms is the broker's --max-task-time, one hour by
+ * default - never at once, since a worker may still come),
+ * TQ_ECANCELLED, TQ_EKILLED (cancelled, and killed when it still ran after
+ * the cancel's grace period), TQ_EBUSY (the broker did
  * not accept it: it holds its maximum of tasks, or of bytes - its own
  * budget, or this client's share of it; the task never ran), or
  * TQ_ETIMEDOUT - after which the task is cancelled unless it was started
@@ -137,8 +143,12 @@ TQ_EXPORT tq_err tq_task_yield(tq_task *t, int64_t timeout_ms);
 /* Task.shutdown: stops the task.  A queued task is removed; a running one
  * is sent SIGTERM and, grace_ms later (at once for TQ_BRUTAL_KILL),
  * SIGKILL.  Returns TQ_OK if the result arrived meanwhile (in
- * tq_task_result), the task's failure if it failed meanwhile, or
- * TQ_ECANCELLED.  Waits at most grace_ms plus the broker timeout. */
+ * tq_task_result), the task's failure if it failed meanwhile, TQ_EKILLED
+ * when it still ran at the end of a grace_ms > 0 and was killed (Elixir's
+ * {:exit, :killed}), or TQ_ECANCELLED when it was stopped otherwise:
+ * removed from the queue, ended by the SIGTERM within its grace, killed
+ * at once by TQ_BRUTAL_KILL, or no confirmation came in time (Elixir's
+ * nil).  Waits at most grace_ms plus the broker timeout. */
 TQ_EXPORT tq_err tq_task_shutdown(tq_task *t, int64_t grace_ms);
 
 /* Task.ignore: lets the task run on with no one waiting (it then outlives
@@ -165,12 +175,17 @@ TQ_EXPORT void tq_task_destroy(tq_task **tp);
  * Otherwise returns the first failure to arrive, sets *failed (may be NULL)
  * to that task's index, and cancels the tasks still pending (those with
  * keep_on_timeout are left running); on timeout, TQ_ETIMEDOUT names the
- * first unfinished task.  Tasks already awaited are TQ_ESTATE. */
+ * first unfinished task.  Returns TQ_EINVAL, having waited for nothing,
+ * when tasks is NULL, n is 0, or a task is NULL, belongs to a destroyed
+ * client or to another client than tasks[0] (one call waits on one
+ * client's socket); TQ_ESTATE when a task was already awaited. */
 TQ_EXPORT tq_err tq_await_many(tq_task **tasks, size_t n, int64_t timeout_ms, size_t *failed);
 
 /* Task.yield_many: waits until all n tasks have ended or the timeout runs
  * out; outcomes[i] is each task's outcome, or TQ_ERUNNING.  Nothing is
- * cancelled.  Returns TQ_OK, or TQ_EINVAL for bad arguments. */
+ * cancelled.  Returns TQ_OK, or TQ_EINVAL for bad arguments: tasks or
+ * outcomes NULL, n 0, or a task NULL, of a destroyed client or of another
+ * client than tasks[0] (as for tq_await_many). */
 TQ_EXPORT tq_err tq_yield_many(tq_task **tasks, size_t n, int64_t timeout_ms, tq_err *outcomes);
 
 /* ---- a task's outcome and identity ---- */
@@ -182,7 +197,11 @@ TQ_EXPORT const uint8_t *tq_task_result(const tq_task *t, size_t *len);
  * TQ_ESTATE when there is no result, TQ_ETYPE when it is not an int. */
 TQ_EXPORT tq_err tq_task_result_int(const tq_task *t, int64_t *v);
 TQ_EXPORT tq_err tq_task_result_json(const tq_task *t, char **json);
-/* The outcome so far: TQ_OK, an error, or TQ_ERUNNING. */
+/* The outcome so far: TQ_OK, an error, or TQ_ERUNNING.  Never blocks, but
+ * while the task has no outcome it reads what the broker has sent so far
+ * (so a task that has ended says so without a wait): it is then a call on
+ * the task's client (see Threads).  It does not consume the outcome: an
+ * await or yield still returns it. */
 TQ_EXPORT tq_err tq_task_status(const tq_task *t);
 /* One line explaining the outcome, e.g. "task 3f2a1b0c (sleep) timed out
  * after 5000 ms"; "" while there is nothing to explain. */
@@ -200,7 +219,14 @@ TQ_EXPORT tq_client *tq_task_owner(const tq_task *t);
 /* ---- the client ---- */
 
 /* Replies dropped because no task was waiting for them (late, duplicate
- * or stray), since the client was created. */
+ * or stray), since the client was created: e.g. the late result of a task
+ * an await left running (keep_on_timeout).  The broker's answer to a
+ * cancel the client sent itself for a task it stopped waiting for
+ * (tq_task_destroy of a pending task, an await that timed out, a stream
+ * closed early) is expected and not counted: the client remembers such a
+ * task's ref until that answer comes, for a minute at most, and 16384
+ * refs at most (the oldest forgotten first); an answer that comes after
+ * its ref was forgotten is counted. */
 TQ_EXPORT uint64_t tq_client_strays(const tq_client *c);
 /* Tasks resubmitted after a broker restart or loss. */
 TQ_EXPORT uint64_t tq_client_resubmitted(const tq_client *c);

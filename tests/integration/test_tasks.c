@@ -272,7 +272,7 @@ static void test_shutdown_kills_a_running_task(void **state)
 	tq_task *s = th_async(c, "stubborn", "[20000]", NULL);
 	assert_int_equal(tq_task_yield(s, 300), TQ_ERUNNING);
 	uint64_t t0 = th_now_ms();
-	assert_int_equal(tq_task_shutdown(s, 400), TQ_ECANCELLED);
+	assert_int_equal(tq_task_shutdown(s, 400), TQ_EKILLED);
 	uint64_t took = th_now_ms() - t0;
 	assert_true(took >= 400);
 	assert_true(took < 20000);
