@@ -44,6 +44,22 @@ static void drain(raw_peer *w)
 	raw_send_env(w, &d, NULL, 0);
 }
 
+/* A broker with one raw worker for rawfn (capacity 1) and a raw client in
+ * `session`, whose task refbyte x16 runs on the worker (taken: *ref,
+ * *attempt). */
+static void raw_pair_running(th_env *e, raw_peer *w, raw_peer *c, uint64_t session, uint8_t refbyte,
+                             uint8_t ref[TQI_REF_LEN], uint32_t *attempt)
+{
+	assert_non_null(th_broker(e, NULL));
+	raw_open(w, e->worker_ep);
+	raw_worker_ready(w, "rawfn", 1, 1);
+	raw_open(c, e->client_ep);
+	raw_client_hello(c, session);
+	raw_client_submit(c, session, refbyte, "rawfn", 60000, "\x90", 1);
+	raw_worker_take(w, ref, attempt);
+	assert_int_equal(ref[0], refbyte);
+}
+
 /* A task queued for a function whose only worker drains is told
  * NOTICE{ENOWORKER} at the DRAIN, and one submitted afterwards at once;
  * both end with ENOWORKER at their deadlines, not ETIMEDOUT.  A worker
@@ -51,19 +67,11 @@ static void drain(raw_peer *w)
 static void test_only_worker_drains(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
 	raw_peer w, c;
-	raw_open(&w, e->worker_ep);
-	raw_worker_ready(&w, "rawfn", 1, 1);
-	raw_open(&c, e->client_ep);
-	raw_client_hello(&c, 5);
-
-	/* a1 runs on the only worker (capacity 1); b2 waits behind it. */
-	raw_client_submit(&c, 5, 0xa1, "rawfn", 60000, "\x90", 1);
 	uint8_t ref[TQI_REF_LEN];
 	uint32_t attempt;
-	raw_worker_take(&w, ref, &attempt);
-	assert_int_equal(ref[0], 0xa1);
+	/* a1 runs on the only worker (capacity 1); b2 waits behind it. */
+	raw_pair_running(e, &w, &c, 5, 0xa1, ref, &attempt);
 	raw_client_submit(&c, 5, 0xb2, "rawfn", 1500, "\x90", 1);
 	raw_client_sync(&c);
 	uint64_t t0 = th_now_ms();
@@ -137,17 +145,10 @@ static void test_only_worker_killed(void **state)
 static void test_new_session_answers_the_old(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
 	raw_peer w, c;
-	raw_open(&w, e->worker_ep);
-	raw_worker_ready(&w, "rawfn", 1, 1);
-	raw_open(&c, e->client_ep);
-	raw_client_hello(&c, 7);
-	raw_client_submit(&c, 7, 0xf1, "rawfn", 60000, "\x90", 1);
 	uint8_t ref[TQI_REF_LEN];
 	uint32_t attempt;
-	raw_worker_take(&w, ref, &attempt);
-	assert_int_equal(ref[0], 0xf1);
+	raw_pair_running(e, &w, &c, 7, 0xf1, ref, &attempt);
 	raw_client_submit(&c, 7, 0xf2, "rawfn", 60000, "\x90", 1);
 	raw_client_sync(&c);
 

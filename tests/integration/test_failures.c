@@ -363,22 +363,36 @@ static pid_t executor_pid(const th_path *fw)
 	return (pid_t)pid;
 }
 
+/* A broker and one worker w1 (one executor), a client, and a pidfile
+ * task of ms with `retries` whose executor the test then kills with
+ * SIGKILL, as the OOM killer would; *fw is the pid file, *victim the pid. */
+static tq_task *kill_executor_of_new_task(th_env *e, th_proc **w1, tq_client **c, th_path *fw,
+                                          const char *tag, int ms, unsigned retries, pid_t *victim)
+{
+	assert_non_null(th_broker(e, NULL));
+	*w1 = th_worker(e, "w1", one);
+	assert_non_null(*w1);
+	*c = th_client(e, 0);
+	tq_task *t = pidfile_task(e, *c, fw, tag, ms, retries);
+	*victim = executor_pid(fw);
+	assert_int_not_equal(*victim, (*w1)->pid);
+	if (retries > 0)
+		unlink(fw->path); /* attempt 2 writes it again */
+	assert_int_equal(kill(*victim, SIGKILL), 0);
+	return t;
+}
+
 /* The OOM killer's SIGKILL, played by the test: not the task's fault, so a
  * task with retries runs again - here on a fresh executor of the same
  * worker, which serves on and is not counted lost. */
 static void test_executor_killed_from_outside_is_retried(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	th_proc *w1 = th_worker(e, "w1", one);
-	assert_non_null(w1);
-	tq_client *c = th_client(e, 0);
+	th_proc *w1;
+	tq_client *c;
 	th_path fw;
-	tq_task *t = pidfile_task(e, c, &fw, "oom-retried", 1500, 1);
-	pid_t victim = executor_pid(&fw);
-	assert_int_not_equal(victim, w1->pid);
-	unlink(fw.path); /* attempt 2 writes it again */
-	assert_int_equal(kill(victim, SIGKILL), 0);
+	pid_t victim;
+	tq_task *t = kill_executor_of_new_task(e, &w1, &c, &fw, "oom-retried", 1500, 1, &victim);
 	assert_int_equal(tq_task_await(t, 10000), TQ_OK);
 	assert_int_equal(th_result_int(t), 1500);
 	assert_int_equal(tq_task_attempt(t), 2);
@@ -402,15 +416,11 @@ static void test_executor_killed_from_outside_is_retried(void **state)
 static void test_executor_killed_from_outside_without_retries_is_lost(void **state)
 {
 	th_env *e = *state;
-	assert_non_null(th_broker(e, NULL));
-	th_proc *w1 = th_worker(e, "w1", one);
-	assert_non_null(w1);
-	tq_client *c = th_client(e, 0);
+	th_proc *w1;
+	tq_client *c;
 	th_path fw;
-	tq_task *t = pidfile_task(e, c, &fw, "oom-lost", 20000, 0);
-	pid_t victim = executor_pid(&fw);
-	assert_int_not_equal(victim, w1->pid);
-	assert_int_equal(kill(victim, SIGKILL), 0);
+	pid_t victim;
+	tq_task *t = kill_executor_of_new_task(e, &w1, &c, &fw, "oom-lost", 20000, 0, &victim);
 	assert_int_equal(tq_task_await(t, 10000), TQ_EWORKERLOST);
 	const char *why = tq_task_error(t);
 	printf("%s\n", why);
