@@ -11,7 +11,7 @@
  *
  * Invariant: every well-formed CANCEL is answered, ACCEPTED when the task
  * was found (removed from its queue, or asked to stop on its worker) and
- * FAILED{ENOTFOUND} when the broker holds no such task; the task's owner,
+ * REFUSED{CANCEL, ENOTFOUND} when the broker holds no such task; the task's owner,
  * if any, hears FAILED{ECANCELLED} at once, and its outcome is counted
  * once.  Each task an operator cancels is logged once with its ref; what
  * an operator can repeat (a cancel of a task already stopping, or of no
@@ -44,7 +44,8 @@ static void on_cancel(tqi_broker *b, const tqi_frames *f, const tqi_env *e)
 		static const char why[] = "no such task: it has ended, or never existed";
 		tqi_log_limited(&b->admin_log, TQI_LOG_INFO,
 		                "an operator asked to cancel task %s: no such task", ref);
-		tqi_env r = { .cmd = TQI_FAILED,
+		tqi_env r = { .cmd = TQI_REFUSED,
+			      .command = TQI_CANCEL,
 			      .code = TQ_ENOTFOUND,
 			      .text = { why, sizeof why - 1 } };
 		memcpy(r.ref, e->ref, TQI_REF_LEN);

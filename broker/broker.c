@@ -102,7 +102,7 @@ bpeer *tqi_peer_find(tqi_hmap *map, bpeer **last, const zmq_msg_t *id)
  *  - no ZMTP heartbeats of the broker's own: no timer ever writes on a
  *    connection.  A frozen or vanished owner is found instead by (a) the
  *    TTL of the ZMTP heartbeats tq's client sends (PROTOCOL.md section 1:
- *    its connection closes 1 s after its last PING when nothing followed),
+ *    its connection closes 3 s after its last PING when nothing followed),
  *    (b) on the client socket, a TCP user timeout: the HEARTBEATs the
  *    broker sends an owner every interval, unacknowledged for
  *    user_timeout_ms, close the connection of a dead host or a cut link,
@@ -371,6 +371,15 @@ void tqi_bad_message(tqi_broker *b, void *sock, const char *role, tqi_frames *f,
 	snprintf(text, sizeof text, "%s: %s (this broker speaks tq/%d)", tq_strerror(code), why,
 	         TQI_VERSION);
 	tqi_env e = { .cmd = TQI_ERROR, .code = code, .text = { text, (uint32_t)strlen(text) } };
+	/* A client's command that names a task is refused under its ref, so
+	 * that the task it meant is settled instead of waiting out its
+	 * timeout (PROTOCOL.md 4.4). */
+	uint8_t cmd;
+	if (sock == b->clients_sock &&
+	    tqi_env_peek_ref(f->env, f->envlen, TQI_ROLE_CLIENT, TQI_ROLE_BROKER, &cmd, e.ref)) {
+		e.cmd = TQI_REFUSED;
+		e.command = cmd;
+	}
 	tqi_send_raw(b, sock, &f->id, &e);
 }
 
@@ -400,6 +409,7 @@ static void tick(tqi_broker *b)
 	tqi_memory_tick(b);
 	tqi_log_suppressed(&b->bad_log, TQI_LOG_WARN, "lines about misbehaving peers");
 	tqi_log_suppressed(&b->peer_log, TQI_LOG_INFO, "lines about peers coming and going");
+	tqi_log_suppressed(&b->owner_log, TQI_LOG_INFO, "lines about owners lost");
 	b->next_tick_ms = b->now_ms + b->opts.heartbeat_ms;
 }
 

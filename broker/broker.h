@@ -301,6 +301,8 @@ typedef struct tqi_broker {
 	tqi_counters n;
 	tqi_ratelimit bad_log;     /* misbehaving peers */
 	tqi_ratelimit peer_log;    /* peers' comings and goings, which a peer can repeat */
+	tqi_ratelimit owner_log;   /* owners lost with tasks: apart, so a flood of
+	                            * idle sessions cannot hide them */
 	tqi_ratelimit bad_reply;   /* ERROR answers (TQI_BAD_REPLY_*) */
 	tqi_ratelimit disconnects; /* to unknown workers (TQI_DISCONNECT_*) */
 	tqi_ratelimit stats_anon;  /* STATS from peers without a session, all together */

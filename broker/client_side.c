@@ -41,7 +41,10 @@ static void refuse(tqi_broker *b, bclient *c, const zmq_msg_t *id, const uint8_t
                    const char *msg)
 {
 	b->n.rejected++;
-	tqi_env e = { .cmd = TQI_FAILED, .code = code, .text = { msg, (uint32_t)strlen(msg) } };
+	tqi_env e = { .cmd = TQI_REFUSED,
+		      .command = TQI_SUBMIT,
+		      .code = code,
+		      .text = { msg, (uint32_t)strlen(msg) } };
 	memcpy(e.ref, ref, TQI_REF_LEN);
 	reply(b, c, id, &e);
 }
@@ -66,7 +69,7 @@ void tqi_client_free(tqi_broker *b, bclient *c)
 	}
 	if (c->peer.gone && c->peer.gone_why != NULL) {
 		b->n.owners_lost++;
-		tqi_log_limited(&b->peer_log, TQI_LOG_INFO,
+		tqi_log_limited(cancelled > 0 ? &b->owner_log : &b->peer_log, TQI_LOG_INFO,
 		                "client %s (%s) lost: %s; %u tasks cancelled", c->peer.name,
 		                c->peer.idhex, c->peer.gone_why, cancelled);
 	}

@@ -55,7 +55,8 @@ static int verdict(const tqi_env *e, const uint8_t ref[TQI_REF_LEN], const char 
 		        (int)e->text.n, e->text.p);
 		return TQC_TASK_FAILED;
 	}
-	if ((e->cmd != TQI_ACCEPTED && e->cmd != TQI_FAILED) || memcmp(e->ref, ref, TQI_REF_LEN))
+	if ((e->cmd != TQI_ACCEPTED && e->cmd != TQI_REFUSED) || memcmp(e->ref, ref, TQI_REF_LEN) ||
+	    (e->cmd == TQI_REFUSED && e->command != TQI_CANCEL))
 		return -1;
 	if (e->cmd == TQI_ACCEPTED)
 		return TQC_OK;

@@ -128,6 +128,7 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 	tqi_list_init(&c->tasks);
 	tqi_list_init(&c->orphans);
 	tqi_list_init(&c->waiting);
+	tqi_list_init(&c->streams);
 	c->probe_gap_ms = tqi_hb_ms(c);
 
 	tq_err err = TQ_ETRANSPORT;
@@ -206,16 +207,21 @@ void tq_client_destroy(tq_client **cp)
 	if (cp == NULL || *cp == NULL)
 		return;
 	tq_client *c = *cp;
+	/* Streams first: their cancels must go out while the socket lives,
+	 * and their tasks are handles that the loop below would detach. */
+	tqi_streams_detach(c);
 	tqi_reap_orphans(c, true); /* given up, like the tasks still pending */
 	tqi_node *n;
 	while ((n = tqi_list_pop_front(&c->tasks)) != NULL) {
 		/* The handle outlives us: it keeps its outcome, if any, but
 		 * can no longer wait for one. */
 		tq_task *t = tqi_container_of(n, tq_task, all);
-		tqi_task_unlink(t);
-		if (t->state != CT_DONE && t->state != CT_CONSUMED) {
-			t->state = CT_DONE;
-			t->outcome = TQ_ECANCELLED;
+		if (t->state == CT_SUBMITTED || t->state == CT_WAITING) {
+			char msg[TQI_MAX_NAME + 96];
+			snprintf(msg, sizeof msg,
+			         "task %.8s (%s) was given up: its client was destroyed",
+			         tqi_task_refhex(t), t->fn->s);
+			tqi_task_end(t, TQ_ECANCELLED, msg); /* also unlinks it */
 		}
 		t->fn = NULL; /* interned names die with the client */
 		t->worker = NULL;
@@ -525,18 +531,6 @@ static void on_failed(tq_client *c, tq_task *t, const tqi_env *e)
 	snprintf(detail, sizeof detail, "%.*s", (int)e->text.n, e->text.p);
 	snprintf(worker, sizeof worker, "%.*s", (int)e->name.n, e->name.p);
 	switch (e->code) {
-	case TQ_ESESSION:
-		/* Refused, so never run: submit again once a HELLO has gone out
-		 * after the refused SUBMIT, which re-opens the session. */
-		if (c->last_hello_seq < t->seq)
-			send_hello(c);
-		tqi_submit(c, t);
-		return;
-	case TQ_ESHUTDOWN:
-		/* Refused by a broker on its way out: wait for the next one. */
-		t->state = CT_WAITING;
-		tqi_list_push_back(&c->waiting, &t->wnode);
-		return;
 	case TQ_EBROKERLOST:
 		if (t->retries_left > 0) {
 			t->retries_left--;
@@ -589,6 +583,50 @@ static tq_task *pending_task(tq_client *c, const uint8_t *ref)
 	return NULL;
 }
 
+/* A SUBMIT the broker refused: the task was never accepted and never ran. */
+static void on_submit_refused(tq_client *c, tq_task *t, const tqi_env *e)
+{
+	char detail[TQI_MAX_TEXT + 1], msg[TQI_MAX_TEXT + 256];
+	switch (e->code) {
+	case TQ_ESESSION:
+		/* Submit again once a HELLO has gone out after the refused
+		 * SUBMIT, which re-opens the session. */
+		if (c->last_hello_seq < t->seq)
+			send_hello(c);
+		tqi_submit(c, t);
+		return;
+	case TQ_ESHUTDOWN:
+		/* Refused by a broker on its way out: wait for the next one. */
+		t->state = CT_WAITING;
+		tqi_list_push_back(&c->waiting, &t->wnode);
+		return;
+	default:
+		break;
+	}
+	snprintf(detail, sizeof detail, "%.*s", (int)e->text.n, e->text.p);
+	fit(msg, sizeof msg, "task %.8s (%s) was refused by the broker: %s (%s)", tq_task_ref(t),
+	    t->fn ? t->fn->s : "?", tq_strerror((tq_err)e->code), detail);
+	tqi_task_end(t, (tq_err)e->code, msg);
+}
+
+/* REFUSED: the broker did not act on a command of ours about a task.  Only
+ * a refused SUBMIT settles the task; the refusal of a CANCEL or a DETACH
+ * leaves it as it was, and its outcome still comes. */
+static void on_refused(tq_client *c, const tqi_env *e)
+{
+	if (e->command == TQI_SUBMIT) {
+		tq_task *t = pending_task(c, e->ref);
+		if (t != NULL)
+			on_submit_refused(c, t, e);
+		return;
+	}
+	const char *cmd = tqi_cmd_name((uint8_t)e->command);
+	char ref[2 * TQI_REF_LEN + 1];
+	tqi_hex(e->ref, TQI_REF_LEN, ref);
+	tqi_warn("the broker refused a %s for task %.8s: %s: %.*s", cmd ? cmd : "command", ref,
+	         tq_errname((tq_err)e->code), (int)e->text.n, e->text.p);
+}
+
 /* Handles one message; false when it was malformed (and ignored). */
 static bool on_message(tq_client *c, tqi_frames *f)
 {
@@ -636,6 +674,9 @@ static bool on_message(tq_client *c, tqi_frames *f)
 		break;
 	case TQI_STATS_REPLY:
 		on_stats_reply(c, e);
+		break;
+	case TQI_REFUSED:
+		on_refused(c, e);
 		break;
 	case TQI_ERROR:
 		tqi_warn("the broker refused a message: %s: %.*s", tq_errname((tq_err)e->code),

@@ -25,9 +25,13 @@ static bool set_over(tq_client *c, void *arg)
 	return (w->stop_at_failure && w->g.first_bad != SIZE_MAX) || w->g.ended == w->n;
 }
 
-/* Puts the tasks into ws's group; returns TQ_ESTATE if one cannot be
- * waited on, TQ_EINVAL for mixed clients. */
-static tq_err join(waitset *ws, tq_task **tasks, size_t n, bool stop_at_failure)
+/* Puts the tasks into ws's group; returns TQ_EINVAL for mixed clients.
+ * A task whose outcome was already returned has nothing more to wait for:
+ * await_many, which answers for all its tasks at once, refuses the call
+ * (TQ_ESTATE); yield_many (`per_task`) counts it as ended and leaves it
+ * out of the group, so that calling it again on the same array waits only
+ * for the tasks still running. */
+static tq_err join(waitset *ws, tq_task **tasks, size_t n, bool stop_at_failure, bool per_task)
 {
 	ws->g.ended = 0;
 	ws->g.first_bad = SIZE_MAX;
@@ -38,11 +42,15 @@ static tq_err join(waitset *ws, tq_task **tasks, size_t n, bool stop_at_failure)
 		tq_task *t = tasks[i];
 		if (t == NULL || t->client == NULL || t->client != c)
 			return TQ_EINVAL;
-		if (t->state == CT_CONSUMED)
+		if (t->state == CT_CONSUMED && !per_task)
 			return TQ_ESTATE;
 	}
 	for (size_t i = 0; i < n; i++) {
 		tq_task *t = tasks[i];
+		if (t->state == CT_CONSUMED) {
+			ws->g.ended++;
+			continue;
+		}
 		t->group = &ws->g;
 		t->group_index = i;
 		if (t->state == CT_DONE) {
@@ -65,7 +73,7 @@ tq_err tq_await_many(tq_task **tasks, size_t n, int64_t timeout_ms, size_t *fail
 	if (tasks == NULL || n == 0)
 		return TQ_EINVAL;
 	waitset ws;
-	tq_err e = join(&ws, tasks, n, true);
+	tq_err e = join(&ws, tasks, n, true, false);
 	if (e != TQ_OK)
 		return e;
 	tq_client *c = tasks[0]->client;
@@ -122,7 +130,7 @@ tq_err tq_yield_many(tq_task **tasks, size_t n, int64_t timeout_ms, tq_err *outc
 	if (tasks == NULL || n == 0 || outcomes == NULL)
 		return TQ_EINVAL;
 	waitset ws;
-	tq_err e = join(&ws, tasks, n, false);
+	tq_err e = join(&ws, tasks, n, false, true);
 	if (e != TQ_OK)
 		return e;
 	tq_client *c = tasks[0]->client;
@@ -131,9 +139,13 @@ tq_err tq_yield_many(tq_task **tasks, size_t n, int64_t timeout_ms, tq_err *outc
 	leave(tasks, n);
 	if (e != TQ_OK && e != TQ_ETIMEDOUT)
 		return e;
+	/* The wait moves tasks from SUBMITTED to DONE only: a task CONSUMED
+	 * now was so before the call. */
 	for (size_t i = 0; i < n; i++) {
 		tq_task *t = tasks[i];
-		if (t->state == CT_DONE) {
+		if (t->state == CT_CONSUMED) {
+			outcomes[i] = TQ_ESTATE;
+		} else if (t->state == CT_DONE) {
 			outcomes[i] = t->outcome;
 			t->state = CT_CONSUMED;
 		} else {

@@ -121,6 +121,7 @@ struct tq_client {
 	tqi_list tasks;         /* every live handle */
 	tqi_list orphans;       /* tasks ignored but not yet confirmed (see task.c) */
 	tqi_list waiting;       /* CT_WAITING */
+	tqi_list streams;       /* live tq_streams, detached by tq_client_destroy */
 	tqi_hmap dropped;       /* cdropped by ref */
 	tqi_list dropped_order; /* cdropped, oldest first */
 	tqi_hmap names;
@@ -176,6 +177,12 @@ void tqi_read_ahead(tq_client *c);
 /* ---- task.c ---- */
 /* Frees the orphans that have ended (all of them when `all`). */
 void tqi_reap_orphans(tq_client *c, bool all);
+
+/* ---- stream.c ---- */
+/* Called by tq_client_destroy while c still works: each of c's streams
+ * that has not ended cancels what it runs and fails with TQ_ESTATE, and
+ * forgets c, so that its later calls never reach freed memory. */
+void tqi_streams_detach(tq_client *c);
 
 /* ---- client.c ---- */
 /* Ends t with an outcome (and an explanation, formatted by the caller). */

@@ -10,6 +10,11 @@
  * is running until its outcome arrives (one that tq_client_async refused
  * has it at once), and group.ended counts the outcomes, so the tasks
  * running are next_index - group.ended: nothing else keeps that count.
+ *
+ * A stream may outlive its client by mistake: the client keeps its live
+ * streams in a list and detaches them when it is destroyed (c becomes
+ * NULL), so that a later call answers TQ_ESTATE instead of reaching freed
+ * memory.
  */
 #include "client/session.h"
 #include "tq/stream.h"
@@ -30,7 +35,8 @@ typedef struct {
 } sslot;
 
 struct tq_stream {
-	tq_client *c;
+	tq_client *c;  /* NULL once the client was destroyed */
+	tqi_node live; /* in c->streams while c lives */
 	char fn[TQI_MAX_NAME + 1];
 	tq_stream_input input;
 	void *arg;
@@ -45,6 +51,9 @@ struct tq_stream {
 	sslot *ring;
 	cgroup group;     /* .ended: inputs pulled that have their outcome */
 	tq_task *current; /* the last item's task, freed at the next call */
+	/* The last item's worker: a copy, since the client's names die with
+	 * it and the item must not. */
+	char worker[TQI_MAX_NAME + 1];
 	tq_err failed;
 	char error[TQI_MAX_TEXT];
 };
@@ -141,6 +150,7 @@ tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input inpu
 		return TQ_ENOMEM;
 	}
 	s->c = c;
+	tqi_list_push_back(&c->streams, &s->live);
 	memcpy(s->fn, fn, fl + 1);
 	s->input = input;
 	s->arg = arg;
@@ -340,7 +350,8 @@ static void yield(tq_stream *s, sslot *slot, tq_stream_item *item)
 		item->outcome = t->outcome;
 		item->result = tq_task_result(t, &item->len);
 		item->error = tq_task_error(t);
-		item->worker = tq_task_worker(t);
+		snprintf(s->worker, sizeof s->worker, "%s", tq_task_worker(t));
+		item->worker = s->worker;
 	}
 	s->yielded++;
 	if (!s->o.unordered)
@@ -360,9 +371,29 @@ static bool progressed(tq_client *c, void *arg)
 	return p->group->ended != p->ended;
 }
 
+/* True when every input has been yielded and nothing is left to fail. */
+static bool ended(const tq_stream *s)
+{
+	return s->inputs_done && !s->input_failed && s->yielded == s->next_index;
+}
+
+void tqi_streams_detach(tq_client *c)
+{
+	tqi_node *n;
+	while ((n = tqi_list_pop_front(&c->streams)) != NULL) {
+		tq_stream *s = tqi_container_of(n, tq_stream, live);
+		if (s->failed == TQ_OK && !ended(s))
+			fail_stream(s, TQ_ESTATE,
+			            "the stream cannot go on: its client was destroyed");
+		s->c = NULL;
+	}
+}
+
 tq_err tq_stream_next(tq_stream *s, tq_stream_item *item)
 {
 	tq_task_destroy(&s->current);
+	if (s->c == NULL) /* detached by tqi_streams_detach */
+		return s->failed != TQ_OK ? s->failed : TQ_EEND;
 	for (;;) {
 		if (s->failed != TQ_OK)
 			return s->failed;
@@ -417,6 +448,8 @@ void tq_stream_destroy(tq_stream **sp)
 	if (sp == NULL || *sp == NULL)
 		return;
 	tq_stream *s = *sp;
+	if (s->c != NULL)
+		tqi_list_remove(&s->c->streams, &s->live);
 	tq_task_destroy(&s->current);
 	for (size_t i = 0; i < s->window; i++)
 		if (s->ring[i].task != NULL) {

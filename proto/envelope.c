@@ -37,6 +37,7 @@ typedef enum {
 	F_REFS,
 	F_STATS,
 	F_MARK,
+	F_COMMAND,
 	F_COUNT
 } field_id;
 
@@ -71,6 +72,7 @@ static const field fields[F_COUNT] = {
 	[F_REFS] = { "refs", K_REFS, OFF(refs), 1, TQI_MAX_DEADLINE_REFS },
 	[F_STATS] = { "stats", K_MAP, OFF(stats), 0, 0 },
 	[F_MARK] = { "mark", K_U64, OFF(mark), 0, UINT64_MAX },
+	[F_COMMAND] = { "command", K_U32, OFF(command), 1, 0x7e },
 };
 
 enum { C = TQI_ROLE_CLIENT, W = TQI_ROLE_WORKER, B = TQI_ROLE_BROKER };
@@ -102,6 +104,7 @@ static const schema schemas[128] = {
 	[TQI_STATS]       = {"STATS",       0, 1, {ROUTE(C, B)},              0, {0}},
 	[TQI_STATS_REPLY] = {"STATS_REPLY", 0, 1, {ROUTE(B, C)},              1, {F_STATS}},
 	[TQI_HEARTBEAT]   = {"HEARTBEAT",   0, 2, {ROUTE(B, C), ROUTE(B, W)}, 1, {F_INSTANCE}},
+	[TQI_REFUSED]     = {"REFUSED",     0, 1, {ROUTE(B, C)},              4, {F_REF, F_COMMAND, F_CODE, F_TEXT}},
 	[TQI_READY]       = {"READY",       0, 1, {ROUTE(W, B)},              5, {F_NAME, F_CONCURRENCY, F_CAPACITY, F_HEARTBEAT, F_FUNCTIONS}},
 	[TQI_TASK]        = {"TASK",        1, 1, {ROUTE(B, W)},              5, {F_REF, F_FUNCTION, F_ATTEMPT, F_TIMEOUT, F_NAME}},
 	[TQI_DONE]        = {"DONE",        1, 1, {ROUTE(W, B)},              4, {F_REF, F_ATTEMPT, F_CODE, F_TEXT}},
@@ -618,6 +621,37 @@ tq_err tqi_env_decode_from(const uint8_t *buf, size_t len, tqi_role from, tqi_ro
 tq_err tqi_env_decode_prefix(const uint8_t *buf, size_t len, tqi_env *e, size_t *used)
 {
 	return decode(buf, len, 0, e, NULL, 0, used);
+}
+
+bool tqi_env_peek_ref(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, uint8_t *cmd,
+                      uint8_t ref[TQI_REF_LEN])
+{
+	if (len < TQI_HDR_LEN || buf[0] != TQI_MAGIC0 || buf[1] != TQI_MAGIC1 ||
+	    buf[2] != TQI_VERSION)
+		return false;
+	const schema *s = lookup(buf[3]);
+	if (s == NULL || !has_route(s, ROUTE(from, to)))
+		return false;
+	uint32_t at = 0;
+	while (at < s->nfields && s->f[at] != F_REF)
+		at++;
+	if (at == s->nfields)
+		return false;
+	tq_reader r;
+	tq_reader_init(&r, buf + TQI_HDR_LEN, len - TQI_HDR_LEN);
+	uint32_t n;
+	if (tq_read_array(&r, &n) != TQ_OK || n <= at)
+		return false;
+	for (uint32_t i = 0; i < at; i++)
+		if (tq_read_skip(&r) != TQ_OK)
+			return false;
+	const uint8_t *p;
+	size_t plen;
+	if (tq_read_bin(&r, &p, &plen) != TQ_OK || plen != TQI_REF_LEN)
+		return false;
+	memcpy(ref, p, TQI_REF_LEN);
+	*cmd = buf[3];
+	return true;
 }
 
 /* ---- encoding --------------------------------------------------------- */

@@ -162,7 +162,7 @@ void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int
 	memcpy(rid, id, sizeof rid);
 	rid[0] |= 0x80; /* a routing id may not start with 0 */
 	int zero = 0, rmin = 100, rmax = 5000, hbto = 12 * zmtp_ivl_ms;
-	int ttl = 4 * zmtp_ivl_ms < 100 ? 100 : 4 * zmtp_ivl_ms;
+	int ttl = hbto < 100 ? 100 : hbto;
 	zmq_setsockopt(s, ZMQ_ROUTING_ID, rid, sizeof rid);
 	zmq_setsockopt(s, ZMQ_SNDHWM, &zero, sizeof zero);
 	zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof zero);

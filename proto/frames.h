@@ -113,9 +113,13 @@ tq_err tqi_frames_decode(tqi_frames *f, tqi_role from, tqi_role to, char *why, s
  * given linger, reconnection backoff from 100 ms to 5 s, and, when
  * zmtp_ivl_ms > 0, ZMTP heartbeats every zmtp_ivl_ms that drop a
  * connection silent for twelve intervals on this side and, by their TTL,
- * ask the broker to drop it after four intervals (at least 100 ms) without
- * a word from here: the broker keeps no ZMTP heartbeats of its own
- * (broker.c), so this is how it tells a frozen peer from a busy one.
+ * ask the broker to drop it after twelve intervals too (at least 100 ms)
+ * without a word from here: the broker keeps no ZMTP heartbeats of its own
+ * (broker.c), so this is how it tells a frozen peer from a busy one.  The
+ * TTL is judged by the broker's I/O thread, which runs at a lower priority
+ * than its loop: on a host whose CPUs are all busy it may read a live
+ * peer's PINGs late, and a TTL of a few intervals would then close the
+ * connection of a client that is alive, and cancel its tasks.
  * Returns the socket, or NULL with errno set. */
 void *tqi_dealer_open(void *ctx, const uint8_t id[16], const char *endpoint, int linger_ms,
                       int zmtp_ivl_ms);

@@ -60,6 +60,7 @@ typedef enum {
 	TQI_STATS = 0x0b,
 	TQI_STATS_REPLY = 0x0c,
 	TQI_HEARTBEAT = 0x0d,
+	TQI_REFUSED = 0x0e,
 	TQI_READY = 0x20,
 	TQI_TASK = 0x21,
 	TQI_DONE = 0x22,
@@ -96,9 +97,10 @@ typedef struct {
 	uint8_t instance[TQI_REF_LEN];
 	tqi_str name;        /* HELLO/READY: the sender; RESULT/FAILED: worker; TASK: owner */
 	tqi_str function;    /* SUBMIT, TASK */
-	tqi_str text;        /* FAILED/DONE message, DISCONNECT reason, ERROR message */
+	tqi_str text;        /* FAILED/REFUSED/DONE message, DISCONNECT reason, ERROR message */
 	uint64_t timeout_ms; /* relative: ms left when sent; 0 = none */
 	uint32_t retries, flags, attempt, code, grace_ms;
+	uint32_t command; /* REFUSED: the code of the command refused */
 	uint32_t concurrency, capacity, heartbeat_ms;
 	bool resumed;
 	tqi_raw functions; /* READY: str elements */
@@ -149,6 +151,15 @@ tq_err tqi_env_decode(const uint8_t *buf, size_t len, tqi_env *e, char *why, siz
  * the envelope's length.  No explanation: a caller that wants one decodes
  * again with tqi_env_decode_from. */
 tq_err tqi_env_decode_prefix(const uint8_t *buf, size_t len, tqi_env *e, size_t *used);
+
+/* For a command that a peer of role `from` sent to one of role `to` and
+ * that failed to decode: when its header names a command allowed on that
+ * route whose body carries a ref, and the body can be read as far as that
+ * ref (an array, the fields before it skipped, then a bin of 16 bytes),
+ * sets *cmd and ref and returns true, so that the refusal can name the
+ * task.  Nothing after the ref is read.  Never allocates. */
+bool tqi_env_peek_ref(const uint8_t *buf, size_t len, tqi_role from, tqi_role to, uint8_t *cmd,
+                      uint8_t ref[TQI_REF_LEN]);
 
 /* Like tqi_env_decode, for a message that a peer of role `from` sent to one
  * of role `to`: a command not allowed on that route is refused with

@@ -17,6 +17,20 @@
  * Every task ends in a result or a named error within its timeout, and no
  * result is delivered twice - also when workers, clients or the broker die.
  *
+ * Lifetimes.  Three rules; breaking the first two is checked, not undefined.
+ *  - A task handle may outlive its client, and must still be destroyed.
+ *    After tq_client_destroy its waits (await, yield, shutdown) answer
+ *    TQ_ESTATE, the _many forms TQ_EINVAL; it still tells its outcome,
+ *    result and error (a task pending then ended TQ_ECANCELLED).  Names
+ *    come from the client: tq_task_function and tq_task_worker answer ""
+ *    from then on, and the strings they returned before are gone.
+ *  - A stream (tq/stream.h) is destroyed before its client.  One that is
+ *    not is cancelled with it: tq_stream_next answers TQ_ESTATE, and
+ *    tq_stream_destroy still frees it.
+ *  - What a handle points to (tq_task_result, tq_task_error, tq_task_ref)
+ *    lives until the handle is destroyed; what a stream item points to,
+ *    until the next tq_stream_next or tq_stream_destroy.
+ *
  * Threads.  A client and its tasks are used by one thread at a time, like
  * a ZeroMQ socket: calls on one client must not overlap.  Threads that want
  * tasks of their own each create their own client (they are cheap: one
@@ -66,10 +80,12 @@ typedef struct {
 TQ_EXPORT tq_err tq_client_new(tq_client **out, const tq_client_opts *opts);
 
 /* Closes the client.  Tasks still pending are given up (the broker cancels
- * them, as a caller's exit kills its linked tasks); handles not destroyed
- * yet stay valid but answer TQ_ESTATE.  Messages still queued (a cancel, an
- * ignore) get up to the broker timeout to go out, so this may block that
- * long when the broker is unreachable.  Accepts NULL; sets *cp to NULL. */
+ * them, as a caller's exit kills its linked tasks): they end TQ_ECANCELLED,
+ * and tq_task_error says why.  Handles not destroyed yet stay valid, and
+ * streams not destroyed yet are cancelled and fail (see Lifetimes above).
+ * Messages still queued (a cancel, an ignore) get up to the broker timeout
+ * to go out, so this may block that long when the broker is unreachable.
+ * Accepts NULL; sets *cp to NULL. */
 TQ_EXPORT void tq_client_destroy(tq_client **cp);
 
 typedef struct {
@@ -128,7 +144,8 @@ TQ_EXPORT tq_err tq_client_start_json(tq_client *c, const char *fn, const char *
  * TQ_ECANCELLED, TQ_EKILLED (cancelled, and killed when it still ran after
  * the cancel's grace period), TQ_EBUSY (the broker did
  * not accept it: it holds its maximum of tasks, or of bytes - its own
- * budget, or this client's share of it; the task never ran), or
+ * budget, or this client's share of it; the task never ran; the same for
+ * any refusal: TQ_ETOOBIG, TQ_EEXIST, a decoder's error), or
  * TQ_ETIMEDOUT - after which the task is cancelled unless it was started
  * with keep_on_timeout.  tq_task_error says which task, function and
  * worker, and why.  A task's outcome is returned once: a second await
@@ -178,14 +195,20 @@ TQ_EXPORT void tq_task_destroy(tq_task **tp);
  * first unfinished task.  Returns TQ_EINVAL, having waited for nothing,
  * when tasks is NULL, n is 0, or a task is NULL, belongs to a destroyed
  * client or to another client than tasks[0] (one call waits on one
- * client's socket); TQ_ESTATE when a task was already awaited. */
+ * client's socket); TQ_ESTATE, having waited for nothing, when a task's
+ * outcome was already returned (by an await, a yield or a _many call):
+ * the call answers for all its tasks at once, and that one has no answer
+ * left to give. */
 TQ_EXPORT tq_err tq_await_many(tq_task **tasks, size_t n, int64_t timeout_ms, size_t *failed);
 
 /* Task.yield_many: waits until all n tasks have ended or the timeout runs
  * out; outcomes[i] is each task's outcome, or TQ_ERUNNING.  Nothing is
- * cancelled.  Returns TQ_OK, or TQ_EINVAL for bad arguments: tasks or
- * outcomes NULL, n 0, or a task NULL, of a destroyed client or of another
- * client than tasks[0] (as for tq_await_many). */
+ * cancelled.  A task whose outcome was already returned (by this call
+ * before, or an await or yield) gets TQ_ESTATE and counts as ended, so
+ * calling it again on the same array, as Elixir's loops do, waits only for
+ * the tasks that still run.  Returns TQ_OK, or TQ_EINVAL for bad
+ * arguments: tasks or outcomes NULL, n 0, or a task NULL, of a destroyed
+ * client or of another client than tasks[0] (as for tq_await_many). */
 TQ_EXPORT tq_err tq_yield_many(tq_task **tasks, size_t n, int64_t timeout_ms, tq_err *outcomes);
 
 /* ---- a task's outcome and identity ---- */
@@ -201,15 +224,18 @@ TQ_EXPORT tq_err tq_task_result_json(const tq_task *t, char **json);
  * while the task has no outcome it reads what the broker has sent so far
  * (so a task that has ended says so without a wait): it is then a call on
  * the task's client (see Threads).  It does not consume the outcome: an
- * await or yield still returns it. */
+ * await or yield still returns it.  After tq_client_destroy, the outcome
+ * the task had then (TQ_ECANCELLED if it was pending). */
 TQ_EXPORT tq_err tq_task_status(const tq_task *t);
 /* One line explaining the outcome, e.g. "task 3f2a1b0c (sleep) timed out
  * after 5000 ms"; "" while there is nothing to explain. */
 TQ_EXPORT const char *tq_task_error(const tq_task *t);
 /* The reference as 32 hex digits. */
 TQ_EXPORT const char *tq_task_ref(const tq_task *t);
+/* The function's name, and the worker that produced the outcome ("" if
+ * none did).  Both strings belong to the client: "" once it is destroyed,
+ * and what they returned before is freed with it. */
 TQ_EXPORT const char *tq_task_function(const tq_task *t);
-/* The worker that produced the outcome, "" if none did. */
 TQ_EXPORT const char *tq_task_worker(const tq_task *t);
 /* The attempt that produced the outcome (1 = first dispatch). */
 TQ_EXPORT unsigned tq_task_attempt(const tq_task *t);

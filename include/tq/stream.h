@@ -18,6 +18,9 @@
  * them.  Each task's timeout starts when it is submitted, as in Elixir.
  * A task that fails is an item with its error (like Task.async_stream's
  * {:exit, reason}); it does not stop the stream.
+ *
+ * Lifetimes (see tq/client.h): destroy the stream before its client, and
+ * read an item before the next tq_stream_next, which frees it.
  */
 #ifndef TQ_STREAM_H
 #define TQ_STREAM_H
@@ -69,7 +72,8 @@ typedef struct {
 } tq_stream_opts;
 
 /* One outcome: a task's, or a refused input's (see tq_stream_input).
- * Pointers stay valid until the next tq_stream_next. */
+ * Its pointers stay valid until the next tq_stream_next or
+ * tq_stream_destroy, and no longer: copy what must outlive them. */
 typedef struct {
 	size_t index;          /* the input's position, from 0 */
 	tq_err outcome;        /* TQ_OK, the task's error, or the refusal's */
@@ -84,8 +88,8 @@ typedef struct {
  * max_concurrency 0 this asks the broker for its stats and so blocks until
  * it answers, at most the client's broker timeout; otherwise it does not
  * block.  Returns TQ_OK, TQ_EINVAL or TQ_ENOMEM.  The stream belongs to c's
- * thread, and is destroyed before c: once c is destroyed, tq_stream_destroy
- * is the only call it takes. */
+ * thread, and is destroyed before c; tq_client_destroy cancels a stream
+ * left behind, which then fails with TQ_ESTATE (see tq_stream_next). */
 TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_input input,
                                         void *arg, const tq_stream_opts *opts, tq_stream **out);
 
@@ -94,9 +98,10 @@ TQ_EXPORT tq_err tq_client_async_stream(tq_client *c, const char *fn, tq_stream_
  * return the same error: TQ_EINVAL when the input callback failed (after
  * the items of the inputs before it); TQ_ETIMEDOUT when a task timed out
  * under TQ_ON_TIMEOUT_EXIT; TQ_ETRANSPORT or TQ_ENOMEM when the client
- * could not submit a task or wait.  In the last two cases the tasks still
- * running are cancelled and the outcomes not yet yielded are dropped;
- * tq_stream_error explains. */
+ * could not submit a task or wait; TQ_ESTATE when the client was destroyed
+ * before the stream ended (one that had ended still answers TQ_EEND).  In
+ * all but the first case the tasks still running are cancelled and the
+ * outcomes not yet yielded are dropped; tq_stream_error explains. */
 TQ_EXPORT tq_err tq_stream_next(tq_stream *s, tq_stream_item *item);
 
 /* The stream's failure explained, "" if none. */

@@ -24,10 +24,10 @@ MAGIC = b"TQ"
 VERSION = 1
 CMD = dict(HELLO=0x01, WELCOME=0x02, SUBMIT=0x03, ACCEPTED=0x04, RESULT=0x05, FAILED=0x06,
            NOTICE=0x07, CANCEL=0x08, DETACH=0x09, DEADLINE=0x0A, STATS=0x0B, STATS_REPLY=0x0C,
-           HEARTBEAT=0x0D, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
+           HEARTBEAT=0x0D, REFUSED=0x0E, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
            DISCONNECT=0x26, CAPACITY=0x27, ERROR=0x7F)
 NAME = {v: k for k, v in CMD.items()}
-ENOWORKER, EVERSION, ECOMMAND = 8, 17, 18
+ENOWORKER, EVERSION, ECOMMAND, ETYPE, EEXIST = 8, 17, 18, 22, 27
 
 
 PAYLOAD = {"SUBMIT", "RESULT", "TASK", "DONE"}  # the commands with a payload (a bin)
@@ -290,7 +290,29 @@ def main():
         c.send_multipart([command("SUBMIT", [session + 2, ref, "double", 0, 0, 0],
                                   msgpack.packb([1]))])
         cmd, f, _ = recv(c)
-        assert cmd == "FAILED" and f[1] == 12, (cmd, f)  # ESESSION
+        assert cmd == "REFUSED" and f[:3] == [ref, CMD["SUBMIT"], 12], (cmd, f)  # ESESSION
+
+        # A ref in use: the second SUBMIT is REFUSED, never FAILED, so that
+        # the live task's own outcome is the only answer that settles it.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([command("SUBMIT", [session, ref, "sleep", 0, 0, 0],
+                                  msgpack.packb([300]))])
+        c.send_multipart([command("SUBMIT", [session, ref, "double", 0, 0, 0],
+                                  msgpack.packb([1]))])
+        cmd, f, _ = recv(c)
+        assert cmd == "REFUSED" and f[:3] == [ref, CMD["SUBMIT"], EEXIST], (cmd, f)
+        cmd, f, payload = recv(c)
+        assert cmd == "RESULT" and f[0] == ref, (cmd, f)
+        print("a ref in use: REFUSED{SUBMIT, EEXIST}, then the live task's RESULT")
+
+        # A malformed SUBMIT whose ref can be read is refused under that ref.
+        ref = secrets.token_bytes(16)
+        c.send_multipart([command("SUBMIT", [session, ref, "double", "soon", 0, 0],
+                                  msgpack.packb([1]))])
+        cmd, f, _ = recv(c)
+        assert cmd == "REFUSED" and f[:3] == [ref, CMD["SUBMIT"], ETYPE], (cmd, f)
+        assert "timeout_ms" in f[3], f
+        print("a malformed SUBMIT: REFUSED{SUBMIT, ETYPE} under its ref:", f[3])
 
         # Another protocol version gets ERROR{EVERSION}, in version 1.
         c.send_multipart([envelope("STATS", [], version=2)])

@@ -31,9 +31,9 @@ static uint64_t expect_about(raw_peer *c, uint8_t cmd, uint8_t refbyte, uint32_t
 	if (m.e.code != code)
 		fail_msg("%s for %02x: code %u, expected %u (%.*s)", tqi_cmd_name(cmd), refbyte,
 		         m.e.code, code, (int)m.e.text.n, m.e.text.p);
-	if (cmd == TQI_FAILED)
-		fprintf(stderr, "task %02x: FAILED %u, \"%.*s\"\n", refbyte, m.e.code,
-		        (int)m.e.text.n, m.e.text.p);
+	if (cmd == TQI_FAILED || cmd == TQI_REFUSED)
+		fprintf(stderr, "task %02x: %s %u, \"%.*s\"\n", refbyte, tqi_cmd_name(cmd),
+		        m.e.code, (int)m.e.text.n, m.e.text.p);
 	raw_msg_close(&m);
 	return at;
 }
@@ -174,7 +174,7 @@ static void test_new_session_answers_the_old(void **state)
 
 	/* The new session serves; the old one is gone. */
 	raw_client_submit(&c, 7, 0xf3, "rawfn", 60000, "\x90", 1);
-	expect_about(&c, TQI_FAILED, 0xf3, TQ_ESESSION);
+	expect_about(&c, TQI_REFUSED, 0xf3, TQ_ESESSION);
 	raw_client_submit(&c, 8, 0xf4, "rawfn", 60000, "\x90", 1);
 	raw_worker_take(&w, ref, &attempt);
 	assert_int_equal(ref[0], 0xf4);
@@ -182,6 +182,52 @@ static void test_new_session_answers_the_old(void **state)
 	raw_expect(&c, TQI_RESULT, &m);
 	assert_int_equal(m.e.ref[0], 0xf4);
 	raw_msg_close(&m);
+	raw_close(&w);
+	raw_close(&c);
+}
+
+/* A refusal is never taken for an outcome (issue 14, points 1 and 2): a
+ * SUBMIT under a ref in use, or one too malformed to accept whose ref can
+ * be read, is answered REFUSED{SUBMIT} under that ref - and the live
+ * task's RESULT still comes, once, under the same ref. */
+static void test_refusals_are_not_outcomes(void **state)
+{
+	th_env *e = *state;
+	raw_peer w, c;
+	uint8_t ref[TQI_REF_LEN];
+	uint32_t attempt;
+	raw_pair_running(e, &w, &c, 5, 0xa1, ref, &attempt);
+
+	/* The same ref again, while the task runs. */
+	raw_client_submit(&c, 5, 0xa1, "rawfn", 60000, "\x90", 1);
+	raw_msg m;
+	raw_expect(&c, TQI_REFUSED, &m);
+	assert_int_equal(m.e.ref[0], 0xa1);
+	assert_int_equal(m.e.command, TQI_SUBMIT);
+	assert_int_equal(m.e.code, TQ_EEXIST);
+	raw_msg_close(&m);
+
+	/* A SUBMIT whose timeout is a string: malformed, its ref readable. */
+	static const uint8_t bad[] = { 'T',  'Q',  1,    TQI_SUBMIT, 0x96, 0x05, 0xc4, 16,
+		                       0xa2, 0xa2, 0xa2, 0xa2,       0xa2, 0xa2, 0xa2, 0xa2,
+		                       0xa2, 0xa2, 0xa2, 0xa2,       0xa2, 0xa2, 0xa2, 0xa2,
+		                       0xa5, 'r',  'a',  'w',        'f',  'n',  0xa4, 's',
+		                       'o',  'o',  'n',  0,          0,    0xc4, 1,    0x90 };
+	raw_send(&c, 1, bad, sizeof bad);
+	raw_expect(&c, TQI_REFUSED, &m);
+	assert_int_equal(m.e.ref[0], 0xa2);
+	assert_int_equal(m.e.command, TQI_SUBMIT);
+	assert_int_equal(m.e.code, TQ_ETYPE);
+	fprintf(stderr, "malformed SUBMIT: REFUSED \"%.*s\"\n", (int)m.e.text.n, m.e.text.p);
+	raw_msg_close(&m);
+
+	/* Neither touched the live task: its result arrives, once. */
+	raw_worker_done(&w, ref, attempt, "\x2a", 1);
+	raw_expect(&c, TQI_RESULT, &m);
+	assert_int_equal(m.e.ref[0], 0xa1);
+	raw_msg_close(&m);
+	raw_client_sync(&c); /* and nothing else came */
+	assert_int_equal(th_stat_of(e, "counters.completed"), 1);
 	raw_close(&w);
 	raw_close(&c);
 }
@@ -241,6 +287,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_only_worker_drains, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_only_worker_killed, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_new_session_answers_the_old, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_refusals_are_not_outcomes, th_setup,
 		                                th_teardown),
 		cmocka_unit_test_setup_teardown(test_unregistered_worker_disconnects_bounded,
 		                                th_setup, th_teardown),

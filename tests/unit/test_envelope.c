@@ -75,6 +75,7 @@ static const struct {
 	{ TQI_STATS, "STATS", "", false, { { C, B } } },
 	{ TQI_STATS_REPLY, "STATS_REPLY", "m", false, { { B, C } } },
 	{ TQI_HEARTBEAT, "HEARTBEAT", "r", false, { { B, C }, { B, W } } },
+	{ TQI_REFUSED, "REFUSED", "ruus", false, { { B, C } } },
 	{ TQI_READY, "READY", "suuul", false, { { W, B } } },
 	{ TQI_TASK, "TASK", "rsuus", true, { { B, W } } },
 	{ TQI_DONE, "DONE", "ruus", true, { { W, B } } },
@@ -858,7 +859,9 @@ static void test_encode_refuses_out_of_limit_fields(void **state)
 		const char *what;
 		tqi_env e;
 	} cases[] = {
-		{ "unknown command", { .cmd = 0x0e } },
+		{ "unknown command", { .cmd = 0x0f } },
+		{ "refused command 0", { .cmd = TQI_REFUSED, .command = 0 } },
+		{ "refused command 0x7f", { .cmd = TQI_REFUSED, .command = 0x7f } },
 		{ "command >= 128", { .cmd = 0x80 } },
 		{ "session 0", { .cmd = TQI_HELLO, .session = 0 } },
 		{ "name 256", { .cmd = TQI_HELLO, .session = 1, .name = { long_name, 256 } } },
@@ -1005,6 +1008,54 @@ _Static_assert(BIT_(TQ_EMAGIC) + BIT_(TQ_EVERSION) + BIT_(TQ_ECOMMAND) + BIT_(TQ
 #undef BIT_
 
 /* Whatever the decoder says is one of the decoder's errors. */
+/* A malformed command's ref is found when it can be read, and only then:
+ * the broker refuses such a command under its ref. */
+static void test_peek_ref(void **state)
+{
+	(void)state;
+	const tqi_role cl = TQI_ROLE_CLIENT, br = TQI_ROLE_BROKER, wk = TQI_ROLE_WORKER;
+#define R16 0xc4, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+	/* SUBMIT [session 1, ref, "f", "soon" (not a uint), 0, 0] */
+	static const uint8_t bad_timeout[] = { 'T', 'Q',  1,   TQI_SUBMIT, 0x96, 0x01, R16, 0xa1,
+		                               'f', 0xa4, 's', 'o',        'o',  'n',  0,   0 };
+	/* the same cut right after the ref */
+	static const uint8_t cut[] = { 'T', 'Q', 1, TQI_SUBMIT, 0x96, 0x01, R16 };
+	/* a 15-byte ref */
+	static const uint8_t short_ref[] = { 'T', 'Q', 1,  TQI_SUBMIT, 0x96, 0x01, 0xc4, 15,
+		                             1,   2,   3,  4,          5,    6,    7,    8,
+		                             9,   10,  11, 12,         13,   14,   15 };
+	/* CANCEL [ref, "x"] */
+	static const uint8_t cancel[] = { 'T', 'Q', 1, TQI_CANCEL, 0x92, R16, 0xa1, 'x' };
+	/* HELLO carries no ref */
+	static const uint8_t hello[] = { 'T', 'Q', 1, TQI_HELLO, 0x93, 0x01, 0xa0, 'x' };
+	/* a session that is not a msgpack value at all before the ref */
+	static const uint8_t bad_before[] = { 'T', 'Q', 1, TQI_SUBMIT, 0x96, 0xc1, R16 };
+	/* version 2 */
+	static const uint8_t v2[] = { 'T', 'Q', 2, TQI_CANCEL, 0x92, R16, 0x00 };
+#undef R16
+	uint8_t cmd = 0, ref[TQI_REF_LEN];
+	assert_true(tqi_env_peek_ref(bad_timeout, sizeof bad_timeout, cl, br, &cmd, ref));
+	assert_int_equal(cmd, TQI_SUBMIT);
+	assert_int_equal(ref[0], 1);
+	assert_int_equal(ref[15], 16);
+	assert_true(tqi_env_peek_ref(cut, sizeof cut, cl, br, &cmd, ref));
+	assert_true(tqi_env_peek_ref(cancel, sizeof cancel, cl, br, &cmd, ref));
+	assert_int_equal(cmd, TQI_CANCEL);
+	assert_false(tqi_env_peek_ref(cut, sizeof cut - 1, cl, br, &cmd, ref));
+	assert_false(tqi_env_peek_ref(short_ref, sizeof short_ref, cl, br, &cmd, ref));
+	assert_false(tqi_env_peek_ref(hello, sizeof hello, cl, br, &cmd, ref));
+	assert_false(tqi_env_peek_ref(bad_before, sizeof bad_before, cl, br, &cmd, ref));
+	assert_false(tqi_env_peek_ref(v2, sizeof v2, cl, br, &cmd, ref));
+	/* not on the route: a worker's SUBMIT */
+	assert_false(tqi_env_peek_ref(bad_timeout, sizeof bad_timeout, wk, br, &cmd, ref));
+	/* every prefix of every hostile sample: read within its bytes (ASan) */
+	size_t n;
+	const tqt_bytes *b = tqt_bad_envelopes(&n);
+	for (size_t i = 0; i < n; i++)
+		for (size_t len = 0; len <= b[i].len; len++)
+			(void)tqi_env_peek_ref(b[i].data, len, cl, br, &cmd, ref);
+}
+
 static void test_decoder_errors_are_distinct(void **state)
 {
 	(void)state;
@@ -1056,6 +1107,7 @@ int main(void)
 		cmocka_unit_test(test_encode_refuses_out_of_limit_fields),
 		cmocka_unit_test(test_encode_refuses_bad_raw_fields),
 		cmocka_unit_test(test_decoder_errors_are_distinct),
+		cmocka_unit_test(test_peek_ref),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
