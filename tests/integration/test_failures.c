@@ -9,6 +9,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "cutter.h"
 #include "harness.h"
 
 #include <signal.h>
@@ -467,6 +468,192 @@ static void test_task_crashing_by_itself_is_not_retried(void **state)
 	tq_client_destroy(&c);
 }
 
+/* ---- a client's connection cut while its tasks run (a TCP cutter) ---- */
+
+/* A client of the test's broker that reaches it through cutter k; the
+ * broker timeout is long enough that a cut of a second or two is not
+ * taken for a lost broker. */
+static tq_client *client_through(th_cutter *k)
+{
+	tq_client_opts o = { .broker = th_cutter_endpoint(k), .broker_timeout_ms = 5000 };
+	tq_client *c = NULL;
+	assert_int_equal(tq_client_new(&c, &o), TQ_OK);
+	return c;
+}
+
+typedef struct {
+	th_cutter *k;
+	size_t want;
+} conns_wait;
+
+static bool conns_reached(void *arg)
+{
+	conns_wait *cw = arg;
+	return th_cutter_connections(cw->k) >= cw->want;
+}
+
+/* True once k has relayed `want` connections (waits up to timeout_ms). */
+static bool cutter_connections_reach(th_cutter *k, size_t want, int timeout_ms)
+{
+	conns_wait cw = { k, want };
+	return th_wait_for(conns_reached, &cw, timeout_ms);
+}
+
+/* The cutter itself, on a client with nothing in flight when it cuts:
+ * bytes pass both ways; a hold stops one direction without closing the
+ * connection, and what it held goes on at the release; after a reset the
+ * client reconnects through it and is served again. */
+static void test_cutter_relays_holds_and_resets(void **state)
+{
+	th_env *e = *state;
+	assert_null(th_cutter_new("tcp://localhost:5555")); /* numeric addresses only */
+	assert_null(th_cutter_new("ipc:///tmp/tq"));
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", one));
+	th_cutter *k = th_cutter_new(e->client_ep);
+	assert_non_null(k);
+	assert_string_not_equal(th_cutter_endpoint(k), e->client_ep);
+	tq_client *c = client_through(k);
+	th_expect_int(c, "double", "[21]", 42, "w1");
+	assert_int_equal(th_cutter_connections(k), 1);
+	uint64_t done = th_stat_of(e, "counters.completed");
+
+	/* Up held: the SUBMIT waits unread in the kernel, the broker
+	 * never sees it.  Short holds: the broker takes a client silent
+	 * for a second (its ZMTP heartbeats' TTL) for gone. */
+	th_cutter_hold(k, TH_CUT_UP);
+	tq_task *t = th_async(c, "double", "[2]", NULL);
+	assert_non_null(t);
+	assert_int_equal(tq_task_yield(t, 300), TQ_ERUNNING);
+	assert_int_equal(th_stat_of(e, "counters.completed"), done);
+	th_cutter_release(k, TH_CUT_UP);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	assert_int_equal(th_result_int(t), 4);
+	tq_task_destroy(&t);
+
+	/* Down held: the task is done at the broker, its result waits. */
+	th_cutter_hold(k, TH_CUT_DOWN);
+	t = th_async(c, "double", "[3]", NULL);
+	assert_non_null(t);
+	assert_true(th_stat_reaches(e, "counters.completed", done + 2, 2000));
+	assert_int_equal(tq_task_yield(t, 200), TQ_ERUNNING);
+	th_cutter_release(k, TH_CUT_DOWN);
+	assert_int_equal(tq_task_await(t, 5000), TQ_OK);
+	assert_int_equal(th_result_int(t), 6);
+	tq_task_destroy(&t);
+	assert_int_equal(th_cutter_connections(k), 1); /* nothing was closed */
+
+	/* Reset: the client's ZeroMQ socket reconnects by itself. */
+	th_cutter_reset(k);
+	assert_true(cutter_connections_reach(k, 2, 5000));
+	th_expect_int(c, "double", "[5]", 10, "w1");
+	assert_int_equal(tq_client_strays(c), 0);
+	tq_client_destroy(&c);
+	th_cutter_destroy(&k);
+	assert_null(k);
+}
+
+/* Fails the test with the task's own words when it did not end TQ_OK. */
+static void expect_ok(tq_task *t, tq_err rc)
+{
+	if (rc != TQ_OK)
+		fail_msg("task %s ended %s: %s", tq_task_ref(t), tq_strerror(rc), tq_task_error(t));
+}
+
+/* A client's connection reset while its tasks run, and down for a second
+ * before the client gets through again (both directions held meanwhile,
+ * so that the broker's heartbeats to the client meet no connection): the
+ * broker takes the owner for gone and cancels its tasks, and the client
+ * hears so as soon as it is through - a task with a retry is submitted
+ * again and completes, one without ends EBROKERLOST at once, not at its
+ * await's timeout.  (A session that outlives a short cut would need the
+ * answers sent into the cut to be found again: not done.) */
+static void test_client_connection_reset_ends_or_retries_its_tasks(void **state)
+{
+	th_env *e = *state;
+	static const char *const two[] = { "--concurrency", "2", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", two));
+	th_cutter *k = th_cutter_new(e->client_ep);
+	assert_non_null(k);
+	tq_client *c = client_through(k);
+	tq_task_opts plain = { .retries = 0 }, retried = { .retries = 1 };
+	tq_task *t0 = th_async(c, "sleep", "[1500]", &plain);
+	tq_task *t1 = th_async(c, "sleep", "[1501]", &retried);
+	assert_non_null(t0);
+	assert_non_null(t1);
+	assert_true(th_stat_is(e, "load", 2, 5000));
+	th_cutter_hold(k, TH_CUT_BOTH);
+	th_cutter_reset(k);
+	assert_true(cutter_connections_reach(k, 2, 5000));
+	assert_true(th_stat_reaches(e, "counters.owners_lost", 1, 5000));
+	th_cutter_release(k, TH_CUT_BOTH);
+	uint64_t t = th_now_ms();
+	assert_int_equal(tq_task_await(t0, 10000), TQ_EBROKERLOST);
+	uint64_t took = th_now_ms() - t;
+	printf("reset owner: plain task ended after %llu ms: %s\n", (unsigned long long)took,
+	       tq_task_error(t0));
+	assert_true(took < 5000);
+	assert_non_null(strstr(tq_task_error(t0), "dropped this client's session"));
+	expect_ok(t1, tq_task_await(t1, 10000));
+	assert_int_equal(th_result_int(t1), 1501);
+	assert_true(tq_client_resubmitted(c) >= 1);
+	assert_int_equal(tq_client_strays(c), 0);
+	assert_true(th_stat_of(e, "counters.cancelled") >= 2);
+	tq_task_destroy(&t0);
+	tq_task_destroy(&t1);
+	tq_client_destroy(&c);
+	th_cutter_destroy(&k);
+}
+
+/* Many tasks with retries in flight, the client's connection reset twice
+ * while they run and the broker sends results: every task ends TQ_OK
+ * with its own result, once, whatever the resets cost (a result sent
+ * into a cut is lost with the session, and its task submitted again). */
+static void test_client_connection_reset_twice_many_tasks_complete(void **state)
+{
+	th_env *e = *state;
+	enum { N = 50 };
+	static const char *const four[] = { "--concurrency", "4", NULL };
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", four));
+	th_cutter *k = th_cutter_new(e->client_ep);
+	assert_non_null(k);
+	tq_client *c = client_through(k);
+	/* sleep i ms, 50 to 99: about a second of work on four executors,
+	 * and each result says which task it belongs to. */
+	tq_task *ts[N];
+	for (int i = 0; i < N; i++) {
+		char args[32];
+		snprintf(args, sizeof args, "[%d]", 50 + i);
+		tq_task_opts o = { .retries = 3 };
+		ts[i] = th_async(c, "sleep", args, &o);
+		assert_non_null(ts[i]);
+	}
+	assert_true(th_stat_reaches(e, "counters.completed", 10, 5000));
+	th_cutter_reset(k);
+	assert_true(cutter_connections_reach(k, 2, 5000));
+	/* The client has no thread of its own: it learns what the reset
+	 * cost, and submits again, while a call of its waits. */
+	tq_err first[N], out[N];
+	assert_int_equal(tq_yield_many(ts, N, 1500, first), TQ_OK);
+	th_cutter_reset(k);
+	assert_true(cutter_connections_reach(k, 3, 5000));
+	assert_int_equal(tq_yield_many(ts, N, 20000, out), TQ_OK);
+	for (int i = 0; i < N; i++) {
+		expect_ok(ts[i], first[i] != TQ_ERUNNING ? first[i] : out[i]);
+		assert_int_equal(th_result_int(ts[i]), 50 + i);
+	}
+	printf("two resets: %llu resubmitted, %llu owners lost\n",
+	       (unsigned long long)tq_client_resubmitted(c),
+	       (unsigned long long)th_stat_of(e, "counters.owners_lost"));
+	assert_int_equal(tq_client_strays(c), 0);
+	for (int i = 0; i < N; i++)
+		tq_task_destroy(&ts[i]);
+	tq_client_destroy(&c);
+	th_cutter_destroy(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +687,15 @@ int main(void)
 		    th_teardown),
 		cmocka_unit_test_setup_teardown(test_task_crashing_by_itself_is_not_retried,
 		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(test_cutter_relays_holds_and_resets, th_setup,
+		                                th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_connection_reset_ends_or_retries_its_tasks, th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_connection_reset_twice_many_tasks_complete, th_setup, th_teardown),
 	};
+	/* TQ_TEST_ONLY=PATTERN runs the tests whose names match it. */
+	if (getenv("TQ_TEST_ONLY") != NULL)
+		cmocka_set_test_filter(getenv("TQ_TEST_ONLY"));
 	return cmocka_run_group_tests_name("failures", tests, NULL, NULL);
 }
