@@ -144,14 +144,16 @@ typedef struct {
 	uint8_t id[TQI_MAX_ROUTING_ID];
 	uint8_t idlen;
 	char name[TQI_MAX_NAME + 1];
-	char idhex[13];      /* first 6 bytes of the id, for logs */
-	tqi_list outbox;     /* boutmsg: sends that met EAGAIN, in order */
-	size_t outbox_bytes; /* what the outbox holds (see TQI_OUTBOX_MAX_BYTES) */
-	tqi_node blocked;    /* in broker.blocked while outbox is not empty */
-	tqi_batch batch;     /* this loop turn's messages, sent as one at its end */
-	tqi_node batched;    /* in broker.batched while batch is not empty */
-	tqi_node gone_node;  /* in broker.gone once found dead */
-	bool gone;           /* found dead; cleaned up at the end of the loop turn */
+	char idhex[13];          /* first 6 bytes of the id, for logs */
+	tqi_list outbox;         /* boutmsg: sends that met EAGAIN, in order */
+	size_t outbox_bytes;     /* what the outbox holds (see TQI_OUTBOX_MAX_BYTES) */
+	tqi_node blocked;        /* in broker.blocked while outbox is not empty */
+	tqi_batch batch;         /* this loop turn's messages, sent as one at its end */
+	tqi_node batched;        /* in broker.batched while batch is not empty */
+	tqi_node gone_node;      /* in broker.gone once found dead */
+	bool gone;               /* found dead; cleaned up at the end of the loop turn */
+	uint64_t unreachable_ms; /* a client: when a send found it without a
+	                          * connection (0: reachable); see outbox.c */
 	const char *gone_why;
 	uint64_t last_seen_ms;
 } bpeer;

@@ -263,6 +263,38 @@ static void on_deadline(tqi_broker *b, bclient *c, const tqi_env *e)
 	}
 }
 
+/* CHECK: which of these tasks, submitted by this client, does the broker
+ * not hold?  After its connection broke, a client cannot tell an answer
+ * lost with the old connection from one still to come; CHECKED lists the
+ * refs that will get no answer from here, whatever the reason (ended,
+ * and the answer was lost; submitted, and the SUBMIT was lost; or the
+ * session is gone).  The answer is never larger than the question. */
+static void on_check(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e)
+{
+	tqi_wbuf missing;
+	tqi_wbuf_init(&missing);
+	uint32_t n = 0;
+	size_t cur = 0;
+	const uint8_t *ref;
+	bool live = c != NULL && !c->peer.gone, oom = false;
+	while (!oom && tqi_raw_next_ref(&e->refs, &cur, &ref)) {
+		btask *t = live ? owned(b, c, ref) : NULL;
+		if (t != NULL && !(t->flags & TASKF_ANSWERED))
+			continue;
+		oom = tqi_raw_add_ref(&missing, ref) != 0;
+		n++;
+	}
+	/* A partial list would say the others are held: none at all, and the
+	 * client asks again at its next reconnection or await. */
+	if (!oom) {
+		tqi_env r = { .cmd = TQI_CHECKED,
+			      .mark = e->mark,
+			      .refs = tqi_raw_of(&missing, n) };
+		reply(b, c, &f->id, &r);
+	}
+	tqi_wbuf_free(&missing);
+}
+
 /* STATS replies are the one answer much bigger than its question (up to a
  * thousand workers and functions): each client may ask STATS_PER_SEC a
  * second (after a burst), and peers without a session share one such
@@ -328,6 +360,9 @@ void tqi_client_message(tqi_broker *b, tqi_frames *f)
 		break;
 	case TQI_DEADLINE:
 		on_deadline(b, c, e);
+		break;
+	case TQI_CHECK:
+		on_check(b, f, c, e);
 		break;
 	case TQI_STATS:
 		on_stats(b, c, f);

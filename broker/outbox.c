@@ -13,6 +13,15 @@
  * and is let go like a dead one - a client that keeps asking (STATS,
  * refused SUBMITs) without reading the answers cannot grow the broker.
  *
+ * A client's connection can break while the client lives (a reset, a NAT
+ * timeout): its socket reconnects within a few hundred milliseconds.  So a
+ * send to a client that finds no connection (EHOSTUNREACH) keeps what it
+ * sent in the outbox, retried each turn, and the client is gone only when
+ * none came back for reconnect_grace_ms; what a dead connection had
+ * swallowed before, the client finds out with CHECK (client_side.c).
+ * A worker without a connection is gone at once: its liveness is judged
+ * by its heartbeats, and its tasks are retried elsewhere.
+ *
  * Within a loop turn, what goes to one peer is gathered in its batch and
  * sent at the end of the turn as one frame (frames.h): a peer sent a
  * hundred results costs one frame, one routing lookup and one wake-up, not
@@ -108,6 +117,29 @@ static int enqueue(tqi_broker *b, bpeer *p, const uint8_t *cmd, size_t len)
 	return 0;
 }
 
+/* How long a client may be without a connection before it is taken for
+ * gone: four heartbeat intervals, at least a second - a reconnection takes
+ * ZeroMQ's reconnect interval (100 ms) and a handshake. */
+static uint64_t reconnect_grace_ms(const tqi_broker *b)
+{
+	uint64_t g = 4 * (uint64_t)b->opts.heartbeat_ms;
+	return g < 1000 ? 1000 : g;
+}
+
+/* A send to p found no connection.  Returns true when p is let go; false
+ * when what it was sent stays queued for its reconnection. */
+static bool unreachable(tqi_broker *b, bpeer *p)
+{
+	if (p->role == TQI_ROLE_CLIENT) {
+		if (p->unreachable_ms == 0)
+			p->unreachable_ms = b->now_ms > 0 ? b->now_ms : 1;
+		if (b->now_ms - p->unreachable_ms < reconnect_grace_ms(b))
+			return false;
+	}
+	tqi_peer_gone(b, p, "disconnected");
+	return true;
+}
+
 static void *sock_of(tqi_broker *b, bpeer *p)
 {
 	return p->role == TQI_ROLE_WORKER ? b->workers_sock : b->clients_sock;
@@ -143,12 +175,13 @@ static void send_batch(tqi_broker *b, bpeer *p)
 		tqi_batch_clear(&p->batch);
 		return;
 	}
-	if (tqi_batch_send(&p->batch, sock_of(b, p), p->id, p->idlen, ZMQ_DONTWAIT) == 0)
+	if (tqi_batch_send(&p->batch, sock_of(b, p), p->id, p->idlen, ZMQ_DONTWAIT) == 0) {
+		p->unreachable_ms = 0;
 		return;
-	if (errno == EAGAIN)
+	}
+	/* EAGAIN: at its high-water mark; EHOSTUNREACH: no connection. */
+	if (errno == EAGAIN || !unreachable(b, p))
 		batch_to_outbox(b, p);
-	else
-		tqi_peer_gone(b, p, "disconnected"); /* EHOSTUNREACH: its connection is gone */
 }
 
 int tqi_send_to(tqi_broker *b, void *sock, bpeer *p, const tqi_env *e, const void *payload,
@@ -204,9 +237,10 @@ void tqi_outbox_flush(tqi_broker *b)
 			boutmsg *m = tqi_container_of(n, boutmsg, node);
 			if (tqi_send(sock, p->id, p->idlen, m->data, m->len, ZMQ_DONTWAIT) != 0) {
 				if (errno != EAGAIN)
-					tqi_peer_gone(b, p, "disconnected");
+					unreachable(b, p);
 				break;
 			}
+			p->unreachable_ms = 0;
 			tqi_list_remove(&p->outbox, n);
 			p->outbox_bytes -= m->bytes;
 			tqi_budget_release(b, acct_of(p), m->bytes);

@@ -90,6 +90,24 @@ static void send_hello(tq_client *c)
 	send_cmd(c, &e, NULL, 0);
 }
 
+/* Opens c->mon, a socket that receives c->sock's disconnections. */
+static int watch_connection(tq_client *c)
+{
+	char ep[64];
+	snprintf(ep, sizeof ep, "inproc://tq-client-monitor-%p", (void *)c);
+	if (zmq_socket_monitor(c->sock, ep, ZMQ_EVENT_DISCONNECTED) != 0)
+		return -1;
+	c->mon = zmq_socket(c->ctx, ZMQ_PAIR);
+	/* No receive high-water mark: libzmq's thread blocks on a full
+	 * monitor pipe, and events are read only while a call waits. */
+	int zero = 0;
+	if (c->mon == NULL || zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof zero) != 0 ||
+	    zmq_setsockopt(c->mon, ZMQ_RCVHWM, &zero, sizeof zero) != 0 ||
+	    zmq_connect(c->mon, ep) != 0)
+		return -1;
+	return 0;
+}
+
 tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 {
 	tq_client_opts o = { 0 };
@@ -146,6 +164,8 @@ tq_err tq_client_new(tq_client **out, const tq_client_opts *opts)
 		err = errno == EINVAL || errno == EPROTONOSUPPORT ? TQ_EINVAL : TQ_ETRANSPORT;
 		goto fail;
 	}
+	if (watch_connection(c) != 0)
+		goto fail;
 	tqi_rx_init(&c->rx, c->sock, false);
 	c->rx.ahead = prefetch_pending;
 	c->rx.ahead_arg = c;
@@ -228,6 +248,8 @@ void tq_client_destroy(tq_client **cp)
 		t->client = NULL;
 	}
 	expire_dropped(c, tqi_now_ms(), 0);
+	if (c->mon)
+		zmq_close(c->mon);
 	if (c->sock) {
 		tqi_rx_close(&c->rx);
 		zmq_close(c->sock);
@@ -339,6 +361,10 @@ void tqi_send_deadline(tq_client *c, tq_task **tasks, size_t n, uint64_t timeout
 	tqi_wbuf_free(&refs);
 }
 
+/* After the connection to the broker broke, asks which of the tasks in
+ * flight the broker does not hold: an answer sent into the old connection
+ * was lost with it, and so was a SUBMIT not yet through.  The CHECK goes
+ * out on the next connection, behind what was queued before it. */
 uint64_t tqi_deadline_lag(const tq_client *c, uint64_t until)
 {
 	uint64_t lag = tqi_now_ms() + tqi_hb_ms(c);
@@ -583,6 +609,78 @@ static tq_task *pending_task(tq_client *c, const uint8_t *ref)
 	return NULL;
 }
 
+typedef struct {
+	tq_client *c;
+	tqi_wbuf refs;
+	uint32_t count;
+} check_walk;
+
+static void check_flush(check_walk *cw)
+{
+	tqi_env e = { .cmd = TQI_CHECK,
+		      .mark = cw->c->seq,
+		      .refs = tqi_raw_of(&cw->refs, cw->count) };
+	send_cmd(cw->c, &e, NULL, 0);
+	tqi_wbuf_reset(&cw->refs);
+	cw->count = 0;
+}
+
+static void check_add(tqi_hnode *n, void *arg)
+{
+	check_walk *cw = arg;
+	tq_task *t = tqi_container_of(n, tq_task, hnode);
+	if (t->state != CT_SUBMITTED || tqi_raw_add_ref(&cw->refs, t->ref) != 0)
+		return;
+	if (++cw->count == TQI_MAX_DEADLINE_REFS)
+		check_flush(cw);
+}
+
+static void send_check(tq_client *c)
+{
+	check_walk cw = { .c = c, .count = 0 };
+	tqi_wbuf_init(&cw.refs);
+	tqi_hmap_foreach(&c->pending, check_add, &cw);
+	if (cw.count > 0)
+		check_flush(&cw);
+	tqi_wbuf_free(&cw.refs);
+}
+
+/* CHECKED: the tasks listed will get no answer from the broker.  Only a
+ * task submitted no later than the CHECK (seq <= mark) is judged by it:
+ * one submitted again since has its answer to come. */
+static void on_checked(tq_client *c, const tqi_env *e)
+{
+	size_t cur = 0;
+	const uint8_t *ref;
+	while (tqi_raw_next_ref(&e->refs, &cur, &ref)) {
+		tq_task *t = find_pending(c, ref);
+		if (t != NULL && t->state == CT_SUBMITTED && t->seq <= e->mark)
+			lost(c, t,
+			     "the broker no longer holds it: its answer was lost with a broken "
+			     "connection, or the broker dropped this client's session");
+	}
+}
+
+/* Reads the monitor's events; after a disconnection, checks what is in
+ * flight. */
+static void watch_events(tq_client *c)
+{
+	bool broke = false;
+	zmq_msg_t m;
+	zmq_msg_init(&m);
+	while (zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0) {
+		uint16_t event = 0;
+		if (zmq_msg_size(&m) == 6) /* [u16 event][u32 value] */
+			memcpy(&event, zmq_msg_data(&m), 2);
+		broke |= event == ZMQ_EVENT_DISCONNECTED;
+		while (zmq_msg_more(&m) && zmq_msg_recv(&m, c->mon, ZMQ_DONTWAIT) >= 0)
+			; /* the endpoint */
+	}
+	zmq_msg_close(&m);
+	if (broke)
+		send_check(c);
+}
+
 /* A SUBMIT the broker refused: the task was never accepted and never ran. */
 static void on_submit_refused(tq_client *c, tq_task *t, const tqi_env *e)
 {
@@ -677,6 +775,9 @@ static bool on_message(tq_client *c, tqi_frames *f)
 		break;
 	case TQI_REFUSED:
 		on_refused(c, e);
+		break;
+	case TQI_CHECKED:
+		on_checked(c, e);
 		break;
 	case TQI_ERROR:
 		tqi_warn("the broker refused a message: %s: %.*s", tq_errname((tq_err)e->code),
@@ -807,9 +908,12 @@ static tq_err pump(tq_client *c, uint64_t until, bool (*done)(tq_client *c, void
 		uint64_t wait = hb;
 		if (until != UINT64_MAX && until - now < wait)
 			wait = until - now;
-		zmq_pollitem_t item = { c->sock, 0, ZMQ_POLLIN, 0 };
-		if (zmq_poll(&item, 1, (long)wait) < 0 && errno != EINTR)
+		zmq_pollitem_t items[] = { { c->sock, 0, ZMQ_POLLIN, 0 },
+			                   { c->mon, 0, ZMQ_POLLIN, 0 } };
+		if (zmq_poll(items, 2, (long)wait) < 0 && errno != EINTR)
 			return TQ_ETRANSPORT;
+		if (items[1].revents & ZMQ_POLLIN)
+			watch_events(c);
 		/* A deadline that has passed wins over a reply that came after
 		 * it: an await of 1000 ms on a 1 s task fails every time. */
 		if (until != UINT64_MAX && tqi_now_ms() >= until && !done(c, arg))

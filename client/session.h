@@ -95,6 +95,7 @@ struct tq_task {
 
 struct tq_client {
 	void *ctx, *sock;
+	void *mon; /* sock's monitor: its disconnections (send_check) */
 	tqi_rx rx; /* reads sock: the broker may send several answers in one message */
 	char broker[256];
 	char name[TQI_MAX_NAME + 1];

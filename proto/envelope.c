@@ -38,6 +38,7 @@ typedef enum {
 	F_STATS,
 	F_MARK,
 	F_COMMAND,
+	F_MISSING,
 	F_COUNT
 } field_id;
 
@@ -73,6 +74,7 @@ static const field fields[F_COUNT] = {
 	[F_STATS] = { "stats", K_MAP, OFF(stats), 0, 0 },
 	[F_MARK] = { "mark", K_U64, OFF(mark), 0, UINT64_MAX },
 	[F_COMMAND] = { "command", K_U32, OFF(command), 1, 0x7e },
+	[F_MISSING] = { "refs", K_REFS, OFF(refs), 0, TQI_MAX_DEADLINE_REFS },
 };
 
 enum { C = TQI_ROLE_CLIENT, W = TQI_ROLE_WORKER, B = TQI_ROLE_BROKER };
@@ -105,6 +107,8 @@ static const schema schemas[128] = {
 	[TQI_STATS_REPLY] = {"STATS_REPLY", 0, 1, {ROUTE(B, C)},              1, {F_STATS}},
 	[TQI_HEARTBEAT]   = {"HEARTBEAT",   0, 2, {ROUTE(B, C), ROUTE(B, W)}, 1, {F_INSTANCE}},
 	[TQI_REFUSED]     = {"REFUSED",     0, 1, {ROUTE(B, C)},              4, {F_REF, F_COMMAND, F_CODE, F_TEXT}},
+	[TQI_CHECK]       = {"CHECK",       0, 1, {ROUTE(C, B)},              2, {F_MARK, F_REFS}},
+	[TQI_CHECKED]     = {"CHECKED",     0, 1, {ROUTE(B, C)},              2, {F_MARK, F_MISSING}},
 	[TQI_READY]       = {"READY",       0, 1, {ROUTE(W, B)},              5, {F_NAME, F_CONCURRENCY, F_CAPACITY, F_HEARTBEAT, F_FUNCTIONS}},
 	[TQI_TASK]        = {"TASK",        1, 1, {ROUTE(B, W)},              5, {F_REF, F_FUNCTION, F_ATTEMPT, F_TIMEOUT, F_NAME}},
 	[TQI_DONE]        = {"DONE",        1, 1, {ROUTE(W, B)},              4, {F_REF, F_ATTEMPT, F_CODE, F_TEXT}},

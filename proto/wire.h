@@ -61,6 +61,8 @@ typedef enum {
 	TQI_STATS_REPLY = 0x0c,
 	TQI_HEARTBEAT = 0x0d,
 	TQI_REFUSED = 0x0e,
+	TQI_CHECK = 0x0f,
+	TQI_CHECKED = 0x10,
 	TQI_READY = 0x20,
 	TQI_TASK = 0x21,
 	TQI_DONE = 0x22,
@@ -92,7 +94,7 @@ typedef struct {
 typedef struct {
 	uint8_t cmd;
 	uint64_t session;
-	uint64_t mark; /* HELLO: the sender's mark, echoed by WELCOME */
+	uint64_t mark; /* HELLO, CHECK: the sender's mark, echoed by WELCOME, CHECKED */
 	uint8_t ref[TQI_REF_LEN];
 	uint8_t instance[TQI_REF_LEN];
 	tqi_str name;        /* HELLO/READY: the sender; RESULT/FAILED: worker; TASK: owner */
@@ -104,7 +106,7 @@ typedef struct {
 	uint32_t concurrency, capacity, heartbeat_ms;
 	bool resumed;
 	tqi_raw functions; /* READY: str elements */
-	tqi_raw refs;      /* DEADLINE: bin(16) elements */
+	tqi_raw refs;      /* DEADLINE, CHECK, CHECKED: bin(16) elements */
 	tqi_raw stats;     /* STATS_REPLY: one map, whole */
 } tqi_env;
 

@@ -41,7 +41,11 @@
  * reads what has arrived without waiting.  While a call
  * waits it also watches the broker: if the broker goes silent or restarts,
  * tasks submitted with retries are resubmitted, and the others end with
- * TQ_EBROKERLOST, well before their timeout.
+ * TQ_EBROKERLOST, well before their timeout.  The same when the connection
+ * to the broker breaks and comes back: the broker keeps the client's tasks
+ * through a short break (up to 4 heartbeat intervals, at least 1 s), and
+ * what the broken connection swallowed - an answer, a submission - is
+ * found and handled so, at once.
  */
 #ifndef TQ_CLIENT_H
 #define TQ_CLIENT_H

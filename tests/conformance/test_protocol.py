@@ -24,7 +24,7 @@ MAGIC = b"TQ"
 VERSION = 1
 CMD = dict(HELLO=0x01, WELCOME=0x02, SUBMIT=0x03, ACCEPTED=0x04, RESULT=0x05, FAILED=0x06,
            NOTICE=0x07, CANCEL=0x08, DETACH=0x09, DEADLINE=0x0A, STATS=0x0B, STATS_REPLY=0x0C,
-           HEARTBEAT=0x0D, REFUSED=0x0E, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
+           HEARTBEAT=0x0D, REFUSED=0x0E, CHECK=0x0F, CHECKED=0x10, READY=0x20, TASK=0x21, DONE=0x22, PING=0x23, DRAIN=0x24, BYE=0x25,
            DISCONNECT=0x26, CAPACITY=0x27, ERROR=0x7F)
 NAME = {v: k for k, v in CMD.items()}
 ENOWORKER, EVERSION, ECOMMAND, ETYPE, EEXIST = 8, 17, 18, 22, 27
@@ -304,6 +304,19 @@ def main():
         cmd, f, payload = recv(c)
         assert cmd == "RESULT" and f[0] == ref, (cmd, f)
         print("a ref in use: REFUSED{SUBMIT, EEXIST}, then the live task's RESULT")
+
+        # CHECK: CHECKED lists, under the CHECK's mark, the refs the broker
+        # does not hold for this client - one that ended, one never seen -
+        # and not one still running.
+        running, unknown = secrets.token_bytes(16), secrets.token_bytes(16)
+        c.send_multipart([command("SUBMIT", [session, running, "sleep", 0, 0, 0],
+                                  msgpack.packb([300]))])
+        c.send_multipart([envelope("CHECK", [77, [running, ref, unknown]])])
+        cmd, f, _ = recv(c)
+        assert cmd == "CHECKED" and f[0] == 77 and sorted(f[1]) == sorted([ref, unknown]), (cmd, f)
+        cmd, f, _ = recv(c)
+        assert cmd == "RESULT" and f[0] == running, (cmd, f)
+        print("CHECK: CHECKED names the ended and the unknown ref, not the running one")
 
         # A malformed SUBMIT whose ref can be read is refused under that ref.
         ref = secrets.token_bytes(16)

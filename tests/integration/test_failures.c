@@ -560,14 +560,92 @@ static void expect_ok(tq_task *t, tq_err rc)
 		fail_msg("task %s ended %s: %s", tq_task_ref(t), tq_strerror(rc), tq_task_error(t));
 }
 
-/* A client's connection reset while its tasks run, and down for a second
+/* A client's connection reset while its task runs, and down for a while
  * before the client gets through again (both directions held meanwhile,
- * so that the broker's heartbeats to the client meet no connection): the
- * broker takes the owner for gone and cancels its tasks, and the client
- * hears so as soon as it is through - a task with a retry is submitted
- * again and completes, one without ends EBROKERLOST at once, not at its
- * await's timeout.  (A session that outlives a short cut would need the
- * answers sent into the cut to be found again: not done.) */
+ * so that the broker's heartbeats to the client meet no connection), but
+ * less than the broker's grace for a reconnection (4 intervals, at least
+ * 1 s): the client and the broker are both alive, so the session and its
+ * task outlive the cut.  The task is neither cancelled nor run again, and
+ * its result reaches the client once. */
+static void test_client_connection_reset_keeps_its_tasks(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", one));
+	th_cutter *k = th_cutter_new(e->client_ep);
+	assert_non_null(k);
+	tq_client *c = client_through(k);
+	th_path fw;
+	tq_task_opts o = { .retries = 0 };
+	tq_task *t = th_mark_running(e, c, &fw, "cut", 1500, &o);
+	th_cutter_hold(k, TH_CUT_BOTH);
+	th_cutter_reset(k);
+	assert_true(cutter_connections_reach(k, 2, 5000));
+	uint64_t until = th_now_ms() + 400; /* past one of the broker's heartbeats */
+	assert_true(th_wait_for(clock_passed, &until, 2000));
+	th_cutter_release(k, TH_CUT_BOTH);
+	expect_ok(t, tq_task_await(t, 10000));
+	assert_int_equal(th_result_int(t), 1500);
+	assert_int_equal(tq_task_attempt(t), 1);
+	assert_string_equal(tq_task_worker(t), "w1");
+	assert_int_equal(tq_client_strays(c), 0);
+	assert_int_equal(tq_client_resubmitted(c), 0);
+	assert_int_equal(th_stat_of(e, "counters.cancelled"), 0);
+	assert_int_equal(th_stat_of(e, "counters.owners_lost"), 0);
+	assert_int_equal(th_stat_of(e, "counters.submitted"), 1);
+	assert_int_equal(th_stat_of(e, "counters.completed"), 1);
+	tq_task_destroy(&t);
+	tq_client_destroy(&c);
+	th_cutter_destroy(&k);
+}
+
+/* A result sent into a connection that then breaks is lost with it: the
+ * broker handed it to the kernel (held in the cutter, never read) and
+ * forgot the task.  The client's CHECK after it reconnects finds the
+ * broker no longer holds the task: with a retry it is submitted again and
+ * completes, without one it ends EBROKERLOST at once - neither waits out
+ * its await's timeout. */
+static void test_client_answer_lost_in_a_broken_connection_is_found(void **state)
+{
+	th_env *e = *state;
+	assert_non_null(th_broker(e, NULL));
+	assert_non_null(th_worker(e, "w1", NULL));
+	th_cutter *k = th_cutter_new(e->client_ep);
+	assert_non_null(k);
+	tq_client *c = client_through(k);
+	tq_task_opts plain = { .retries = 0 }, retried = { .retries = 1 };
+	th_expect_int(c, "double", "[1]", 2, "w1"); /* connected, session open */
+	th_cutter_hold(k, TH_CUT_DOWN);
+	tq_task *t0 = th_async(c, "double", "[20]", &plain);
+	tq_task *t1 = th_async(c, "double", "[21]", &retried);
+	assert_non_null(t0);
+	assert_non_null(t1);
+	assert_true(th_stat_reaches(e, "counters.completed", 3, 5000));
+	th_cutter_reset(k); /* the two RESULTs go with it */
+	th_cutter_release(k, TH_CUT_DOWN);
+	uint64_t t = th_now_ms();
+	assert_int_equal(tq_task_await(t0, 20000), TQ_EBROKERLOST);
+	printf("lost answer found after %llu ms: %s\n", (unsigned long long)(th_now_ms() - t),
+	       tq_task_error(t0));
+	assert_true(th_now_ms() - t < 10000);
+	assert_non_null(strstr(tq_task_error(t0), "no longer holds it"));
+	expect_ok(t1, tq_task_await(t1, 10000));
+	assert_int_equal(th_result_int(t1), 42);
+	assert_int_equal(tq_client_resubmitted(c), 1);
+	assert_int_equal(tq_client_strays(c), 0);
+	assert_int_equal(th_stat_of(e, "counters.owners_lost"), 0);
+	assert_int_equal(th_stat_of(e, "counters.completed"), 4);
+	tq_task_destroy(&t0);
+	tq_task_destroy(&t1);
+	tq_client_destroy(&c);
+	th_cutter_destroy(&k);
+}
+
+/* As above, but down for longer than the broker's grace: the broker takes
+ * the owner for gone and cancels its tasks, and the client hears so as
+ * soon as it is through - a task with a retry is submitted again and
+ * completes, one without ends EBROKERLOST at once, not at its await's
+ * timeout. */
 static void test_client_connection_reset_ends_or_retries_its_tasks(void **state)
 {
 	th_env *e = *state;
@@ -609,7 +687,8 @@ static void test_client_connection_reset_ends_or_retries_its_tasks(void **state)
 /* Many tasks with retries in flight, the client's connection reset twice
  * while they run and the broker sends results: every task ends TQ_OK
  * with its own result, once, whatever the resets cost (a result sent
- * into a cut is lost with the session, and its task submitted again). */
+ * into a cut is found missing by the client's CHECK, and its task
+ * submitted again). */
 static void test_client_connection_reset_twice_many_tasks_complete(void **state)
 {
 	th_env *e = *state;
@@ -689,6 +768,10 @@ int main(void)
 		                                th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(test_cutter_relays_holds_and_resets, th_setup,
 		                                th_teardown),
+		cmocka_unit_test_setup_teardown(test_client_connection_reset_keeps_its_tasks,
+		                                th_setup, th_teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_client_answer_lost_in_a_broken_connection_is_found, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_client_connection_reset_ends_or_retries_its_tasks, th_setup, th_teardown),
 		cmocka_unit_test_setup_teardown(

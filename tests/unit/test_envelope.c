@@ -76,6 +76,8 @@ static const struct {
 	{ TQI_STATS_REPLY, "STATS_REPLY", "m", false, { { B, C } } },
 	{ TQI_HEARTBEAT, "HEARTBEAT", "r", false, { { B, C }, { B, W } } },
 	{ TQI_REFUSED, "REFUSED", "ruus", false, { { B, C } } },
+	{ TQI_CHECK, "CHECK", "ul", false, { { C, B } } },
+	{ TQI_CHECKED, "CHECKED", "ul", false, { { B, C } } },
 	{ TQI_READY, "READY", "suuul", false, { { W, B } } },
 	{ TQI_TASK, "TASK", "rsuus", true, { { B, W } } },
 	{ TQI_DONE, "DONE", "ruus", true, { { W, B } } },
@@ -859,7 +861,8 @@ static void test_encode_refuses_out_of_limit_fields(void **state)
 		const char *what;
 		tqi_env e;
 	} cases[] = {
-		{ "unknown command", { .cmd = 0x0f } },
+		{ "unknown command", { .cmd = 0x11 } },
+		{ "check without refs", { .cmd = TQI_CHECK, .mark = 1 } },
 		{ "refused command 0", { .cmd = TQI_REFUSED, .command = 0 } },
 		{ "refused command 0x7f", { .cmd = TQI_REFUSED, .command = 0x7f } },
 		{ "command >= 128", { .cmd = 0x80 } },
