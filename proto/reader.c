@@ -246,7 +246,7 @@ static tq_err head_parse(const uint8_t *p, const uint8_t *end, head *h)
 void tq_reader_init(tq_reader *r, const void *data, size_t len)
 {
 	r->p_ = data;
-	r->end_ = r->p_ + (data ? len : 0);
+	r->end_ = data != NULL ? r->p_ + len : r->p_; /* NULL + 0 is undefined */
 }
 
 size_t tq_reader_left(const tq_reader *r)
@@ -472,7 +472,7 @@ tq_err tq_reader_end(const tq_reader *r)
 
 tq_err tq_value_check(const void *data, size_t len, int max_depth)
 {
-	const uint8_t *p = data, *end = p + (data ? len : 0);
+	const uint8_t *p = data, *end = data != NULL ? p + len : p;
 	if (max_depth <= 0 || max_depth > TQ_MAX_DEPTH)
 		max_depth = TQ_MAX_DEPTH;
 	tq_err e = skip(&p, end, 0, max_depth);

@@ -130,6 +130,22 @@ static const int_case ints[] = {
 	  true },
 };
 
+/* No bytes at all, given as NULL (an empty list field): read as empty.
+ * Without arithmetic on the null pointer, too: clang's UBSan finds that
+ * (the fuzz build, whose corpus writer reads an empty CHECKED), GCC's
+ * does not. */
+static void test_null_is_empty(void **state)
+{
+	(void)state;
+	tq_reader r;
+	tq_reader_init(&r, NULL, 0);
+	assert_int_equal(tq_reader_left(&r), 0);
+	assert_int_equal(tq_reader_end(&r), TQ_OK);
+	tq_type t;
+	assert_int_not_equal(tq_reader_peek(&r, &t), TQ_OK);
+	assert_int_not_equal(tq_value_check(NULL, 0, 0), TQ_OK);
+}
+
 static void test_every_int_width_and_sign(void **state)
 {
 	(void)state;
@@ -814,6 +830,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_values_table),
+		cmocka_unit_test(test_null_is_empty),
 		cmocka_unit_test(test_every_int_width_and_sign),
 		cmocka_unit_test(test_pack_ints_round_trip),
 		cmocka_unit_test(test_floats),
