@@ -552,6 +552,29 @@ void th_expect_int(tq_client *c, const char *fn, const char *json_args, int64_t 
 	tq_task_destroy(&t);
 }
 
+/* Reads `key` (a uint) of the worker named `name` from the stats map at
+ * r; 0 or -1. */
+static int worker_field(tq_reader r, const char *name, size_t namelen, const char *key,
+                        uint64_t *out)
+{
+	uint32_t n;
+	if (tq_read_find(&r, "workers", &r) != TQ_OK || tq_read_array(&r, &n) != TQ_OK)
+		return -1;
+	for (uint32_t i = 0; i < n; i++) {
+		tq_reader w = r, v = r;
+		const char *s;
+		size_t slen;
+		if (tq_read_find(&w, "name", &w) == TQ_OK && tq_read_str(&w, &s, &slen) == TQ_OK &&
+		    slen == namelen && memcmp(s, name, slen) == 0)
+			return tq_read_find(&v, key, &v) == TQ_OK && tq_read_uint(&v, out) == TQ_OK
+			           ? 0
+			           : -1;
+		if (tq_read_skip(&r) != TQ_OK)
+			return -1;
+	}
+	return -1;
+}
+
 int th_stat(th_env *e, const char *what, uint64_t *out)
 {
 	tq_client *c = th_client(e, 0);
@@ -587,6 +610,9 @@ int th_stat(th_env *e, const char *what, uint64_t *out)
 						rc = -1;
 				}
 			}
+		} else if (strncmp(what, "workers.", 8) == 0 && strchr(what + 8, '.') != NULL) {
+			const char *name = what + 8, *key = strchr(name, '.') + 1;
+			rc = worker_field(r, name, (size_t)(key - 1 - name), key, out);
 		} else if (strcmp(what, "workers") == 0) {
 			uint32_t n;
 			if (tq_read_find(&r, "workers", &r) == TQ_OK &&

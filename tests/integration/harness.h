@@ -90,7 +90,8 @@ bool th_log_has_line(th_proc *p, const char *text, const char *then, int timeout
 
 /* Reads a number from the broker's stats: "counters.NAME", "tasks",
  * "workers" (how many), "load" (tasks held by all workers), "capacity"
- * (tasks all workers may hold), "clients".
+ * (tasks all workers may hold), "clients", or "workers.NAME.KEY" (KEY, a
+ * uint, of the worker named NAME, e.g. "workers.w1.load").
  * Returns 0 or -1. */
 int th_stat(th_env *e, const char *what, uint64_t *out);
 /* Stat `what` as th_stat reads it, asserted to be there. */

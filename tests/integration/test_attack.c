@@ -679,8 +679,7 @@ static void test_an_operator_cancels_any_task(void **state)
 	assert_true(th_stat_is(e, "load", 0, 5000));
 	th_expect_int(c, "double", "[21]", 42, "w1");
 	uint64_t cancelled;
-	assert_int_equal(th_stat(e, "counters.cancelled", &cancelled), 0);
-	assert_int_equal(cancelled, 1);
+	assert_int_equal(th_stat_of(e, "counters.cancelled"), 1);
 	/* It has ended: a second cancel finds nothing. */
 	assert_int_equal(tq_cancel(e, admin, ref, &err), 1);
 	assert_non_null(strstr(err, "no such task"));
@@ -757,8 +756,7 @@ static void test_an_operator_cancels_any_task(void **state)
 	assert_int_equal(th_result_int(t), 1000);
 	tq_task_destroy(&t);
 	raw_close(&intruder);
-	assert_int_equal(th_stat(e, "counters.cancelled", &cancelled), 0);
-	assert_int_equal(cancelled, 4);
+	assert_int_equal(th_stat_of(e, "counters.cancelled"), 4);
 	tq_client_destroy(&c);
 	broker_alive(e);
 }
@@ -769,35 +767,9 @@ static void test_an_operator_cancels_any_task(void **state)
  * 0 or -1. */
 static int worker_stat(th_env *e, const char *name, const char *key, uint64_t *out)
 {
-	tq_client *c = th_client(e, 0);
-	if (c == NULL)
-		return -1;
-	uint8_t *data;
-	size_t len;
-	int rc = -1;
-	uint32_t n;
-	tq_reader r;
-	if (tq_client_stats(c, 2000, &data, &len) == TQ_OK) {
-		tq_reader_init(&r, data, len);
-		if (tq_read_find(&r, "workers", &r) == TQ_OK && tq_read_array(&r, &n) == TQ_OK) {
-			for (uint32_t i = 0; i < n && rc != 0; i++) {
-				tq_reader w = r, v = r;
-				const char *s;
-				size_t slen;
-				if (tq_read_find(&w, "name", &w) == TQ_OK &&
-				    tq_read_str(&w, &s, &slen) == TQ_OK && slen == strlen(name) &&
-				    memcmp(s, name, slen) == 0 &&
-				    tq_read_find(&v, key, &v) == TQ_OK &&
-				    tq_read_uint(&v, out) == TQ_OK)
-					rc = 0;
-				if (tq_read_skip(&r) != TQ_OK)
-					break;
-			}
-		}
-		free(data);
-	}
-	tq_client_destroy(&c);
-	return rc;
+	char what[128];
+	snprintf(what, sizeof what, "workers.%s.%s", name, key);
+	return th_stat(e, what, out);
 }
 
 typedef struct {
@@ -971,8 +943,7 @@ static void test_a_worker_that_sits_on_its_tasks_loses_them(void **state)
 	fprintf(stderr, "taken back and done elsewhere after %llu ms\n", (unsigned long long)took);
 	assert_true(took < 6000);
 	uint64_t v;
-	assert_int_equal(th_stat(e, "counters.reclaimed", &v), 0);
-	assert_int_equal(v, SIT_TASKS - 1);
+	assert_int_equal(th_stat_of(e, "counters.reclaimed"), SIT_TASKS - 1);
 	assert_true(th_log_has_line(e->broker, "worker sitter",
 	                            "holds 9 tasks it has not started for", 2000));
 	/* Each with CANCEL{grace 0}, newest first. */
@@ -1034,13 +1005,10 @@ static void test_a_slow_worker_keeps_its_running_task(void **state)
 	assert_int_equal(tq_task_yield(slow, 0), TQ_ERUNNING);
 	expect_done(slow, 3000, "w1", 1);
 	tq_task_destroy(&slow);
-	uint64_t v;
-	assert_int_equal(th_stat(e, "counters.reclaimed", &v), 0);
-	assert_int_equal(v, 3);
+	assert_int_equal(th_stat_of(e, "counters.reclaimed"), 3);
 	/* w1 answered each CANCEL: fenced, as the attempt had moved on. */
 	assert_true(th_stat_reaches(e, "counters.fenced", 3, 5000));
-	assert_int_equal(th_stat(e, "counters.workers_lost", &v), 0);
-	assert_int_equal(v, 0);
+	assert_int_equal(th_stat_of(e, "counters.workers_lost"), 0);
 	tq_client_destroy(&c);
 	broker_alive(e);
 }
@@ -1076,7 +1044,6 @@ static void test_out_of_order_tasks_are_not_taken_back_running(void **state)
 	assert_true(th_wait_for(th_file_exists, &marks[0], 5000));
 	assert_true(th_wait_for(th_file_exists, &marks[5], 5000));
 	assert_non_null(th_worker(e, "w2", NULL));
-	uint64_t v;
 	assert_true(th_stat_reaches(e, "counters.reclaimed", 1, 5000));
 	for (int i = 0; i < MIX; i++) {
 		tq_err rc = tq_task_await(ts[i], 20000);
@@ -1093,8 +1060,7 @@ static void test_out_of_order_tasks_are_not_taken_back_running(void **state)
 		}
 		tq_task_destroy(&ts[i]);
 	}
-	assert_int_equal(th_stat(e, "counters.workers_lost", &v), 0);
-	assert_int_equal(v, 0);
+	assert_int_equal(th_stat_of(e, "counters.workers_lost"), 0);
 	tq_client_destroy(&c);
 	broker_alive(e);
 }
