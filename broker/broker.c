@@ -235,6 +235,7 @@ tq_err tqi_broker_new(tqi_broker **out, const tqi_broker_opts *opts)
 	b->rx_workers.ahead = prefetch_task;
 	b->rx_workers.ahead_arg = b;
 	tqi_heap_init(&b->deadlines);
+	tqi_list_init(&b->bound);
 	tqi_wbuf_init(&b->scratch);
 	tqi_rand_os(b->instance, sizeof b->instance);
 	tqi_hex(b->instance, sizeof b->instance, b->instance_hex);
@@ -416,9 +417,9 @@ static void tick(tqi_broker *b)
 static long poll_timeout(tqi_broker *b)
 {
 	uint64_t until = b->next_tick_ms;
-	tqi_heap_node *top = tqi_heap_top(&b->deadlines);
-	if (top != NULL && top->key < until)
-		until = top->key;
+	uint64_t deadline = tqi_tasks_next_deadline(b);
+	if (deadline < until)
+		until = deadline;
 	if (!tqi_list_empty(&b->blocked) && b->now_ms + OUTBOX_RETRY_MS < until)
 		until = b->now_ms + OUTBOX_RETRY_MS;
 	if (!tqi_list_empty(&b->gone)) /* found gone by the last flush: clean up now */

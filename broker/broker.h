@@ -4,8 +4,9 @@
  * One thread, one zmq_poll loop over two ROUTER sockets (clients, workers).
  * Every task is in the task table by reference and in exactly one place:
  * its function's FIFO queue (QUEUED) or its worker's task list (ASSIGNED).
- * Every owned task is also in its owner's session list, and every task with
- * a deadline is in the deadline heap.  All of these are intrusive, so each
+ * Every owned task is also in its owner's session list, and every task is
+ * in the deadline heap or, when its deadline is the broker's bound, on the
+ * bound list.  All of these are intrusive, so each
  * message costs O(1) table work (choosing among the workers that offer a
  * function is O(those workers)).
  *
@@ -220,7 +221,9 @@ typedef struct btask {
 	uint8_t ref[TQI_REF_LEN];
 	tqi_node qnode;         /* bfunc.queue or bworker.tasks */
 	tqi_node cnode;         /* bclient.tasks */
-	tqi_heap_node deadline; /* key: absolute ms, monotonic */
+	tqi_heap_node deadline; /* key: absolute ms, monotonic; in the heap, or
+	                         * (the broker's bound) on the bound list */
+	tqi_node bnode;         /* broker.bound, while its deadline is the bound */
 	bfunc *fn;
 	bclient *owner;    /* NULL when detached or the owner is gone */
 	bworker *worker;   /* when ASSIGNED */
@@ -286,6 +289,8 @@ typedef struct tqi_broker {
 	tqi_list batched;     /* peers with a non-empty batch */
 	tqi_rx rx_workers, rx_clients;
 	tqi_heap deadlines;
+	tqi_list bound; /* btask.bnode: tasks whose deadline is the broker's bound,
+	                 * given at SUBMIT, so in deadline order (tasks.c) */
 	uint64_t ntasks;
 	uint64_t nassigned; /* tasks held by workers: the sum of their loads */
 	uint64_t seq;
@@ -358,6 +363,10 @@ void tqi_task_fail(tqi_broker *b, btask *t, tq_err code, const char *msg);
 /* The same, told to the client peer `to` (an owner's new session, which
  * has the owner's routing id) unless t was answered already. */
 void tqi_task_fail_to(tqi_broker *b, btask *t, bpeer *to, tq_err code, const char *msg);
+/* Gives t, a new task, the broker's bound as its deadline. */
+void tqi_task_set_bound(tqi_broker *b, btask *t);
+/* The earliest deadline of any task, UINT64_MAX for none. */
+uint64_t tqi_tasks_next_deadline(const tqi_broker *b);
 /* Expires every task whose deadline has passed. */
 void tqi_tasks_expire(tqi_broker *b);
 /* Milliseconds left before t's deadline, 0 for none; at least 1 if set,

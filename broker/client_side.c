@@ -199,10 +199,10 @@ static bool on_submit(tqi_broker *b, tqi_frames *f, bclient *c, const tqi_env *e
 	t->retries_left = (uint8_t)e->retries;
 	/* Every task ends by the broker's bound: none asked for (0), or a
 	 * longer one, gets the bound, so no task holds a worker for ever. */
-	uint64_t timeout = e->timeout_ms > 0 && e->timeout_ms < b->opts.max_task_time_ms
-	                       ? e->timeout_ms
-	                       : b->opts.max_task_time_ms;
-	tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, timeout));
+	if (e->timeout_ms > 0 && e->timeout_ms < b->opts.max_task_time_ms)
+		tqi_task_set_deadline(b, t, tqi_deadline_after(b->now_ms, e->timeout_ms));
+	else
+		tqi_task_set_bound(b, t);
 	if (e->flags & TQI_SUBMIT_DETACHED) {
 		t->flags |= TASKF_DETACHED;
 		tqi_env a = { .cmd = TQI_ACCEPTED };

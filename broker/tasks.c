@@ -7,6 +7,8 @@
  */
 #include "broker/broker.h"
 
+#include "base/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ btask *tqi_task_new(tqi_broker *b, const uint8_t ref[TQI_REF_LEN], bfunc *fn)
 	tqi_node_init(&t->qnode);
 	tqi_node_init(&t->cnode);
 	tqi_heap_node_init(&t->deadline);
+	tqi_node_init(&t->bnode);
 	t->fn = fn;
 	t->owner = NULL;
 	t->worker = NULL;
@@ -52,7 +55,10 @@ void tqi_task_free(tqi_broker *b, btask *t)
 		tqi_unassign(b, t);
 	if (t->owner != NULL)
 		tqi_list_remove(&t->owner->tasks, &t->cnode);
-	tqi_heap_remove(&b->deadlines, &t->deadline);
+	if (tqi_node_linked(&t->bnode))
+		tqi_list_remove(&b->bound, &t->bnode);
+	else
+		tqi_heap_remove(&b->deadlines, &t->deadline);
 	tqi_hmap_remove(&b->tasks, &t->hnode);
 	if (t->acct != NULL) {
 		tqi_budget_release(b, t->acct, tqi_task_cost(zmq_msg_size(&t->payload)));
@@ -65,9 +71,37 @@ void tqi_task_free(tqi_broker *b, btask *t)
 	tqi_func_release(b, fn);
 }
 
+/* Most tasks have no deadline but the broker's bound, which every task
+ * gets at SUBMIT (now + --max-task-time): so their deadlines come in the
+ * order they arrive, and a list keeps them in order at O(1) a task - a
+ * million queued tasks cost the heap a slot each and O(log n) for each one
+ * that ends.  The heap holds the others (and any task given an earlier
+ * deadline since). */
+void tqi_task_set_bound(tqi_broker *b, btask *t)
+{
+	t->deadline.key = tqi_deadline_after(b->now_ms, b->opts.max_task_time_ms);
+	tqi_list_push_back(&b->bound, &t->bnode);
+}
+
+uint64_t tqi_tasks_next_deadline(const tqi_broker *b)
+{
+	uint64_t next = UINT64_MAX;
+	tqi_heap_node *top = tqi_heap_top(&b->deadlines);
+	if (top != NULL)
+		next = top->key;
+	tqi_node *n = tqi_list_front(&b->bound);
+	if (n != NULL && tqi_container_of(n, btask, bnode)->deadline.key < next)
+		next = tqi_container_of(n, btask, bnode)->deadline.key;
+	return next;
+}
+
 void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms)
 {
-	if (tqi_heap_node_queued(&t->deadline)) {
+	if (tqi_node_linked(&t->bnode)) {
+		if (t->deadline.key <= deadline_ms)
+			return; /* deadlines only get earlier */
+		tqi_list_remove(&b->bound, &t->bnode);
+	} else if (tqi_heap_node_queued(&t->deadline)) {
 		if (t->deadline.key <= deadline_ms)
 			return; /* deadlines only get earlier */
 		tqi_heap_remove(&b->deadlines, &t->deadline);
@@ -79,7 +113,7 @@ void tqi_task_set_deadline(tqi_broker *b, btask *t, uint64_t deadline_ms)
 
 uint64_t tqi_task_timeout_left(const tqi_broker *b, const btask *t)
 {
-	if (!tqi_heap_node_queued(&t->deadline))
+	if (!tqi_heap_node_queued(&t->deadline) && !tqi_node_linked(&t->bnode))
 		return 0;
 	uint64_t left = t->deadline.key > b->now_ms ? t->deadline.key - b->now_ms : 1;
 	/* A worker adds it to its own clock: keep room for that. */
@@ -151,5 +185,11 @@ void tqi_tasks_expire(tqi_broker *b)
 		btask *t = tqi_container_of(top, btask, deadline);
 		tqi_heap_remove(&b->deadlines, top);
 		expire(b, t);
+	}
+	tqi_node *n;
+	while ((n = tqi_list_front(&b->bound)) != NULL &&
+	       tqi_container_of(n, btask, bnode)->deadline.key <= b->now_ms) {
+		tqi_list_remove(&b->bound, n);
+		expire(b, tqi_container_of(n, btask, bnode));
 	}
 }
